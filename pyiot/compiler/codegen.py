@@ -1,0 +1,71 @@
+"""Program -> a readable Python driver module: the model and machine tables as literals.
+
+The module needs no `.iot` file and no parser at run time; `pyiot run driver.py` and
+`python driver.py` run it exactly as `pyiot run file.iot` would.
+"""
+
+from __future__ import annotations
+
+import pprint
+
+from pyiot.compiler.program import Program
+
+_TEMPLATE = '''\
+"""pyiot driver compiled from {source} by `pyiot compile` (pyiot {version}).
+
+Generated: edit the .iot file and compile again rather than editing this module.
+Run it with `pyiot run {module}` or `python {module} [pyiot run options]`.
+"""
+
+from pyiot.compiler.program import Program
+
+# The validated model of {source}: devices, properties, things and components.
+MODEL = {model}
+
+# One protocol state machine per device type: states, transitions, timers.
+MACHINES = {machines}
+
+PROGRAM = Program.from_data(MODEL, MACHINES)
+
+
+{classes}
+
+if __name__ == "__main__":
+    import sys
+
+    from pyiot.cli import main
+
+    sys.exit(main(["run", __file__, *sys.argv[1:]]))
+'''
+
+_CLASS = '''\
+class {name}:
+    """{description}"""
+
+    device = PROGRAM.model.devices[{name!r}]
+    machine = MACHINES[{name!r}]
+    properties = {properties!r}
+'''
+
+
+def driver_source(program: Program, module_name: str) -> str:
+    """The text of a driver module for `program`."""
+    from pyiot import __version__
+
+    model = program.model
+    classes = "\n\n".join(
+        _CLASS.format(
+            name=name,
+            description=(device.description or f"Device {name}").replace('"""', "'''"),
+            properties=tuple(device.properties),
+        )
+        for name, device in model.devices.items()
+    )
+    return _TEMPLATE.format(
+        source=model.path,
+        version=__version__,
+        module=module_name,
+        model=pprint.pformat(model.to_data(), indent=1, width=100, sort_dicts=False),
+        machines=pprint.pformat(program.machines, indent=1, width=100, sort_dicts=False),
+        classes=classes,
+    )

@@ -1,0 +1,35 @@
+"""Draw a component's state machine: Mermaid text always, dot/svg/png through Graphviz."""
+
+from __future__ import annotations
+
+import shutil
+
+from pyiot.compiler.machine import build_graph_machine
+from pyiot.compiler.tables import MachineTable
+
+FORMATS = ("mermaid", "dot", "svg", "png")
+
+
+class GraphvizMissing(RuntimeError):
+    """Graphviz (the `dot` program or the `graphviz` Python package) is not installed."""
+
+
+def render(table: MachineTable, title: str, fmt: str = "mermaid") -> str | bytes:
+    """The machine as Mermaid `stateDiagram-v2` text, dot source, or SVG/PNG bytes."""
+    if fmt == "mermaid":
+        return build_graph_machine(table, title, "mermaid").get_graph().draw(None)
+    try:
+        import graphviz  # noqa: F401  (transitions' graphviz engine imports it)
+    except ImportError:
+        raise GraphvizMissing(
+            "the graphviz Python package is missing: pip install 'pyiot[graph]'"
+        ) from None
+    graph = build_graph_machine(table, title, "graphviz").get_graph()
+    if fmt == "dot":
+        return graph.source
+    if shutil.which("dot") is None:
+        raise GraphvizMissing(
+            "Graphviz's `dot` program is not installed: apt-get install graphviz "
+            "(or brew install graphviz); Mermaid output needs nothing"
+        )
+    return graph.pipe(format=fmt)
