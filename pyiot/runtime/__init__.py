@@ -1,0 +1,1 @@
+"""The runtime: transports, framing, component engines, things and the shadow client."""

@@ -1,0 +1,84 @@
+"""Write text that a reply pattern matches, and read values out of a set command's text.
+
+The simulator answers from the same `.iot` file the runtime reads: it renders each reply regex
+with the values it holds (named groups filled in, the rest with the shortest text that matches),
+and turns each `set` format string into a regex to recognise commands.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+try:  # Python 3.11+ keeps the regex parser here; `sre_parse` is its deprecated alias.
+    from re import _constants as sre_constants
+    from re import _parser as sre_parse
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_constants  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef]
+
+_CATEGORY_SAMPLES = {
+    sre_constants.CATEGORY_DIGIT: "0",
+    sre_constants.CATEGORY_WORD: "a",
+    sre_constants.CATEGORY_SPACE: " ",
+    sre_constants.CATEGORY_NOT_DIGIT: "a",
+    sre_constants.CATEGORY_NOT_WORD: " ",
+    sre_constants.CATEGORY_NOT_SPACE: "a",
+}
+
+
+def render(pattern: re.Pattern[str], groups: dict[str, str]) -> str:
+    """Shortest text matching `pattern`, with each named group in `groups` replaced by its text."""
+    names = {number: name for name, number in pattern.groupindex.items()}
+    text = _render(sre_parse.parse(pattern.pattern, pattern.flags), names, groups)
+    if pattern.fullmatch(text) is None and pattern.search(text) is None:
+        raise ValueError(f"cannot write a reply for /{pattern.pattern}/ with {groups}")
+    return text
+
+
+def _render(items, names: dict[int, str], groups: dict[str, str]) -> str:
+    out = []
+    for op, arg in items:
+        if op is sre_constants.LITERAL:
+            out.append(chr(arg))
+        elif op is sre_constants.SUBPATTERN:
+            number, _, _, sub = arg
+            name = names.get(number)
+            out.append(groups[name] if name in groups else _render(sub, names, groups))
+        elif op is sre_constants.BRANCH:
+            out.append(_render(arg[1][0], names, groups))
+        elif op is sre_constants.IN:
+            out.append(_sample_set(arg))
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            low, _, sub = arg
+            out.append(_render(sub, names, groups) * low)
+        elif op is sre_constants.ANY:
+            out.append("x")
+        elif op is sre_constants.CATEGORY:
+            out.append(_CATEGORY_SAMPLES.get(arg, "a"))
+        # AT (anchors), lookarounds and other zero-width items add no text.
+    return "".join(out)
+
+
+def _sample_set(items) -> str:
+    for op, arg in items:
+        if op is sre_constants.LITERAL:
+            return chr(arg)
+        if op is sre_constants.RANGE:
+            return chr(arg[0])
+        if op is sre_constants.CATEGORY:
+            return _CATEGORY_SAMPLES.get(arg, "a")
+    return "a"
+
+
+def format_to_regex(fmt: str, fields: dict[str, str]) -> re.Pattern[str]:
+    """A regex recognising the text `fmt.format(...)` produces.
+
+    `fields` gives, per field name, the regex its text matches (the value field gets a named group).
+    """
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(fmt):
+        parts.append(re.escape(literal))
+        if name is not None:
+            parts.append(f"(?P<{name}>{fields.get(name, '.+?')})")
+    return re.compile("".join(parts))

@@ -1,0 +1,162 @@
+"""Serve simulated devices on a TCP port or a pseudo-terminal, as one device port.
+
+Every component that shares a port in the `.iot` file shares one simulator port here too (six
+amplifier zones on one serial line are one simulator); a line is offered to each component and
+the first that recognises it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tty
+
+from pyiot.lang.model import IotFile, Value
+from pyiot.runtime.framing import LineFramer
+from pyiot.runtime.transport import set_nodelay
+from pyiot.sim.device import DeviceSimulator
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class PortSimulator:
+    """The device side of one port: its simulated components and its connected clients."""
+
+    def __init__(self, sims: list[DeviceSimulator]):
+        if not sims:
+            raise ValueError("a simulated port needs at least one component")
+        self.sims = {sim.name: sim for sim in sims}
+        self.terminator = sims[0].device.line_terminator
+        self.url: str | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self.unrecognised_lines = 0
+
+    def answer(self, line: str) -> list[str]:
+        for sim in self.sims.values():
+            reply = sim.answer(line)
+            if reply is not None:
+                return reply
+        self.unrecognised_lines += 1
+        return next(iter(self.sims.values())).error()
+
+    def _encode(self, lines: list[str]) -> bytes:
+        return "".join(line + self.terminator for line in lines).encode("utf-8")
+
+    # ------------------------------------------------------------------------------ serving
+    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on TCP; return the pyserial URL (`socket://host:port`) to connect to."""
+        self._server = await asyncio.start_server(self._client, host, port)
+        bound = self._server.sockets[0].getsockname()
+        self.url = f"socket://{bound[0]}:{bound[1]}"
+        return self.url
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        set_nodelay(writer.get_extra_info("socket"))
+        self._writers.add(writer)
+        framer = LineFramer(self.terminator)
+        try:
+            while data := await reader.read(4096):
+                for line in framer.feed(data):
+                    writer.write(self._encode(self.answer(line)))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def serve_pty(self) -> str:
+        """Open a pseudo-terminal; return the path of its device end (`/dev/pts/N`)."""
+        master, slave = os.openpty()
+        # Raw mode: no echo and no line editing, like a real serial line.
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        framer = LineFramer(self.terminator)
+
+        def readable() -> None:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # no client has the port open: nothing to read yet
+                return
+            for line in framer.feed(data):
+                self._write_pty(self._encode(self.answer(line)))
+
+        asyncio.get_running_loop().add_reader(master, readable)
+        self.url = os.ttyname(slave)
+        return self.url
+
+    def _write_pty(self, data: bytes) -> None:
+        if self._master is not None and data:
+            with contextlib.suppress(OSError):
+                os.write(self._master, data)
+
+    def announce(self, lines: list[str]) -> None:
+        """Send unsolicited lines to every connected client."""
+        data = self._encode(lines)
+        if not lines:
+            return
+        for writer in list(self._writers):
+            writer.write(data)
+        self._write_pty(data)
+
+    def change(self, component: str, prop: str, value: object) -> None:
+        """A change at the device itself, announced on the line as the device would."""
+        self.announce(self.sims[component].change(prop, value))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._master is not None:
+            asyncio.get_running_loop().remove_reader(self._master)
+            os.close(self._master)
+            self._master = None
+        if self._slave is not None:
+            os.close(self._slave)
+            self._slave = None
+
+
+def port_groups(model: IotFile) -> dict[tuple[str, str, str], list[tuple[str, str, dict]]]:
+    """Components grouped by the port they sit on: (thing, kind, address) -> components.
+
+    A file without things gets one group per device, named after the device.
+    """
+    groups: dict[tuple[str, str, str], list[tuple[str, str, dict[str, Value]]]] = {}
+    for thing in model.things.values():
+        for comp in thing.components.values():
+            key = (thing.name, comp.endpoint_kind, comp.endpoint)
+            groups.setdefault(key, []).append((comp.name, comp.device, comp.args))
+    if not model.things:
+        for name in model.devices:
+            groups[("", "serial", name)] = [(name, name, {})]
+    return groups
+
+
+def simulator_for(model: IotFile, component: str | None = None) -> PortSimulator:
+    """The simulator of the port `component` sits on (the only port when None).
+
+    Raises `LookupError` with a message for the user when the choice is ambiguous or unknown.
+    """
+    groups = port_groups(model)
+    if component is None:
+        if len(groups) != 1:
+            names = ", ".join(c[0] for comps in groups.values() for c in comps)
+            raise LookupError(f"the file has several ports; pick one with --component ({names})")
+        chosen = next(iter(groups.values()))
+    else:
+        matches = [comps for comps in groups.values() if component in (c[0] for c in comps)]
+        if not matches:
+            names = ", ".join(c[0] for comps in groups.values() for c in comps)
+            raise LookupError(f"no component {component!r} (known: {names})")
+        chosen = matches[0]
+    return PortSimulator(
+        [DeviceSimulator(name, model.devices[device], args) for name, device, args in chosen]
+    )
