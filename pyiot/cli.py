@@ -1,0 +1,414 @@
+"""The `pyiot` command line: compile, graph, simulate, broker, run, shadow.
+
+Heavy imports (awscrt, transitions, paho) happen inside the commands that need them, so
+`pyiot compile` stays quick. Expected failures print one line (or positioned diagnostics) and
+exit non-zero; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyiot import __version__
+
+_LOGGER = logging.getLogger("pyiot")
+
+DEFAULT_BROKER_PORT = 1883
+BROKER_ENV = "PYIOT_BROKER"
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the environment; the message says what to do."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    from pyiot.lang import IotError
+
+    try:
+        return args.func(args) or 0
+    except IotError as err:
+        print(err.render(), file=sys.stderr)
+        count = len(err.diagnostics)
+        print(f"{count} error{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except (UsageError, LookupError, ConnectionError, OSError, RuntimeError, ValueError) as err:
+        print(f"pyiot: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # transitions logs every state change at INFO: useful only when debugging pyiot itself.
+    logging.getLogger("transitions").setLevel(logging.DEBUG if verbose > 2 else logging.WARNING)
+
+
+def _out(text: str) -> None:
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------------- compile
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pyiot.compiler import compile_file
+    from pyiot.compiler.codegen import driver_source
+
+    program = compile_file(args.file)
+    model = program.model
+    if args.json:
+        _out(json.dumps(model.to_data(), indent=2))
+        return 0
+    _out(f"{args.file}: OK")
+    for device in model.devices.values():
+        props = ", ".join(
+            f"{p.name}: {p.type.describe()}{'' if p.writable else ' (read-only)'}"
+            for p in device.properties.values()
+        )
+        _out(f"  device {device.name}: {len(device.properties)} properties ({props})")
+    for thing in model.things.values():
+        comps = ", ".join(
+            f"{c.name}: {c.device} on {c.endpoint_kind} {c.endpoint}"
+            for c in thing.components.values()
+        )
+        _out(f"  thing {thing.name}: {comps}")
+    if args.output:
+        out = Path(args.output)
+        out.write_text(driver_source(program, out.name), encoding="utf-8")
+        _out(f"wrote driver {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- graph
+def cmd_graph(args: argparse.Namespace) -> int:
+    from pyiot.compiler import compile_file
+    from pyiot.compiler.graph import GraphvizMissing, render
+
+    program = compile_file(args.file)
+    model = program.model
+    components = {
+        c.name: c.device for t in model.things.values() for c in t.components.values()
+    } or {name: name for name in model.devices}
+    if args.component:
+        if args.component not in components:
+            raise UsageError(f"no component {args.component!r} (known: {', '.join(components)})")
+        components = {args.component: components[args.component]}
+    if args.format in ("svg", "png") and not args.output:
+        raise UsageError(f"--format {args.format} writes a file: give -o FILE")
+    if len(components) > 1 and args.format in ("svg", "png"):
+        raise UsageError("pick one component with --component for an image")
+    outputs = []
+    for name, device in components.items():
+        try:
+            outputs.append(render(program.machines[device], f"{name} ({device})", args.format))
+        except GraphvizMissing as err:
+            raise UsageError(str(err)) from None
+    if args.output:
+        data = outputs[0] if len(outputs) == 1 else "\n".join(outputs)
+        mode = "wb" if isinstance(data, bytes) else "w"
+        with open(args.output, mode) as handle:
+            handle.write(data)
+        _out(f"wrote {args.output}")
+    else:
+        _out("\n".join(str(o) for o in outputs))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ simulate
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pyiot.compiler import load_program
+    from pyiot.sim import simulator_for
+
+    program = load_program(args.file)
+    sim = simulator_for(program.model, args.component)
+
+    async def serve() -> None:
+        if args.pty:
+            url = await sim.serve_pty()
+        else:
+            host, port = _host_port(args.listen or "tcp://127.0.0.1:0", "tcp")
+            url = await sim.serve_tcp(host, port)
+        for device_sim in sim.sims.values():
+            device_sim.on_change = _print_sim_change
+        names = ", ".join(f"{n} ({s.device.name})" for n, s in sim.sims.items())
+        _out(f"simulating {names} on {url}")
+        _out(f"connect with: pyiot run {args.file} --device {next(iter(sim.sims))}={url}")
+        _out("type COMPONENT.PROPERTY=VALUE (or PROPERTY=VALUE) to change the device itself")
+        _watch_stdin(sim)
+        await _until_stopped()
+        await sim.close()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _print_sim_change(component: str, prop: str, value: Any) -> None:
+    from pyiot.lang.values import render_value
+
+    _out(f"simulator: {component}.{prop} = {render_value(value)}")
+
+
+def _watch_stdin(sim) -> None:
+    """Read `component.prop=value` lines from a terminal or pipe to act on the device's side."""
+    if sys.stdin is None or sys.stdin.closed or not sys.stdin.readable():
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+    except (OSError, ValueError):
+        return
+
+    def readable() -> None:
+        line = sys.stdin.readline()
+        if not line:
+            loop.remove_reader(fd)
+            return
+        try:
+            component, prop, value = _parse_change(line.strip(), sim)
+            sim.change(component, prop, value)
+        except (ValueError, KeyError) as err:
+            _out(f"simulator: {err}")
+
+    try:
+        loop.add_reader(fd, readable)
+    except (OSError, ValueError, PermissionError):
+        pass
+
+
+def _parse_change(text: str, sim) -> tuple[str, str, Any]:
+    if "=" not in text:
+        raise ValueError("expected COMPONENT.PROPERTY=VALUE")
+    target, _, raw = text.partition("=")
+    component, _, prop = target.strip().rpartition(".")
+    if not component:
+        owners = [n for n, s in sim.sims.items() if prop in s.device.properties]
+        if not owners:
+            raise ValueError(f"no property {prop!r}")
+        component = owners[0]
+    return component, prop, parse_value(raw.strip())
+
+
+def parse_value(raw: str) -> Any:
+    """`true`, `12`, `1.5`, `"text"`, `{"a": 1}` as JSON; anything else as a plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _host_port(url: str, scheme: str) -> tuple[str, int]:
+    rest = url.removeprefix(f"{scheme}://")
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"expected {scheme}://HOST:PORT, got {url!r}")
+    return host, int(port)
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+# -------------------------------------------------------------------------------------- broker
+def cmd_broker(args: argparse.Namespace) -> int:
+    from pyiot.local import LocalStack
+
+    stack = LocalStack(port=args.port, data_dir=Path(args.data) if args.data else None)
+    stack.start()
+    try:
+        _out(f"broker: {stack.url} (shadows in {stack.store_path})")
+        asyncio.run(_until_stopped())
+    finally:
+        stack.stop()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    from pyiot.compiler import load_program
+
+    program = load_program(args.file)
+    if not program.model.things:
+        raise UsageError(f"{args.file} declares no thing: add `thing NAME {{ component ... }}`")
+    endpoints = dict(_parse_device_option(d) for d in args.device)
+    asyncio.run(_run(args, program, endpoints))
+    return 0
+
+
+def _parse_device_option(text: str) -> tuple[str, str]:
+    name, sep, url = text.partition("=")
+    if not sep or not name or not url:
+        raise UsageError(f"--device takes COMPONENT=URL, got {text!r}")
+    return name, url
+
+
+async def _run(args: argparse.Namespace, program, endpoints: dict[str, str]) -> None:
+    from pyiot.runtime.gateway import Gateway
+    from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
+    from pyiot.sim import PortSimulator, port_groups, simulator_for
+
+    known = {c for t in program.model.things.values() for c in t.components}
+    for name in endpoints:
+        if name not in known:
+            raise UsageError(f"--device: no component {name!r} (known: {', '.join(known)})")
+    simulators: list[PortSimulator] = []
+    stack = None
+    gateway = None
+    try:
+        if args.simulate:
+            for components in port_groups(program.model).values():
+                names = [c[0] for c in components]
+                if any(n in endpoints for n in names):
+                    continue  # pointed at a real device on the command line
+                sim = simulator_for(program.model, names[0])
+                for device_sim in sim.sims.values():
+                    device_sim.on_change = _print_sim_change
+                url = await sim.serve_tcp()
+                simulators.append(sim)
+                endpoints.update({n: url for n in names})
+                _out(f"simulator: {', '.join(names)} on {url}")
+        broker_url = args.broker or os.environ.get(BROKER_ENV)
+        if not broker_url:
+            from pyiot.local import LocalStack
+
+            stack = LocalStack(port=DEFAULT_BROKER_PORT, data_dir=args.data)
+            await asyncio.get_running_loop().run_in_executor(None, stack.start)
+            broker_url = stack.url
+            _out(f"local broker: {broker_url} (shadows in {stack.store_path})")
+        shadow = ShadowConnection(BrokerAddress.parse(broker_url))
+        await shadow.connect()
+        gateway = Gateway(program, shadow, endpoints)
+        await gateway.start()
+        for thing in program.model.things.values():
+            comps = ", ".join(
+                f"{c.name} on {endpoints.get(c.name, c.endpoint)}"
+                for c in thing.components.values()
+            )
+            _out(f"thing {thing.name}: {comps}")
+        hint = "" if broker_url.endswith(f":{DEFAULT_BROKER_PORT}") else f" --broker {broker_url}"
+        first = next(iter(program.model.things))
+        _out(f"ready; try: pyiot shadow get {first}{hint}")
+        await _until_stopped()
+    finally:
+        if gateway is not None:
+            await gateway.stop()
+            await gateway.shadow.close()
+        for sim in simulators:
+            await sim.close()
+        if stack is not None:
+            stack.stop()
+
+
+# -------------------------------------------------------------------------------------- shadow
+def cmd_shadow(args: argparse.Namespace) -> int:
+    return asyncio.run(_shadow(args))
+
+
+async def _shadow(args: argparse.Namespace) -> int:
+    from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
+
+    broker = args.broker or os.environ.get(BROKER_ENV) or f"mqtt://127.0.0.1:{DEFAULT_BROKER_PORT}"
+    connection = ShadowConnection(BrokerAddress.parse(broker))
+    await connection.connect()
+    try:
+        if args.action == "get":
+            document = await connection.get(args.thing)
+            if document is None:
+                raise UsageError(f"no shadow for thing {args.thing!r}")
+            _out(json.dumps(document, indent=2, sort_keys=True))
+        elif args.action == "set":
+            if not args.values:
+                raise UsageError("shadow set needs KEY=VALUE ...")
+            desired = {}
+            for item in args.values:
+                key, sep, raw = item.partition("=")
+                if not sep:
+                    raise UsageError(f"expected KEY=VALUE, got {item!r}")
+                desired[key] = parse_value(raw)
+            await connection.update(args.thing, desired=desired)
+            _out(f"desired {json.dumps(desired)} sent to {args.thing}")
+        else:
+            await connection.watch_documents(
+                args.thing, lambda doc: _out(json.dumps(doc, sort_keys=True))
+            )
+            _out(f"watching {args.thing} (Ctrl-C to stop)")
+            await _until_stopped()
+    finally:
+        await connection.close()
+    return 0
+
+
+# -------------------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyiot", description="Put serial and TCP devices on AWS IoT from a .iot file."
+    )
+    parser.add_argument("--version", action="version", version=f"pyiot {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", parents=[common], help="check a .iot file; write a driver module with -o")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="write a compiled driver module (.py) here")
+    p.add_argument("--json", action="store_true", help="print the model as JSON")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("graph", parents=[common], help="draw the components' state machines")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
+    p.add_argument("-o", "--output", help="write to this file instead of printing")
+    p.add_argument("--component", help="draw only this component")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("simulate", parents=[common], help="serve a virtual device that answers as the file says")
+    p.add_argument("file")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--listen", help="tcp://HOST:PORT to listen on (default: a free port)")
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
+    p.add_argument("--component", help="simulate the port this component sits on")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("broker", parents=[common], help="run the local MQTT broker + Device Shadow service")
+    p.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT)
+    p.add_argument("--data", help="where shadows are kept (default: per-user data folder)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("run", parents=[common], help="connect the devices and the shadows")
+    p.add_argument("file", help="a .iot file or a driver module from `pyiot compile -o`")
+    p.add_argument("--simulate", action="store_true", help="use simulated devices")
+    p.add_argument("--broker", help=f"mqtt://HOST:PORT of a running broker (env {BROKER_ENV})")
+    p.add_argument(
+        "--device", action="append", default=[], metavar="COMPONENT=URL",
+        help="device port for a component: /dev/ttyUSB0, socket://host:port, tcp://host:port",
+    )
+    p.add_argument("--data", type=Path, help="where the local broker keeps shadows")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("shadow", parents=[common], help="act as the application: get, set, watch a shadow")
+    p.add_argument("action", choices=["get", "set", "watch"])
+    p.add_argument("thing")
+    p.add_argument("values", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--broker", help=f"mqtt://HOST:PORT (env {BROKER_ENV}; default local 1883)")
+    p.set_defaults(func=cmd_shadow)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
