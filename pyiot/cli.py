@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -182,10 +183,8 @@ def _watch_stdin(sim) -> None:
         except (ValueError, KeyError) as err:
             _out(f"simulator: {err}")
 
-    try:
+    with contextlib.suppress(OSError, ValueError, PermissionError):
         loop.add_reader(fd, readable)
-    except (OSError, ValueError, PermissionError):
-        pass
 
 
 def _parse_change(text: str, sim) -> tuple[str, str, Any]:
@@ -364,7 +363,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = sub.add_parser("compile", parents=[common], help="check a .iot file; write a driver module with -o")
+    p = sub.add_parser(
+        "compile", parents=[common], help="check a .iot file; write a driver module with -o"
+    )
     p.add_argument("file")
     p.add_argument("-o", "--output", help="write a compiled driver module (.py) here")
     p.add_argument("--json", action="store_true", help="print the model as JSON")
@@ -377,7 +378,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--component", help="draw only this component")
     p.set_defaults(func=cmd_graph)
 
-    p = sub.add_parser("simulate", parents=[common], help="serve a virtual device that answers as the file says")
+    p = sub.add_parser(
+        "simulate", parents=[common], help="serve a virtual device that answers as the file says"
+    )
     p.add_argument("file")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--listen", help="tcp://HOST:PORT to listen on (default: a free port)")
@@ -385,7 +388,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--component", help="simulate the port this component sits on")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("broker", parents=[common], help="run the local MQTT broker + Device Shadow service")
+    p = sub.add_parser(
+        "broker", parents=[common], help="run the local MQTT broker + Device Shadow service"
+    )
     p.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT)
     p.add_argument("--data", help="where shadows are kept (default: per-user data folder)")
     p.set_defaults(func=cmd_broker)
@@ -395,13 +400,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--simulate", action="store_true", help="use simulated devices")
     p.add_argument("--broker", help=f"mqtt://HOST:PORT of a running broker (env {BROKER_ENV})")
     p.add_argument(
-        "--device", action="append", default=[], metavar="COMPONENT=URL",
+        "--device",
+        action="append",
+        default=[],
+        metavar="COMPONENT=URL",
         help="device port for a component: /dev/ttyUSB0, socket://host:port, tcp://host:port",
     )
     p.add_argument("--data", type=Path, help="where the local broker keeps shadows")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("shadow", parents=[common], help="act as the application: get, set, watch a shadow")
+    p = sub.add_parser(
+        "shadow", parents=[common], help="act as the application: get, set, watch a shadow"
+    )
     p.add_argument("action", choices=["get", "set", "watch"])
     p.add_argument("thing")
     p.add_argument("values", nargs="*", metavar="KEY=VALUE")

@@ -85,9 +85,7 @@ class ComponentEngine:
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
         self._framer = LineFramer(device.line_terminator)
-        self._replies = {
-            p.name: p.reply.compile() for p in device.properties.values() if p.reply
-        }
+        self._replies = {p.name: p.reply.compile() for p in device.properties.values() if p.reply}
         self._error = device.error_reply.compile() if device.error_reply else None
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
@@ -253,9 +251,7 @@ class ComponentEngine:
                 if outcome is not None:
                     return outcome[1]
             await self.give_up()
-            raise DeviceError(
-                f"no reply to {request.text!r} after {self.device.retries + 1} tries"
-            )
+            raise DeviceError(f"no reply to {request.text!r} after {self.device.retries + 1} tries")
         finally:
             self._current = None
             self._outcome = None
@@ -316,4 +312,3 @@ class ComponentEngine:
         if changed:
             for listener in self.status_listeners:
                 listener(self.name, self.status)
-

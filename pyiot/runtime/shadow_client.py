@@ -60,6 +60,7 @@ class ShadowConnection:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future | None = None
         self._connections = 0
+        self._closing = False
         self._streams: list[Any] = []
         self._client: mqtt5.Client | None = None
         self._shadow: iotshadow.IotShadowClientV2 | None = None
@@ -115,7 +116,8 @@ class ShadowConnection:
         _LOGGER.debug("connection to %s failed: %s", self.broker, data.exception)
 
     def _on_disconnect(self, data: Any) -> None:
-        _LOGGER.warning("disconnected from %s: %s", self.broker, data.exception)
+        if not self._closing:
+            _LOGGER.warning("disconnected from %s: %s", self.broker, data.exception)
 
     # shadow operations -------------------------------------------------------------------------
     async def get(self, thing: str) -> dict[str, Any] | None:
@@ -173,8 +175,7 @@ class ShadowConnection:
             current = event.current
             document = {
                 "state": {
-                    "desired": (current.state.desired if current and current.state else None)
-                    or {},
+                    "desired": (current.state.desired if current and current.state else None) or {},
                     "reported": (current.state.reported if current and current.state else None)
                     or {},
                 },
@@ -212,8 +213,9 @@ class ShadowConnection:
     async def close(self) -> None:
         if self._client is None:
             return
-        stopped = asyncio.get_running_loop().create_future()
         loop = asyncio.get_running_loop()
+        stopped = loop.create_future()
+        self._closing = True
         self._client.stop()
         # Give the client a moment to send DISCONNECT; it stops on its own thread.
         loop.call_later(0.05, _resolve, stopped, None)

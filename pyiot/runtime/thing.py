@@ -26,17 +26,13 @@ STATUS_KEY = "pyiot"
 class ThingRuntime:
     """Runs one thing's shadow side over a shared `ShadowConnection`."""
 
-    def __init__(
-        self, thing: Thing, engines: dict[str, ComponentEngine], shadow: ShadowConnection
-    ):
+    def __init__(self, thing: Thing, engines: dict[str, ComponentEngine], shadow: ShadowConnection):
         self.name = thing.name
         self.engines = engines
         self.shadow = shadow
         # Flat shadow names: each property appears under its own name.
         self.keys: dict[str, tuple[ComponentEngine, str]] = {
-            prop: (engine, prop)
-            for engine in engines.values()
-            for prop in engine.device.properties
+            prop: (engine, prop) for engine in engines.values() for prop in engine.device.properties
         }
         self._reported: dict[str, Any] = {}
         self._desired: dict[str, Any] = {}

@@ -1,13 +1,15 @@
 """Transports: open a device link from a pyserial URL or a TCP address, without blocking the loop.
 
 Every URL pyserial knows works (`/dev/ttyUSB0`, `/dev/serial/by-id/...`, `socket://`,
-`rfc2217://`, `loop://`). Reads are driven by the event loop's reader callbacks on the port's file
-descriptor, or by a helper thread where a port has none, so no blocking serial call runs in the loop.
+`rfc2217://`, `loop://`). Reads are driven by the event loop's reader callbacks on the port's
+file descriptor, or by a helper thread where a port has none, so no blocking serial call runs
+in the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -67,10 +69,8 @@ class TcpLink:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            try:
+            with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
-            except OSError:
-                pass
             self._writer = None
 
 
@@ -79,9 +79,7 @@ class SerialLink:
 
     def __init__(self, url: str, settings: dict[str, Any] | None = None):
         self.url = url
-        self.settings = {
-            k: v for k, v in (settings or {}).items() if k in _SERIAL_SETTINGS
-        }
+        self.settings = {k: v for k, v in (settings or {}).items() if k in _SERIAL_SETTINGS}
         self._port: serial.SerialBase | None = None
         self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self._thread: threading.Thread | None = None

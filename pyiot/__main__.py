@@ -1,0 +1,7 @@
+"""`python -m pyiot` runs the command line."""
+
+import sys
+
+from pyiot.cli import main
+
+sys.exit(main())
