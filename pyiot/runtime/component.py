@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyiot.compiler.machine import build_machine
-from pyiot.compiler.tables import OFFLINE, MachineTable
+from pyiot.compiler.tables import AWAITING_REPLY, OFFLINE, MachineTable
 from pyiot.lang.model import Device, Property, Value
 from pyiot.lang.values import ValueError_, coerce, decode, encode
 from pyiot.runtime.framing import LineFramer
@@ -103,8 +103,10 @@ class ComponentEngine:
             asyncio.create_task(self._connection_loop(), name=f"{self.name}:link"),
             asyncio.create_task(self._worker(), name=f"{self.name}:worker"),
         ]
-        if self.device.poll_every:
-            self._tasks.append(asyncio.create_task(self._poller(), name=f"{self.name}:poll"))
+        for period, props in self._poll_schedule().items():
+            self._tasks.append(
+                asyncio.create_task(self._poller(period, props), name=f"{self.name}:poll")
+            )
 
     async def stop(self) -> None:
         """Cancel the tasks deliberately (an AsyncMachine may swallow an outside cancel)."""
@@ -135,10 +137,10 @@ class ComponentEngine:
         self._work.set()
         return await request.done
 
-    def request_poll(self) -> None:
-        """Queue a query of every readable property (skipping ones already queued)."""
+    def request_poll(self, props: list[Property] | None = None) -> None:
+        """Queue a query of these (default: all) readable properties, skipping queued ones."""
         queued = {r.prop.name for r in self._polls}
-        for prop in self.device.properties.values():
+        for prop in props if props is not None else self.device.properties.values():
             if prop.query and prop.name not in queued:
                 text = prop.query.format(**self.args)
                 self._polls.append(Request(prop, text, is_set=False))
@@ -206,12 +208,20 @@ class ComponentEngine:
             for line in self._framer.feed(data):
                 await self._route(line)
 
-    async def _poller(self) -> None:
-        assert self.device.poll_every is not None
+    def _poll_schedule(self) -> dict[float, list[Property]]:
+        """Polled properties by period: a property's own `poll every`, else the device's."""
+        schedule: dict[float, list[Property]] = {}
+        for prop in self.device.properties.values():
+            period = prop.poll_every or self.device.poll_every
+            if prop.query and period:
+                schedule.setdefault(period, []).append(prop)
+        return schedule
+
+    async def _poller(self, period: float, props: list[Property]) -> None:
         while True:
-            await asyncio.sleep(self.device.poll_every)
+            await asyncio.sleep(period)
             if self._online.is_set():
-                self.request_poll()
+                self.request_poll(props)
 
     async def _worker(self) -> None:
         while True:
@@ -241,6 +251,8 @@ class ComponentEngine:
     async def _perform(self, request: Request) -> Value | None:
         """Send, wait for reply / error / timeout, retry as the device's `retries` says."""
         self._current = request
+        # The `awaiting` state's timer is the reply timeout; a property may set its own.
+        self.machine.get_state(AWAITING_REPLY).timeout = request.prop.timeout or self.device.timeout
         try:
             for attempt in range(self.device.retries + 1):
                 self._outcome = asyncio.get_running_loop().create_future()
@@ -264,7 +276,7 @@ class ComponentEngine:
     async def _route(self, line: str) -> None:
         """Match one line: the outstanding request's reply, an error, or an unsolicited report."""
         current = self._current
-        if current is not None and self.state == "awaiting":
+        if current is not None and self.state == AWAITING_REPLY:
             match = self._replies.get(current.prop.name)
             found = match.search(line) if match else None
             if found is not None:
