@@ -1,0 +1,11 @@
+"""pyiot's local stack: a mosquitto broker pyiot owns and an AWS-IoT-compatible shadow service.
+
+Use :class:`LocalStack` to run both; the parts are usable on their own.
+"""
+
+from pyiot.local.mosquitto import Mosquitto, MosquittoNotFound
+from pyiot.local.shadow_service import ShadowService
+from pyiot.local.stack import LocalStack
+from pyiot.local.store import ShadowStore
+
+__all__ = ["LocalStack", "Mosquitto", "MosquittoNotFound", "ShadowService", "ShadowStore"]

@@ -1,0 +1,249 @@
+"""pyiot's local Device Shadow service: answers AWS IoT shadow topics on any MQTT broker.
+
+An ordinary MQTT client (paho-mqtt 2.x) subscribed to the request topics of classic and named
+shadows (``$aws/things/+/shadow/{get,update,delete}`` and
+``$aws/things/+/shadow/name/+/{get,update,delete}``). Each request is handled on paho's network
+thread, one at a time, so updates to a shadow are serialised; documents are persisted in a
+:class:`~pyiot.local.store.ShadowStore` *before* ``accepted`` is published.
+
+Replies follow AWS IoT: ``.../accepted`` or ``.../rejected`` (with ``clientToken`` echoed on
+every one, as awsiotsdk's ``IotShadowClientV2`` correlates by it), then for an accepted update
+``update/delta`` (when there is something to say) and ``update/documents``, in that order.
+
+Run on its own (used by tests that kill it): ``python -m pyiot.local.shadow_service --port N
+--db PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from pyiot.local.shadow_doc import (
+    ShadowError,
+    lenient_client_token,
+    not_found,
+    parse_json,
+    validate_shadow_name,
+    validate_thing_name,
+)
+from pyiot.local.store import ShadowStore
+
+_LOGGER = logging.getLogger(__name__)
+
+REQUEST_TOPICS = tuple(
+    f"$aws/things/+/shadow/{prefix}{op}"
+    for prefix in ("", "name/+/")
+    for op in ("get", "update", "delete")
+)
+_QOS = 1
+_KEEPALIVE_S = 30
+_START_TIMEOUT_S = 10.0
+
+
+def parse_topic(topic: str) -> tuple[str, str | None, str] | None:
+    """``(thing, shadow_name or None, operation)`` of a shadow request topic, else None."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[:2] == ["$aws", "things"] and parts[3] == "shadow":
+        return parts[2], None, parts[4]
+    if (len(parts) == 7 and parts[:2] == ["$aws", "things"] and parts[3] == "shadow"
+            and parts[4] == "name"):
+        return parts[2], parts[5], parts[6]
+    return None
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class ShadowService:
+    """The local Device Shadow service, connected to the broker at ``host:port``."""
+
+    def __init__(self, host: str, port: int, store: ShadowStore) -> None:
+        self.host = host
+        self.port = port
+        self.store = store
+        self._subscribed = threading.Event()
+        self._failure: str | None = None
+        self._started = False
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"pyiot-shadow-service-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        # Replies to a burst of requests must not wait on paho's default window of 20.
+        self._client.max_inflight_messages_set(1000)
+        self._client.max_queued_messages_set(0)
+        # A restarted broker should find the service back within a second or so.
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self._client.on_socket_open = self._on_socket_open
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, timeout: float = _START_TIMEOUT_S) -> None:
+        """Connect, subscribe, and return once the subscriptions are granted."""
+        if self._started:
+            return
+        self._subscribed.clear()
+        self._failure = None
+        self._client.connect_async(self.host, self.port, keepalive=_KEEPALIVE_S)
+        self._client.loop_start()
+        self._started = True
+        if not self._subscribed.wait(timeout) or self._failure:
+            reason = self._failure or f"no subscription within {timeout:.0f} s"
+            self.stop()
+            raise RuntimeError(
+                f"shadow service could not start on mqtt://{self.host}:{self.port}: {reason}"
+            )
+        _LOGGER.info("shadow service ready on mqtt://%s:%d", self.host, self.port)
+
+    def stop(self) -> None:
+        """Disconnect and stop the network thread (the store stays open)."""
+        if not self._started:
+            return
+        self._started = False
+        self._client.disconnect()
+        self._client.loop_stop()
+        _LOGGER.info("shadow service stopped")
+
+    def __enter__(self) -> ShadowService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+    @staticmethod
+    def _on_socket_open(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # paho leaves Nagle on: one such hop turns a ~2 ms request/reply into ~45 ms.
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError) as exc:  # not a TCP socket (e.g. a unix socket)
+            _LOGGER.debug("could not set TCP_NODELAY: %s", exc)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                    reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            self._failure = f"broker refused the connection: {reason_code}"
+            self._subscribed.set()
+            return
+        # Clean session: subscribe again on every (re)connect.
+        client.subscribe([(topic, _QOS) for topic in REQUEST_TOPICS])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      reason_codes: list[Any], properties: Any) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            self._failure = f"broker refused the subscriptions: {', '.join(refused)}"
+            _LOGGER.error("%s", self._failure)
+        self._subscribed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                       reason_code: Any, properties: Any) -> None:
+        if self._started:
+            _LOGGER.warning("shadow service lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(msg.topic, msg.payload)
+        except Exception:  # never let one request kill paho's network thread
+            _LOGGER.exception("shadow request on %s failed", msg.topic)
+
+    # -- requests ------------------------------------------------------------------------
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Answer one request published on ``topic``."""
+        parsed = parse_topic(topic)
+        if parsed is None:
+            return
+        thing, shadow_name, op = parsed
+        handler = {"get": self._get, "update": self._update, "delete": self._delete}.get(op)
+        if handler is None:
+            return
+        now = _now()
+        try:
+            validate_thing_name(thing)
+            validate_shadow_name(shadow_name)
+            handler(topic, thing, shadow_name, payload, now)
+        except ShadowError as err:
+            self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
+        except Exception:
+            _LOGGER.exception("internal error handling %s", topic)
+            err = ShadowError(500, "Internal service failure")
+            self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
+
+    def _get(self, topic: str, thing: str, shadow_name: str | None,
+             payload: bytes, now: int) -> None:
+        document = self.store.load(thing, shadow_name)
+        if document is None:
+            raise not_found(thing, shadow_name)
+        token = lenient_client_token(payload)
+        self._publish(f"{topic}/accepted", document.get_payload(now, token))
+
+    def _update(self, topic: str, thing: str, shadow_name: str | None,
+                payload: bytes, now: int) -> None:
+        request = parse_json(payload)
+        # A ShadowError propagates to handle(), which echoes the token on the rejection.
+        result = self.store.load_or_new(thing, shadow_name).apply_update(request, now)
+        self.store.save(thing, shadow_name, result.document)
+        # accepted before delta: a client that waits for its accepted sees the delta after.
+        self._publish(f"{topic}/accepted", result.accepted)
+        if result.delta is not None:
+            self._publish(f"{topic}/delta", result.delta)
+        self._publish(f"{topic}/documents", result.documents)
+
+    def _delete(self, topic: str, thing: str, shadow_name: str | None,
+                payload: bytes, now: int) -> None:
+        version = self.store.delete(thing, shadow_name, now)
+        if version is None:
+            raise not_found(thing, shadow_name)
+        body: dict[str, Any] = {"version": version, "timestamp": now}
+        token = lenient_client_token(payload)
+        if token is not None:
+            body["clientToken"] = token
+        self._publish(f"{topic}/accepted", body)
+
+    def _publish(self, topic: str, body: dict[str, Any]) -> None:
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        info = self._client.publish(topic, data, qos=_QOS)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            _LOGGER.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the service against an existing broker until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--db", type=Path, required=True, help="SQLite file of the shadows")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    store = ShadowStore(args.db)
+    service = ShadowService(args.host, args.port, store)
+    service.start()
+    print("ready", flush=True)  # tests wait for this line
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests of pyiot.local: real mosquitto, real MQTT clients."""
