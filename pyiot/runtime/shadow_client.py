@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import stat
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +104,7 @@ class ShadowConnection:
     # awscrt threads -> loop ------------------------------------------------------------------
     def _on_success(self, data: Any) -> None:
         assert self._loop is not None
+        disable_nagle_towards(self.broker.host, self.broker.port)
         self._loop.call_soon_threadsafe(self._connected_in_loop)
 
     def _connected_in_loop(self) -> None:
@@ -246,3 +250,37 @@ def _resolve(future: asyncio.Future, outcome: BaseException | None) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def disable_nagle_towards(host: str, port: int) -> int:
+    """Set TCP_NODELAY on this process's TCP sockets connected to `host:port`; return how many.
+
+    awscrt opens its own sockets and offers no TCP_NODELAY option, and with Nagle on every
+    shadow round trip waits ~40 ms for a delayed ACK (measured here: 88 ms instead of a few ms
+    desired -> reported). The socket is found among the process's file descriptors by its peer
+    address; setting the option on a duplicate descriptor sets it on the shared socket.
+    """
+    try:
+        peers = {info[4][:2] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+        fds = [
+            int(name)
+            for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")
+        ]
+    except OSError:
+        return 0
+    changed = 0
+    for fd in fds:
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        with sock:
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[:2] in peers:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    changed += 1
+            except OSError:
+                pass
+    return changed
