@@ -1,0 +1,151 @@
+"""Latency desired -> device command -> reported: pyiot beside a hand-written driver.
+
+Both drive their own simulated relay through the same local broker and shadow service; an
+application client (TCP_NODELAY, QoS 1) sets `desired.relayState` and times until the shadow's
+`update/documents` shows it reported and the desired key cleared.
+
+    python bench/latency.py [--rounds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pyiot.local import LocalStack  # noqa: E402
+
+RELAY = ROOT / "devices" / "relay.iot"
+
+
+def start(args: list[str], ready: str) -> tuple[subprocess.Popen, re.Match]:
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(ready, line)
+        if found:
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+            return process, found
+    raise SystemExit(f"{args} exited before {ready!r}")
+
+
+class App:
+    """The application side: sets desired, waits for the matching documents message."""
+
+    def __init__(self, host: str, port: int, thing: str):
+        self.thing = thing
+        self.documents: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_socket_open = lambda c, u, sock: sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )
+        self.client.on_message = lambda c, u, m: self.documents.put(json.loads(m.payload))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.client.subscribe(f"$aws/things/{thing}/shadow/update/documents", qos=1)
+        time.sleep(0.3)
+
+    def round_trip(self, value: bool) -> float:
+        while not self.documents.empty():
+            self.documents.get_nowait()
+        started = time.perf_counter()
+        payload = json.dumps({"state": {"desired": {"relayState": value}}})
+        self.client.publish(f"$aws/things/{self.thing}/shadow/update", payload, qos=1)
+        while True:
+            state = self.documents.get(timeout=10)["current"]["state"]
+            if state.get("reported", {}).get("relayState") is value and "relayState" not in (
+                state.get("desired") or {}
+            ):
+                return (time.perf_counter() - started) * 1000
+
+
+def measure(app: App, rounds: int) -> list[float]:
+    for i in range(20):  # warm up
+        app.round_trip(i % 2 == 0)
+    return sorted(app.round_trip(i % 2 == 0) for i in range(rounds))
+
+
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=300)
+    args = parser.parse_args()
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as data:
+        stack = LocalStack(port=None, data_dir=Path(data))
+        stack.start()
+        processes = []
+        try:
+            sim_a, found = start([python, "-m", "pyiot", "simulate", str(RELAY)], r"(socket://\S+)")
+            sim_b, found_b = start(
+                [python, "-m", "pyiot", "simulate", str(RELAY)], r"(socket://\S+)"
+            )
+            processes += [sim_a, sim_b]
+            pyiot_run, _ = start(
+                [
+                    python,
+                    "-m",
+                    "pyiot",
+                    "run",
+                    str(RELAY),
+                    "--broker",
+                    stack.url,
+                    "--device",
+                    f"relay1={found.group(1)}",
+                ],
+                r"^ready",
+            )
+            baseline, _ = start(
+                [
+                    python,
+                    str(ROOT / "bench" / "handwritten_relay.py"),
+                    stack.url,
+                    found_b.group(1),
+                    "relayBaseline",
+                ],
+                r"^ready",
+            )
+            processes += [pyiot_run, baseline]
+            results = {
+                "hand-written (baseline)": measure(
+                    App(stack.host, stack.port, "relayBaseline"), args.rounds
+                ),
+                "pyiot": measure(App(stack.host, stack.port, "relayOne"), args.rounds),
+            }
+        finally:
+            for process in processes:
+                process.terminate()
+            stack.stop()
+    print(f"desired -> reported, {args.rounds} round trips each, {os.cpu_count()} cores")
+    print(f"{'driver':<26}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for name, values in results.items():
+        print(f"{name:<26}{pct(values, 0.5):>9.2f}{pct(values, 0.99):>9.2f}{values[-1]:>9.2f}")
+    base, ours = results["hand-written (baseline)"], results["pyiot"]
+    ratio = pct(ours, 0.5) / pct(base, 0.5)
+    print(
+        f"pyiot p50 / baseline p50 = {ratio:.2f} (target <= 1.2); "
+        f"pyiot p99 = {pct(ours, 0.99):.2f} ms (target <= 5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
