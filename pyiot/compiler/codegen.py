@@ -6,6 +6,7 @@ The module needs no `.iot` file and no parser at run time; `pyiot run driver.py`
 
 from __future__ import annotations
 
+import keyword
 import pprint
 
 from pyiot.compiler.program import Program
@@ -39,13 +40,30 @@ if __name__ == "__main__":
 '''
 
 _CLASS = '''\
-class {name}:
-    """{description}"""
+class {class_name}:
+    {docstring}
 
     device = PROGRAM.model.devices[{name!r}]
     machine = MACHINES[{name!r}]
     properties = {properties!r}
 '''
+
+# Names the module itself defines or uses: a device class must not rebind them.
+_MODULE_NAMES = {"MODEL", "MACHINES", "PROGRAM", "Program", "sys", "main"}
+
+
+def _class_name(device_name: str) -> str:
+    """A device's class name: its own, with "_" added where Python or the module needs it."""
+    if keyword.iskeyword(device_name) or device_name in _MODULE_NAMES or (
+        device_name.startswith("__") and device_name.endswith("__")
+    ):
+        return device_name + "_"
+    return device_name
+
+
+def _docstring(text: str) -> str:
+    """A triple-quoted literal of any text: quotes, backslashes and control characters escaped."""
+    return '"""' + repr(text)[1:-1].replace('"', '\\"') + '"""'
 
 
 def driver_source(program: Program, module_name: str) -> str:
@@ -55,8 +73,9 @@ def driver_source(program: Program, module_name: str) -> str:
     model = program.model
     classes = "\n\n".join(
         _CLASS.format(
+            class_name=_class_name(name),
             name=name,
-            description=(device.description or f"Device {name}").replace('"""', "'''"),
+            docstring=_docstring(device.description or f"Device {name}"),
             properties=tuple(device.properties),
         )
         for name, device in model.devices.items()

@@ -61,8 +61,13 @@ def _check_property(prop: Property, param_names: set[str]) -> list[Diagnostic]:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
         )
+    if prop.query is not None:
+        # A query is formatted with the component's arguments (no value) before it is sent.
+        problems += _format_problems(prop.query, at("query", prop.pos), param_names)
     if prop.set_format is not None:
-        problems += _format_problems(prop.set_format, at("set_format", prop.pos), param_names)
+        problems += _format_problems(
+            prop.set_format, at("set_format", prop.pos), {"value"} | param_names
+        )
     for wire, value in prop.value_map.items():
         try:
             coerce(prop.type, value)
@@ -91,8 +96,10 @@ def _regex_problems(regex, pos: SourcePos, needed_groups: set[str]) -> list[Diag
     try:
         compiled = regex.compile()
     except re.error as err:
-        # The pattern starts one column after the opening slash.
-        column = pos.column + 1 + (err.pos or 0)
+        # The pattern starts one column after the opening slash; each "/" in it was written
+        # as "\\/" in the file, one column wider.
+        offset = err.pos or 0
+        column = pos.column + 1 + offset + regex.source[:offset].count("/")
         return [Diagnostic(SourcePos(pos.file, pos.line, column), f"bad regex: {err.msg}")]
     missing = needed_groups - set(compiled.groupindex)
     return [
@@ -101,15 +108,15 @@ def _regex_problems(regex, pos: SourcePos, needed_groups: set[str]) -> list[Diag
     ]
 
 
-def _format_problems(fmt: str, pos: SourcePos, param_names: set[str]) -> list[Diagnostic]:
-    allowed = {"value"} | param_names
+def _format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagnostic]:
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
     except ValueError as err:
         return [Diagnostic(pos, f"bad format string: {err}")]
     return [
         Diagnostic(
-            pos, f"unknown field '{{{name}}}' in format; known: {', '.join(sorted(allowed))}"
+            pos,
+            f"unknown field '{{{name}}}' in format; known: {', '.join(sorted(allowed)) or 'none'}",
         )
         for name in fields
         if name.split(".")[0].split("[")[0] not in allowed

@@ -38,10 +38,12 @@ class Diagnostic:
                 source = Path(self.pos.file).read_text(encoding="utf-8")
             except OSError:
                 return head
-        lines = source.splitlines()
+        # Lines as positions count them: split at "\n" only (a form feed or a lone "\r" is
+        # whitespace inside a line for the parser, but `splitlines` would break there).
+        lines = source.split("\n")
         if not 1 <= self.pos.line <= len(lines):
             return head
-        text = lines[self.pos.line - 1].expandtabs(1)
+        text = lines[self.pos.line - 1].rstrip("\r").expandtabs(1)
         caret = " " * (max(self.pos.column, 1) - 1) + "^"
         return f"{head}\n    {text}\n    {caret}"
 

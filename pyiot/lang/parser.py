@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import ast
 import functools
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from lark import v_args
+from lark import (
+    Lark,
+    Token,
+    Transformer,
+    UnexpectedCharacters,
+    UnexpectedInput,
+    UnexpectedToken,
+    v_args,
+)
+from lark.exceptions import VisitError
 
 from pyiot.lang.diagnostics import Diagnostic, IotError, SourcePos
 from pyiot.lang.model import (
@@ -76,15 +85,23 @@ def parse(source: str, path: str = "<string>") -> IotFile:
         return builder.transform(tree)
     except _BuildError as err:
         raise IotError([err.diagnostic], source) from None
+    except VisitError as err:
+        # Lark wraps what a transformer callback raises; a _BuildError is the user's mistake.
+        if isinstance(err.orig_exc, _BuildError):
+            raise IotError([err.orig_exc.diagnostic], source) from None
+        raise
 
 
 def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
     line, column = err.line, err.column
     if isinstance(err, UnexpectedToken) and err.token.type == "$END":
-        # LALR reports end of input at the last token; point past the end of the file instead.
-        lines = source.splitlines() or [""]
+        # LALR reports end of input at the last token; point past the end of the file instead
+        # (past its last text, counting lines by "\n" as Lark does).
+        lines = source.split("\n")
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()
         return Diagnostic(
-            SourcePos(path, len(lines), len(lines[-1]) + 1),
+            SourcePos(path, len(lines), len(lines[-1].rstrip("\r")) + 1),
             f"unexpected end of file; expected {_expected(err.expected)}",
         )
     if isinstance(err, UnexpectedCharacters):
@@ -127,8 +144,16 @@ class _BuildError(Exception):
         self.diagnostic = diagnostic
 
 
-def _unquote(token: Token) -> str:
-    return ast.literal_eval(str(token))
+def _unquote(token: Token, path: str = "<string>") -> str:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "\\q": an unknown escape stays as written
+            return ast.literal_eval(str(token))
+    except (SyntaxError, ValueError) as err:
+        reason = getattr(err, "msg", None) or str(err)
+        raise _BuildError(
+            Diagnostic(SourcePos(path, token.line, token.column), f"bad string {token}: {reason}")
+        ) from None
 
 
 def _regex(token: Token) -> Regex:
@@ -161,7 +186,7 @@ class _ModelBuilder(Transformer):
 
     # literals ---------------------------------------------------------------------------------
     def string(self, items: list[Token]) -> str:
-        return _unquote(items[0])
+        return _unquote(items[0], self.path)
 
     def number(self, items: list[Token]) -> int | float:
         return _number(str(items[0]))
@@ -209,7 +234,7 @@ class _ModelBuilder(Transformer):
         return ("transport", Transport(str(items[0]), dict(items[1:])), self._at(items[0]))
 
     def framing(self, items: list[Token]) -> tuple:
-        return ("line_terminator", _unquote(items[0]), self._at(items[0]))
+        return ("line_terminator", _unquote(items[0], self.path), self._at(items[0]))
 
     def timeout(self, items: list[Token]) -> tuple:
         return ("timeout", _seconds(items[0]), self._at(items[0]))
@@ -224,13 +249,13 @@ class _ModelBuilder(Transformer):
         return ("error_reply", _regex(items[0]), self._at(items[0]))
 
     def query(self, items: list[Token]) -> tuple:
-        return ("query", _unquote(items[0]), self._at(items[0]))
+        return ("query", _unquote(items[0], self.path), self._at(items[0]))
 
     def reply(self, items: list[Token]) -> tuple:
         return ("reply", _regex(items[0]), self._at(items[0]))
 
     def set_command(self, items: list[Token]) -> tuple:
-        return ("set_format", _unquote(items[0]), self._at(items[0]))
+        return ("set_format", _unquote(items[0], self.path), self._at(items[0]))
 
     @v_args(meta=True)
     def value_map(self, meta, items: list) -> tuple:
@@ -239,7 +264,7 @@ class _ModelBuilder(Transformer):
     def map_entry(self, items: list) -> tuple:
         key = items[0]
         if isinstance(key, Token):
-            key = _unquote(key) if key.type == "STRING" else str(key)
+            key = _unquote(key, self.path) if key.type == "STRING" else str(key)
         return (str(key), items[1])
 
     @v_args(meta=True)
@@ -256,7 +281,7 @@ class _ModelBuilder(Transformer):
         statements = []
         for item in rest:
             if isinstance(item, Token) and item.type == "STRING":
-                device.description = _unquote(item)
+                device.description = _unquote(item, self.path)
             elif isinstance(item, tuple) and item[0] == "params":
                 device.params = item[1]
             elif isinstance(item, Property):
@@ -285,7 +310,7 @@ class _ModelBuilder(Transformer):
         return ("args", dict(items))
 
     def endpoint(self, items: list[Token]) -> tuple:
-        return (str(items[0]), _unquote(items[1]), self._at(items[1]))
+        return (str(items[0]), _unquote(items[1], self.path), self._at(items[1]))
 
     def component(self, items: list) -> Component:
         name, device_name, *rest = items

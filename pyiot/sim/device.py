@@ -7,8 +7,10 @@ it announces.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import string
 from collections.abc import Callable
 
 from pyiot.lang.model import Device, Property, Value
@@ -36,6 +38,22 @@ def _value_regex(prop: Property) -> str:
     if prop.value_map:
         return "|".join(re.escape(w) for w in sorted(prop.value_map, key=len, reverse=True))
     return {"int": r"-?\d+", "float": r"-?\d+(?:\.\d+)?"}.get(prop.type.kind, ".+?")
+
+
+def _wire_texts(prop: Property, wire: object) -> list[str]:
+    """How the device may write a value in a reply: as its `set` format spells it, then plain.
+
+    A reply pattern such as `(?P<value>\\d\\d)` needs 5 written "05", as the property's
+    `set "VO{value:02d}"` does.
+    """
+    texts = []
+    with contextlib.suppress(ValueError):  # a malformed format: the checker reports it
+        for _, name, spec, _ in string.Formatter().parse(prop.set_format or ""):
+            if name == "value" and spec:
+                with contextlib.suppress(ValueError, TypeError):
+                    texts.append(format(wire, spec))
+    texts.append(str(wire))
+    return list(dict.fromkeys(texts))
 
 
 class DeviceSimulator:
@@ -84,7 +102,12 @@ class DeviceSimulator:
         prop = self.device.properties[prop_name]
         assert prop.reply is not None
         wire = encode(prop, self.values[prop_name])
-        return render(prop.reply.compile(), {"value": str(wire)})
+        pattern = prop.reply.compile()
+        texts = _wire_texts(prop, wire)
+        for text in texts[:-1]:
+            with contextlib.suppress(ValueError):
+                return render(pattern, {"value": text})
+        return render(pattern, {"value": texts[-1]})
 
     def change(self, prop_name: str, value: object) -> list[str]:
         """A change made at the device; returns the unsolicited report it sends, if any."""

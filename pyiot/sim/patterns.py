@@ -30,28 +30,42 @@ _CATEGORY_SAMPLES = {
 def render(pattern: re.Pattern[str], groups: dict[str, str]) -> str:
     """Shortest text matching `pattern`, with each named group in `groups` replaced by its text."""
     names = {number: name for name, number in pattern.groupindex.items()}
-    text = _render(sre_parse.parse(pattern.pattern, pattern.flags), names, groups)
+    text = _render(sre_parse.parse(pattern.pattern, pattern.flags), names, groups, {})
     if pattern.fullmatch(text) is None and pattern.search(text) is None:
         raise ValueError(f"cannot write a reply for /{pattern.pattern}/ with {groups}")
     return text
 
 
-def _render(items, names: dict[int, str], groups: dict[str, str]) -> str:
+def _render(items, names: dict[int, str], groups: dict[str, str], done: dict[int, str]) -> str:
+    """Text for parsed regex items; `done` holds each group's text for backreferences."""
     out = []
     for op, arg in items:
         if op is sre_constants.LITERAL:
             out.append(chr(arg))
+        elif op is sre_constants.NOT_LITERAL:
+            out.append(_sample_set([(sre_constants.NEGATE, None), (sre_constants.LITERAL, arg)]))
         elif op is sre_constants.SUBPATTERN:
             number, _, _, sub = arg
             name = names.get(number)
-            out.append(groups[name] if name in groups else _render(sub, names, groups))
+            text = groups[name] if name in groups else _render(sub, names, groups, done)
+            if number is not None:
+                done[number] = text
+            out.append(text)
         elif op is sre_constants.BRANCH:
-            out.append(_render(arg[1][0], names, groups))
+            out.append(_render(arg[1][0], names, groups, done))
         elif op is sre_constants.IN:
             out.append(_sample_set(arg))
-        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+        elif op in _REPEATS:
             low, _, sub = arg
-            out.append(_render(sub, names, groups) * low)
+            out.append("".join(_render(sub, names, groups, done) for _ in range(low)))
+        elif op is _ATOMIC_GROUP:
+            out.append(_render(arg, names, groups, done))
+        elif op is sre_constants.GROUPREF:
+            out.append(done.get(arg, ""))
+        elif op is sre_constants.GROUPREF_EXISTS:
+            number, yes, no = arg
+            branch = yes if number in done else no
+            out.append(_render(branch or [], names, groups, done))
         elif op is sre_constants.ANY:
             out.append("x")
         elif op is sre_constants.CATEGORY:
@@ -60,7 +74,46 @@ def _render(items, names: dict[int, str], groups: dict[str, str]) -> str:
     return "".join(out)
 
 
+_REPEATS = tuple(
+    getattr(sre_constants, name)
+    for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+    if hasattr(sre_constants, name)
+)
+_ATOMIC_GROUP = getattr(sre_constants, "ATOMIC_GROUP", object())
+
+# Characters tried, in order, for a class: a negated class takes the first one it lets through.
+_CANDIDATES = "a0A x_-.:=#!~zZ9" + "".join(chr(c) for c in range(33, 127))
+
+_CATEGORY_TESTS = {
+    sre_constants.CATEGORY_DIGIT: str.isdigit,
+    sre_constants.CATEGORY_NOT_DIGIT: lambda c: not c.isdigit(),
+    sre_constants.CATEGORY_WORD: lambda c: c.isalnum() or c == "_",
+    sre_constants.CATEGORY_NOT_WORD: lambda c: not (c.isalnum() or c == "_"),
+    sre_constants.CATEGORY_SPACE: str.isspace,
+    sre_constants.CATEGORY_NOT_SPACE: lambda c: not c.isspace(),
+}
+
+
+def _in_set(items, char: str) -> bool:
+    code = ord(char)
+    for op, arg in items:
+        if op is sre_constants.LITERAL and arg == code:
+            return True
+        if op is sre_constants.RANGE and arg[0] <= code <= arg[1]:
+            return True
+        if op is sre_constants.CATEGORY and _CATEGORY_TESTS.get(arg, lambda c: False)(char):
+            return True
+    return False
+
+
 def _sample_set(items) -> str:
+    if items and items[0][0] is sre_constants.NEGATE:
+        rest = items[1:]
+        return next((c for c in _CANDIDATES if not _in_set(rest, c)), "\x00")
+    return next((c for c in _CANDIDATES if _in_set(items, c)), _first_of(items))
+
+
+def _first_of(items) -> str:
     for op, arg in items:
         if op is sre_constants.LITERAL:
             return chr(arg)

@@ -31,6 +31,7 @@ class PortSimulator:
         self.terminator = sims[0].device.line_terminator
         self.url: str | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._client_tasks: set[asyncio.Task] = set()
         self._server: asyncio.Server | None = None
         self._master: int | None = None
         self._slave: int | None = None
@@ -58,6 +59,9 @@ class PortSimulator:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         set_nodelay(writer.get_extra_info("socket"))
         self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._client_tasks.add(task)
         framer = LineFramer(self.terminator)
         try:
             while data := await reader.read(4096):
@@ -67,6 +71,7 @@ class PortSimulator:
             pass
         finally:
             self._writers.discard(writer)
+            self._client_tasks.discard(task)
             writer.close()
 
     async def serve_pty(self) -> str:
@@ -113,6 +118,10 @@ class PortSimulator:
             self._server.close()
             for writer in list(self._writers):
                 writer.close()
+            # Let each client handler see its closed stream and finish: left pending, it is
+            # cancelled when the loop ends and asyncio logs "Exception in callback" (3.11).
+            if self._client_tasks:
+                await asyncio.wait(set(self._client_tasks), timeout=1.0)
             await self._server.wait_closed()
             self._server = None
         if self._master is not None:
