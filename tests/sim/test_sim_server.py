@@ -1,0 +1,118 @@
+"""The simulator on a real TCP port and a real pseudo-terminal, spoken to with raw bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from pyiot.sim import simulator_for
+
+pytestmark = pytest.mark.timeout(20)
+
+
+async def _read_until(read, expected_lines: int, terminator: bytes = b"\n") -> bytes:
+    data = b""
+    while data.count(terminator) < expected_lines:
+        data += await asyncio.wait_for(read(), timeout=3)
+    return data
+
+
+def test_tcp_port_answers_the_relay_protocol(relay_model):
+    async def scenario() -> None:
+        port = simulator_for(relay_model)
+        url = await port.serve_tcp()
+        assert url.startswith("socket://127.0.0.1:")
+        host, _, number = url.removeprefix("socket://").rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(number))
+
+        def read():
+            return reader.read(4096)
+
+        try:
+            writer.write(b"RELAY?\n")
+            assert await _read_until(read, 1) == b"RELAYOFF\n"
+            # A command split over two writes, then two commands in one write.
+            writer.write(b"RELA")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"YON\nRELAY?\n")
+            assert await _read_until(read, 2) == b"RELAYON\nRELAYON\n"
+            writer.write(b"garbage\xff\xfe\n")
+            assert await _read_until(read, 1) == b"ERR\n"
+            assert port.unrecognised_lines == 1
+            # A change at the device is announced to the connected client.
+            port.change("relay1", "relayState", False)
+            assert await _read_until(read, 1) == b"RELAYOFF\n"
+            assert port.sims["relay1"].values["relayState"] is False
+        finally:
+            writer.close()
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+def test_tcp_port_serves_several_clients(relay_model):
+    async def scenario() -> None:
+        port = simulator_for(relay_model)
+        url = await port.serve_tcp()
+        host, _, number = url.removeprefix("socket://").rpartition(":")
+        first = await asyncio.open_connection(host, int(number))
+        second = await asyncio.open_connection(host, int(number))
+        try:
+            first[1].write(b"RELAYON\n")
+            assert await _read_until(lambda: first[0].read(4096), 1) == b"RELAYON\n"
+            second[1].write(b"RELAY?\n")
+            assert await _read_until(lambda: second[0].read(4096), 1) == b"RELAYON\n"
+            port.change("relay1", "relayState", False)
+            for reader, _ in (first, second):
+                assert await _read_until(lambda r=reader: r.read(4096), 1) == b"RELAYOFF\n"
+        finally:
+            first[1].close()
+            second[1].close()
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+def test_closing_the_tcp_port_disconnects_clients(relay_model):
+    async def scenario() -> None:
+        port = simulator_for(relay_model)
+        url = await port.serve_tcp()
+        host, _, number = url.removeprefix("socket://").rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(number))
+        await port.close()
+        assert await asyncio.wait_for(reader.read(4096), timeout=3) == b""
+        writer.close()
+        with pytest.raises(OSError):
+            await asyncio.open_connection(host, int(number))
+
+    asyncio.run(scenario())
+
+
+def test_pty_answers_the_relay_protocol(relay_model):
+    async def scenario() -> None:
+        port = simulator_for(relay_model)
+        path = await port.serve_pty()
+        assert path.startswith("/dev/")
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        loop = asyncio.get_running_loop()
+        incoming: asyncio.Queue[bytes] = asyncio.Queue()
+        loop.add_reader(fd, lambda: incoming.put_nowait(os.read(fd, 4096)))
+        try:
+            os.write(fd, b"RELAY?\n")
+            assert await _read_until(incoming.get, 1) == b"RELAYOFF\n"
+            os.write(fd, b"RELAYON\n")
+            assert await _read_until(incoming.get, 1) == b"RELAYON\n"
+            assert port.sims["relay1"].values["relayState"] is True
+            os.write(fd, b"NONSENSE\n")
+            assert await _read_until(incoming.get, 1) == b"ERR\n"
+            port.change("relay1", "relayState", False)
+            assert await _read_until(incoming.get, 1) == b"RELAYOFF\n"
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+            await port.close()
+
+    asyncio.run(scenario())
