@@ -39,14 +39,14 @@ if __name__ == "__main__":
     sys.exit(main(["run", __file__, *sys.argv[1:]]))
 '''
 
-_CLASS = '''\
+_CLASS = """\
 class {class_name}:
     {docstring}
 
     device = PROGRAM.model.devices[{name!r}]
     machine = MACHINES[{name!r}]
     properties = {properties!r}
-'''
+"""
 
 # Names the module itself defines or uses: a device class must not rebind them.
 _MODULE_NAMES = {"MODEL", "MACHINES", "PROGRAM", "Program", "sys", "main"}
@@ -54,8 +54,10 @@ _MODULE_NAMES = {"MODEL", "MACHINES", "PROGRAM", "Program", "sys", "main"}
 
 def _class_name(device_name: str) -> str:
     """A device's class name: its own, with "_" added where Python or the module needs it."""
-    if keyword.iskeyword(device_name) or device_name in _MODULE_NAMES or (
-        device_name.startswith("__") and device_name.endswith("__")
+    if (
+        keyword.iskeyword(device_name)
+        or device_name in _MODULE_NAMES
+        or (device_name.startswith("__") and device_name.endswith("__"))
     ):
         return device_name + "_"
     return device_name

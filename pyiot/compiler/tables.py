@@ -29,7 +29,8 @@ def machine_table(device: Device) -> MachineTable:
     One request is outstanding at a time: `send` leaves `idle` with a request on the wire,
     a matching `reply` (or the device's `error` reply) returns to `idle`, and the state's
     timer fires `expire` when the device stays silent; from `retrying` the engine either
-    `resend`s or, after the last retry, `give_up`s.
+    `resend`s or, after the last retry, `give_up`s. A command that nothing answers (a
+    write-only property) returns to `idle` once `sent`.
     """
     return {
         "initial": OFFLINE,
@@ -47,6 +48,8 @@ def machine_table(device: Device) -> MachineTable:
             {"trigger": "send", "source": IDLE, "dest": AWAITING_REPLY},
             {"trigger": "reply", "source": AWAITING_REPLY, "dest": IDLE},
             {"trigger": "error_reply", "source": AWAITING_REPLY, "dest": IDLE},
+            # A write-only command: nothing answers it, written is done.
+            {"trigger": "sent", "source": AWAITING_REPLY, "dest": IDLE},
             {"trigger": "expire", "source": AWAITING_REPLY, "dest": RETRYING},
             {"trigger": "resend", "source": RETRYING, "dest": AWAITING_REPLY},
             {"trigger": "give_up", "source": RETRYING, "dest": IDLE},

@@ -39,9 +39,7 @@ def _check_device(device: Device) -> list[Diagnostic]:
     if device.error_reply is not None:
         problems += _regex_problems(device.error_reply, at("error_reply", device.pos), set())
     if device.transport.kind == "tcp" and "baud" in device.transport.settings:
-        problems.append(
-            Diagnostic(at("transport", device.pos), "a tcp transport has no baud rate")
-        )
+        problems.append(Diagnostic(at("transport", device.pos), "a tcp transport has no baud rate"))
     param_names = {p.name for p in device.params}
     for prop in device.properties.values():
         problems += _check_property(prop, param_names)

@@ -36,11 +36,24 @@ class Regex:
     source: str
     flags: str = ""
 
-    def compile(self) -> re.Pattern[str]:
+    def compile(self, args: dict[str, Value] | None = None) -> re.Pattern[str]:
+        """The compiled pattern; `{name}` of a device parameter becomes its value, escaped.
+
+        So `/^>(?P<zone>{zone})(?P<power>\\d\\d)$/` of zone 11 matches only zone 11's replies;
+        regex quantifiers such as `{2}` are left alone.
+        """
         flag_bits = 0
         for letter in self.flags:
             flag_bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
-        return re.compile(self.source, flag_bits)
+        source = self.source
+        if args:
+            source = _PLACEHOLDER.sub(
+                lambda m: re.escape(str(args[m[1]])) if m[1] in args else m[0], source
+            )
+        return re.compile(source, flag_bits)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass

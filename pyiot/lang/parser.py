@@ -107,7 +107,7 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
     if isinstance(err, UnexpectedCharacters):
         char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
         if char == '"':
-            message = "unterminated string (a string must close with \" on the same line)"
+            message = 'unterminated string (a string must close with " on the same line)'
         elif char == "/":
             message = "unterminated /regex/ (it must close with / on the same line)"
         else:

@@ -288,8 +288,11 @@ class ShadowDocument:
         return compute_delta(self.desired, self.reported)
 
     def _snapshot(self) -> JsonObject:
-        return {"state": self.state(), "metadata": copy.deepcopy(self.metadata),
-                "version": self.version}
+        return {
+            "state": self.state(),
+            "metadata": copy.deepcopy(self.metadata),
+            "version": self.version,
+        }
 
     def get_payload(self, now: int | None = None, client_token: str | None = None) -> JsonObject:
         """The ``get/accepted`` document: state with delta, metadata, version, timestamp."""
@@ -336,8 +339,10 @@ class ShadowDocument:
         token = client_token_of(request)
         patch = request["state"]
 
-        sections: dict[str, JsonObject | None] = {"desired": self.desired,
-                                                  "reported": self.reported}
+        sections: dict[str, JsonObject | None] = {
+            "desired": self.desired,
+            "reported": self.reported,
+        }
         metadata = copy.deepcopy(self.metadata)
         for section in _SECTIONS:
             if patch is not None and section not in patch:
@@ -359,13 +364,18 @@ class ShadowDocument:
         if state_size(sections["desired"], sections["reported"]) > MAX_STATE_BYTES:
             raise ShadowError(413, "The payload exceeds the maximum size allowed")
 
-        new = ShadowDocument(desired=sections["desired"], reported=sections["reported"],
-                             metadata=metadata, version=self.version + 1, timestamp=now)
+        new = ShadowDocument(
+            desired=sections["desired"],
+            reported=sections["reported"],
+            metadata=metadata,
+            version=self.version + 1,
+            timestamp=now,
+        )
         accepted: JsonObject = {
             "state": copy.deepcopy(patch),
-            "metadata": {} if patch is None else {
-                section: metadata_for(value, now) for section, value in patch.items()
-            },
+            "metadata": {}
+            if patch is None
+            else {section: metadata_for(value, now) for section, value in patch.items()},
             "version": new.version,
             "timestamp": now,
         }
@@ -392,8 +402,12 @@ class ShadowDocument:
 
     # -- persistence form ----------------------------------------------------------------
     def to_dict(self) -> JsonObject:
-        return {"state": self.state(), "metadata": self.metadata,
-                "version": self.version, "timestamp": self.timestamp}
+        return {
+            "state": self.state(),
+            "metadata": self.metadata,
+            "version": self.version,
+            "timestamp": self.timestamp,
+        }
 
     @classmethod
     def from_dict(cls, data: JsonObject) -> ShadowDocument:

@@ -56,8 +56,12 @@ def parse_topic(topic: str) -> tuple[str, str | None, str] | None:
     parts = topic.split("/")
     if len(parts) == 5 and parts[:2] == ["$aws", "things"] and parts[3] == "shadow":
         return parts[2], None, parts[4]
-    if (len(parts) == 7 and parts[:2] == ["$aws", "things"] and parts[3] == "shadow"
-            and parts[4] == "name"):
+    if (
+        len(parts) == 7
+        and parts[:2] == ["$aws", "things"]
+        and parts[3] == "shadow"
+        and parts[4] == "name"
+    ):
         return parts[2], parts[5], parts[6]
     return None
 
@@ -136,8 +140,9 @@ class ShadowService:
         except (OSError, AttributeError) as exc:  # not a TCP socket (e.g. a unix socket)
             _LOGGER.debug("could not set TCP_NODELAY: %s", exc)
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                    reason_code: Any, properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         if reason_code.is_failure:
             self._failure = f"broker refused the connection: {reason_code}"
             self._subscribed.set()
@@ -145,16 +150,18 @@ class ShadowService:
         # Clean session: subscribe again on every (re)connect.
         client.subscribe([(topic, _QOS) for topic in REQUEST_TOPICS])
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
-                      reason_codes: list[Any], properties: Any) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[Any], properties: Any
+    ) -> None:
         refused = [str(code) for code in reason_codes if code.is_failure]
         if refused:
             self._failure = f"broker refused the subscriptions: {', '.join(refused)}"
             _LOGGER.error("%s", self._failure)
         self._subscribed.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                       reason_code: Any, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         if self._started:
             _LOGGER.warning("shadow service lost the broker (%s); reconnecting", reason_code)
 
@@ -186,16 +193,18 @@ class ShadowService:
             err = ShadowError(500, "Internal service failure")
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
 
-    def _get(self, topic: str, thing: str, shadow_name: str | None,
-             payload: bytes, now: int) -> None:
+    def _get(
+        self, topic: str, thing: str, shadow_name: str | None, payload: bytes, now: int
+    ) -> None:
         document = self.store.load(thing, shadow_name)
         if document is None:
             raise not_found(thing, shadow_name)
         token = lenient_client_token(payload)
         self._publish(f"{topic}/accepted", document.get_payload(now, token))
 
-    def _update(self, topic: str, thing: str, shadow_name: str | None,
-                payload: bytes, now: int) -> None:
+    def _update(
+        self, topic: str, thing: str, shadow_name: str | None, payload: bytes, now: int
+    ) -> None:
         request = parse_json(payload)
         # A ShadowError propagates to handle(), which echoes the token on the rejection.
         result = self.store.load_or_new(thing, shadow_name).apply_update(request, now)
@@ -206,8 +215,9 @@ class ShadowService:
             self._publish(f"{topic}/delta", result.delta)
         self._publish(f"{topic}/documents", result.documents)
 
-    def _delete(self, topic: str, thing: str, shadow_name: str | None,
-                payload: bytes, now: int) -> None:
+    def _delete(
+        self, topic: str, thing: str, shadow_name: str | None, payload: bytes, now: int
+    ) -> None:
         version = self.store.delete(thing, shadow_name, now)
         if version is None:
             raise not_found(thing, shadow_name)

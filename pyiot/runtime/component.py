@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -46,6 +45,7 @@ class Request:
     prop: Property
     text: str
     is_set: bool
+    value: Value | None = None  # what a set asks for
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -85,8 +85,10 @@ class ComponentEngine:
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
         self._framer = LineFramer(device.line_terminator)
-        self._replies = {p.name: p.reply.compile() for p in device.properties.values() if p.reply}
-        self._error = device.error_reply.compile() if device.error_reply else None
+        self._replies = {
+            p.name: p.reply.compile(self.args) for p in device.properties.values() if p.reply
+        }
+        self._error = device.error_reply.compile(self.args) if device.error_reply else None
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
         self._work = asyncio.Event()
@@ -109,13 +111,18 @@ class ComponentEngine:
             )
 
     async def stop(self) -> None:
-        """Cancel the tasks deliberately (an AsyncMachine may swallow an outside cancel)."""
+        """Stop the tasks and the reply timer, and close the link."""
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # transitions' AsyncMachine can swallow a cancel that lands inside a trigger
+            # (transitions #704): cancel again until the task has really ended.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.05)
+            if not task.cancelled():
+                task.exception()  # retrieved: a crash was already logged by the loop
         self._tasks = []
+        for timer in self.machine.get_state(AWAITING_REPLY).runner.values():
+            timer.cancel()
         await self.link.close()
 
     async def set(self, prop_name: str, value: object) -> Value:
@@ -131,7 +138,7 @@ class ComponentEngine:
             raise ValueError_(f"{prop_name} is read-only")
         typed = coerce(prop.type, value)
         text = prop.set_format.format(value=encode(prop, typed), **self.args)
-        request = Request(prop, text, is_set=True)
+        request = Request(prop, text, is_set=True, value=typed)
         # A user's command goes ahead of any queued poll.
         self._commands.append(request)
         self._work.set()
@@ -187,15 +194,18 @@ class ComponentEngine:
             self._set_status(online=True, error=None)
             self._online.set()
             self.request_poll()
+            error = None
             try:
                 await self._reader()
             except LinkClosed as err:
                 _LOGGER.warning("%s: device link lost: %s", self.name, err)
                 lost_logged = True
-                self._set_status(online=False, error=f"device link lost: {err}")
+                error = f"device link lost: {err}"
             self._online.clear()
             await self.link.close()
             self._resolve_outcome(LinkClosed("device link lost"))
+            # Listeners hear of the loss once, from `offline`, with its cause.
+            self.status.last_error = error
             await self.link_lost()
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
 
@@ -254,6 +264,11 @@ class ComponentEngine:
         # The `awaiting` state's timer is the reply timeout; a property may set its own.
         self.machine.get_state(AWAITING_REPLY).timeout = request.prop.timeout or self.device.timeout
         try:
+            if request.is_set and request.prop.reply is None:
+                # Write-only: no reply can confirm it, so the write is the whole exchange.
+                await self.send()
+                await self.sent()
+                return request.value
             for attempt in range(self.device.retries + 1):
                 self._outcome = asyncio.get_running_loop().create_future()
                 await (self.send() if attempt == 0 else self.resend())

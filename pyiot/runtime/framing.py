@@ -19,6 +19,8 @@ class LineFramer:
     terminator: str
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
+    # Inside an overlong line whose start was already dropped: discard up to its terminator.
+    _discarding: bool = False
 
     def __post_init__(self) -> None:
         self._sep = self.terminator.encode("utf-8")
@@ -33,13 +35,19 @@ class LineFramer:
                 break
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + len(self._sep)]
-            if len(raw) > MAX_LINE_BYTES:
+            if self._discarding:
+                self._discarding = False
+            elif len(raw) > MAX_LINE_BYTES:
                 self.dropped += 1
             elif raw:
                 lines.append(raw.decode("utf-8", errors="replace"))
         if len(self._buffer) > MAX_LINE_BYTES:
-            self._buffer.clear()
-            self.dropped += 1
+            # Keep the last bytes: they may hold the start of a split terminator.
+            keep = len(self._sep) - 1
+            del self._buffer[: len(self._buffer) - keep]
+            if not self._discarding:
+                self.dropped += 1
+            self._discarding = True
         return lines
 
     def encode(self, text: str) -> bytes:
@@ -49,3 +57,4 @@ class LineFramer:
     def reset(self) -> None:
         """Forget a partial line (after a reconnect it belongs to a dead link)."""
         self._buffer.clear()
+        self._discarding = False

@@ -74,7 +74,9 @@ class DeviceSimulator:
             for p in device.properties.values()
             if p.set_format
         ]
-        self._error_line = render(device.error_reply.compile(), {}) if device.error_reply else None
+        self._error_line = (
+            render(device.error_reply.compile(self.args), {}) if device.error_reply else None
+        )
 
     def answer(self, line: str) -> list[str] | None:
         """The device's reply lines to one received line; None when the line is not for it."""
@@ -102,7 +104,7 @@ class DeviceSimulator:
         prop = self.device.properties[prop_name]
         assert prop.reply is not None
         wire = encode(prop, self.values[prop_name])
-        pattern = prop.reply.compile()
+        pattern = prop.reply.compile(self.args)
         texts = _wire_texts(prop, wire)
         for text in texts[:-1]:
             with contextlib.suppress(ValueError):

@@ -11,7 +11,7 @@ from pyiot.compiler import Program, compile_file
 ROOT = Path(__file__).resolve().parents[2]
 
 # Parameters, tcp, maps of every value type, flags, a quote and a backslash in a description.
-RICH_SOURCE = r'''
+RICH_SOURCE = r"""
 device Zone(zone: int) "Monoprice zone \"{zone}\" C:\\amp" {
     transport serial { baud 9600 parity "N" }
     framing line "\r\n"
@@ -40,7 +40,7 @@ thing house {
     component kitchen: Zone(zone = 11) on serial "/dev/ttyUSB0"
     component avr: Receiver on tcp "192.168.1.20:23"
 }
-'''
+"""
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,18 @@ def test_mermaid_is_a_state_diagram_of_the_relay(relay_program: Program):
     for state in ["offline", "connecting", "idle", "awaiting", "retrying"]:
         assert re.search(rf'^\s*state "{state}" as {state}$', text, re.M), state
     assert re.search(r"^\s*\[\*\] --> offline$", text, re.M)
-    for trigger in ["connect", "connected", "send", "reply", "error_reply", "expire", "resend",
-                    "give_up", "link_lost", "connect_failed"]:
+    for trigger in [
+        "connect",
+        "connected",
+        "send",
+        "reply",
+        "error_reply",
+        "expire",
+        "resend",
+        "give_up",
+        "link_lost",
+        "connect_failed",
+    ]:
         assert re.search(rf"\b{trigger}\b", text), trigger
 
 

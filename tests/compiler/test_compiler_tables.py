@@ -22,6 +22,7 @@ EDGES = {
     ("expire", "awaiting", "retrying"),
     ("resend", "retrying", "awaiting"),
     ("give_up", "retrying", "idle"),
+    ("sent", "awaiting", "idle"),
     ("link_lost", "connecting", "offline"),
     ("link_lost", "idle", "offline"),
     ("link_lost", "awaiting", "offline"),
@@ -94,15 +95,34 @@ def test_running_machine_walks_the_protocol(relay_program: Program):
         model = _Model()
         build_machine(model, machine_table(relay_program.model.devices["Relay"]))
         seen = [model.state]
-        for trigger in ["connect", "connected", "send", "reply", "send", "expire", "resend",
-                        "error_reply", "send", "link_lost"]:
+        for trigger in [
+            "connect",
+            "connected",
+            "send",
+            "reply",
+            "send",
+            "expire",
+            "resend",
+            "error_reply",
+            "send",
+            "link_lost",
+        ]:
             await getattr(model, trigger)()
             seen.append(model.state)
         return seen
 
     assert asyncio.run(walk()) == [
-        "offline", "connecting", "idle", "awaiting", "idle", "awaiting", "retrying", "awaiting",
-        "idle", "awaiting", "offline",
+        "offline",
+        "connecting",
+        "idle",
+        "awaiting",
+        "idle",
+        "awaiting",
+        "retrying",
+        "awaiting",
+        "idle",
+        "awaiting",
+        "offline",
     ]
 
 

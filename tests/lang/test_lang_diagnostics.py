@@ -61,7 +61,7 @@ def test_diagnostic_reads_the_file_when_no_source_is_given(tmp_path):
     path.write_text("device D {\n    retries 2\n}\n", encoding="utf-8")
     diagnostic = Diagnostic(SourcePos(str(path), 2, 13), "too many")
     assert diagnostic.render() == (
-        f"{path}:2:13: error: too many\n" "        retries 2\n" "                ^"
+        f"{path}:2:13: error: too many\n        retries 2\n                ^"
     )
 
 

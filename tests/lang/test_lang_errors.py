@@ -138,5 +138,5 @@ def test_error_pattern_is_checked_too():
 
 def test_unknown_transport_kind_keeps_the_file_name():
     with pytest.raises(IotError) as caught:
-        load("thing t { component c: D on udp \"x\" }", "house.iot")
+        load('thing t { component c: D on udp "x" }', "house.iot")
     assert str(caught.value).startswith("house.iot:1:29: error: ")

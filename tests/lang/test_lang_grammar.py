@@ -7,7 +7,7 @@ import pytest
 from pyiot.lang import IotError, load
 from pyiot.lang.model import Regex, ValueType
 
-EVERYTHING = r'''
+EVERYTHING = r"""
 # A comment on its own line.
 device Zone(zone: int, label: string, gain: float, loud: bool) "One zone of an amplifier" {
     transport serial {
@@ -63,7 +63,7 @@ thing cottage {
 }
 
 thing empty {}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -212,11 +212,6 @@ def test_duration_must_not_run_into_letters():
     assert caught.value.line == 1
 
 
-@pytest.mark.xfail(
-    reason="grammar/iot.lark: BOOL.2 (\"true\"|\"false\") has no word boundary and outranks NAME, "
-    "so a name literal such as `trueish` or `falseStart` lexes as BOOL + NAME",
-    strict=True,
-)
 def test_name_literal_starting_with_true_or_false():
     model = load("device D { transport serial { a trueish b falseStart } }")
     assert model.devices["D"].transport.settings == {"a": "trueish", "b": "falseStart"}

@@ -62,8 +62,9 @@ class MqttProbe:
             self.received.append(msg.topic)
             self._cond.notify_all()
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
-                      codes: list[Any], properties: Any) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: list[Any], properties: Any
+    ) -> None:
         with self._cond:
             event = self._acks.setdefault(mid, threading.Event())
         event.set()

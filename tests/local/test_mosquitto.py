@@ -64,8 +64,13 @@ def test_mosquitto_lifecycle(mosquitto_path: str) -> None:
         assert broker.pid is not None
         assert os.getpgid(broker.pid) != os.getpgid(0)
         config = broker.config_path.read_text()
-        for line in (f"listener {broker.port} 127.0.0.1", "allow_anonymous true",
-                     "set_tcp_nodelay true", "max_queued_messages 0", "persistence false"):
+        for line in (
+            f"listener {broker.port} 127.0.0.1",
+            "allow_anonymous true",
+            "set_tcp_nodelay true",
+            "max_queued_messages 0",
+            "persistence false",
+        ):
             assert line in config.splitlines()
         workdir = broker.workdir
         assert workdir is not None and broker.log_path.exists()

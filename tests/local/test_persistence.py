@@ -44,8 +44,11 @@ def test_restarted_service_serves_the_stored_documents(broker, make_probe, tmp_p
 
     with ShadowStore(db) as store, ShadowService(broker.host, broker.port, store):
         got = probe.request(topic("get"))
-        assert got["state"] == {"desired": {"mode": "eco"}, "reported": {"mode": "off"},
-                                "delta": {"mode": "eco"}}
+        assert got["state"] == {
+            "desired": {"mode": "eco"},
+            "reported": {"mode": "off"},
+            "delta": {"mode": "eco"},
+        }
         assert got["version"] == 2
         assert probe.request(f"{gone}/get", reply="rejected")["code"] == 404
         # The deleted shadow's version survived the restart too.
@@ -56,9 +59,21 @@ def test_kill_9_loses_no_accepted_update(broker, make_probe, tmp_path) -> None:
     db = tmp_path / "shadows.sqlite3"
     env = dict(os.environ, PYTHONPATH=str(Path(pyiot.__file__).resolve().parents[1]))
     child = subprocess.Popen(
-        [sys.executable, "-m", "pyiot.local.shadow_service",
-         "--host", broker.host, "--port", str(broker.port), "--db", str(db)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pyiot.local.shadow_service",
+            "--host",
+            broker.host,
+            "--port",
+            str(broker.port),
+            "--db",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -81,10 +96,13 @@ def test_kill_9_loses_no_accepted_update(broker, make_probe, tmp_path) -> None:
 
 
 def test_service_comes_back_after_the_broker_restarts(broker, make_probe, tmp_path) -> None:
-    with ShadowStore(tmp_path / "s.sqlite3") as store, \
-            ShadowService(broker.host, broker.port, store):
+    with (
+        ShadowStore(tmp_path / "s.sqlite3") as store,
+        ShadowService(broker.host, broker.port, store),
+    ):
         make_probe(broker.host, broker.port).request(
-            topic("update"), {"state": {"reported": {"up": True}}})
+            topic("update"), {"state": {"reported": {"up": True}}}
+        )
         broker.stop()
         broker.start()
         probe = make_probe(broker.host, broker.port)

@@ -69,9 +69,11 @@ def test_delta_is_json_typed() -> None:
 
 
 def test_get_payload_quotes_the_guides_retrieval_example() -> None:
-    doc = ShadowDocument().apply_update(
-        {"state": {"desired": {"lights": {"color": "RED"}, "engine": "ON"}}}, 123456
-    ).document
+    doc = (
+        ShadowDocument()
+        .apply_update({"state": {"desired": {"lights": {"color": "RED"}, "engine": "ON"}}}, 123456)
+        .document
+    )
     doc = doc.apply_update(
         {"state": {"reported": {"lights": {"color": "GREEN"}, "engine": "ON"}}}, 789012
     ).document
@@ -90,11 +92,14 @@ def test_update_affects_only_the_fields_specified() -> None:
     # Guide, "Updating a shadow": nested objects merge key by key.
     doc = doc_from({"reported": {"color": {"r": 255, "g": 255, "b": 0}}})
     doc = doc.apply_update({"state": {"desired": {"color": {"r": 10}, "engine": "ON"}}}, T1)
-    doc = doc.document.apply_update({"state": {"reported": {"color": {"r": 10},
-                                                            "engine": "ON"}}}, T2).document
+    doc = doc.document.apply_update(
+        {"state": {"reported": {"color": {"r": 10}, "engine": "ON"}}}, T2
+    ).document
     assert doc.reported == {"color": {"r": 10, "g": 255, "b": 0}, "engine": "ON"}
     assert doc.metadata["reported"]["color"] == {
-        "r": {"timestamp": T2}, "g": {"timestamp": T0}, "b": {"timestamp": T0}
+        "r": {"timestamp": T2},
+        "g": {"timestamp": T0},
+        "b": {"timestamp": T0},
     }
 
 
@@ -120,7 +125,8 @@ def test_accepted_echoes_only_the_request_with_metadata_version_and_token() -> N
     assert result.documents["previous"]["state"] == {"reported": {"temp": 55}}
     assert result.documents["previous"]["version"] == 1
     assert result.documents["current"]["state"] == {
-        "desired": {"color": "RED", "lights": {"on": True}}, "reported": {"temp": 55}
+        "desired": {"color": "RED", "lights": {"on": True}},
+        "reported": {"temp": 55},
     }
     assert result.documents["current"]["version"] == 2
     assert result.documents["clientToken"] == "abc"
@@ -135,10 +141,12 @@ def test_version_increments_on_every_accepted_update() -> None:
 
 def test_null_deletes_keys_and_sections_as_in_the_guide() -> None:
     # Guide, "Deleting data": initial state, update, final state.
-    doc = doc_from({
-        "desired": {"lights": {"color": "RED"}, "engine": "ON"},
-        "reported": {"lights": {"color": "GREEN"}, "engine": "OFF"},
-    })
+    doc = doc_from(
+        {
+            "desired": {"lights": {"color": "RED"}, "engine": "ON"},
+            "reported": {"lights": {"color": "GREEN"}, "engine": "OFF"},
+        }
+    )
     result = doc.apply_update({"state": {"desired": None, "reported": {"engine": None}}}, T1)
     assert result.document.state() == {"reported": {"lights": {"color": "GREEN"}}}
     assert result.document.metadata == {"reported": {"lights": {"color": {"timestamp": T0}}}}
@@ -258,8 +266,10 @@ def test_bad_request_errors(request_body: object, message: str) -> None:
 
 
 def test_six_levels_of_nesting_and_a_64_byte_token_are_allowed() -> None:
-    request = {"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}},
-               "clientToken": "x" * 64}
+    request = {
+        "state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}},
+        "clientToken": "x" * 64,
+    }
     assert ShadowDocument().apply_update(request, T1).document.version == 1
 
 
@@ -280,7 +290,10 @@ def test_state_over_8kb_is_413() -> None:
 def test_rejected_payload_carries_code_message_timestamp_and_token() -> None:
     err = ShadowError(409, "Version conflict")
     assert err.payload(T2, "tok") == {
-        "code": 409, "message": "Version conflict", "timestamp": T2, "clientToken": "tok"
+        "code": 409,
+        "message": "Version conflict",
+        "timestamp": T2,
+        "clientToken": "tok",
     }
     assert "clientToken" not in err.payload(T2)
 

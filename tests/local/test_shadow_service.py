@@ -19,10 +19,13 @@ def topic(thing: str, op: str, name: str | None = None) -> str:
 
 def test_update_publishes_accepted_then_delta_and_documents(probe, thing) -> None:
     update = topic(thing, "update")
-    probe.subscribe(*(f"{update}/{suffix}" for suffix in
-                      ("accepted", "rejected", "delta", "documents")))
-    probe.publish(update, {"state": {"desired": {"color": "RED", "lights": {"on": True}}},
-                           "clientToken": "tok-1"})
+    probe.subscribe(
+        *(f"{update}/{suffix}" for suffix in ("accepted", "rejected", "delta", "documents"))
+    )
+    probe.publish(
+        update,
+        {"state": {"desired": {"color": "RED", "lights": {"on": True}}}, "clientToken": "tok-1"},
+    )
 
     accepted = probe.expect(f"{update}/accepted")
     assert accepted["state"] == {"desired": {"color": "RED", "lights": {"on": True}}}
@@ -76,10 +79,8 @@ def test_report_matching_desired_clears_the_delta_without_a_delta_message(probe,
 
 def test_null_deletes_keys(probe, thing) -> None:
     update = topic(thing, "update")
-    probe.request(update, {"state": {"desired": {"a": 1, "b": {"c": 2}},
-                                     "reported": {"a": 0}}})
-    accepted = probe.request(update, {"state": {"desired": None, "reported": {"a": None,
-                                                                             "z": 9}}})
+    probe.request(update, {"state": {"desired": {"a": 1, "b": {"c": 2}}, "reported": {"a": 0}}})
+    accepted = probe.request(update, {"state": {"desired": None, "reported": {"a": None, "z": 9}}})
     assert accepted["state"] == {"desired": None, "reported": {"a": None, "z": 9}}
     assert probe.request(topic(thing, "get"))["state"] == {"reported": {"z": 9}}
 
@@ -109,12 +110,20 @@ def test_delete_then_get_is_404_and_version_continues(probe, thing) -> None:
 def test_rejections_echo_the_client_token(probe, thing) -> None:
     update = topic(thing, "update")
     missing_state = probe.request(update, {"clientToken": "bad-1"}, reply="rejected")
-    assert missing_state == {"code": 400, "message": "Missing required node: state",
-                             "timestamp": missing_state["timestamp"], "clientToken": "bad-1"}
-    not_object = probe.request(update, {"state": {"desired": 5}, "clientToken": "bad-2"},
-                               reply="rejected")
+    assert missing_state == {
+        "code": 400,
+        "message": "Missing required node: state",
+        "timestamp": missing_state["timestamp"],
+        "clientToken": "bad-1",
+    }
+    not_object = probe.request(
+        update, {"state": {"desired": 5}, "clientToken": "bad-2"}, reply="rejected"
+    )
     assert (not_object["code"], not_object["message"], not_object["clientToken"]) == (
-        400, "Desired node must be an object", "bad-2")
+        400,
+        "Desired node must be an object",
+        "bad-2",
+    )
     garbage = probe.request(update, b"{nope", reply="rejected")
     assert (garbage["code"], garbage["message"]) == (400, "Invalid JSON")
     # Nothing was stored by rejected requests.
@@ -124,26 +133,35 @@ def test_rejections_echo_the_client_token(probe, thing) -> None:
 def test_version_conflict_is_409(probe, thing) -> None:
     update = topic(thing, "update")
     probe.request(update, {"state": {"desired": {"colors": ["RED", "GREEN", "BLUE"]}}})
-    conflict = probe.request(update, {"state": {"desired": {"colors": ["BLUE"]}},
-                                      "version": 9, "clientToken": "v9"}, reply="rejected")
+    conflict = probe.request(
+        update,
+        {"state": {"desired": {"colors": ["BLUE"]}}, "version": 9, "clientToken": "v9"},
+        reply="rejected",
+    )
     assert (conflict["code"], conflict["message"], conflict["clientToken"]) == (
-        409, "Version conflict", "v9")
+        409,
+        "Version conflict",
+        "v9",
+    )
     ok = probe.request(update, {"state": {"desired": {"colors": ["BLUE"]}}, "version": 1})
     assert ok["version"] == 2
 
 
 def test_oversize_state_is_413(probe, thing) -> None:
-    rejected = probe.request(topic(thing, "update"),
-                             {"state": {"reported": {"blob": "x" * 9000}}, "clientToken": "big"},
-                             reply="rejected")
+    rejected = probe.request(
+        topic(thing, "update"),
+        {"state": {"reported": {"blob": "x" * 9000}}, "clientToken": "big"},
+        reply="rejected",
+    )
     assert (rejected["code"], rejected["clientToken"]) == (413, "big")
 
 
 def test_named_shadows_are_separate_from_the_classic_one(probe, thing) -> None:
     named_update = topic(thing, "update", "config")
     probe.subscribe(f"{named_update}/delta")
-    accepted = probe.request(named_update, {"state": {"desired": {"rate": 5}},
-                                            "clientToken": "n-1"})
+    accepted = probe.request(
+        named_update, {"state": {"desired": {"rate": 5}}, "clientToken": "n-1"}
+    )
     assert (accepted["version"], accepted["clientToken"]) == (1, "n-1")
     assert probe.expect(f"{named_update}/delta")["state"] == {"rate": 5}
 
@@ -162,7 +180,10 @@ def test_named_shadows_are_separate_from_the_classic_one(probe, thing) -> None:
 def test_invalid_thing_name_is_400(probe) -> None:
     rejected = probe.request(topic("bad%name", "get"), {"clientToken": "n"}, reply="rejected")
     assert (rejected["code"], rejected["message"], rejected["clientToken"]) == (
-        400, "Invalid thing name", "n")
+        400,
+        "Invalid thing name",
+        "n",
+    )
 
 
 def test_service_socket_has_nagle_off(stack: LocalStack) -> None:

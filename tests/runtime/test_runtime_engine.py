@@ -164,9 +164,7 @@ def test_request_poll_reads_a_change_made_silently(relay_program):
 
 def test_commands_are_answered_in_order(relay_program):
     async def body(engine, port):
-        results = await asyncio.gather(
-            *(engine.set("relayState", i % 2 == 0) for i in range(6))
-        )
+        results = await asyncio.gather(*(engine.set("relayState", i % 2 == 0) for i in range(6)))
         assert results == [True, False, True, False, True, False]
         assert port.sims["relay1"].values["relayState"] is False
         assert engine.values["relayState"] is False

@@ -228,12 +228,6 @@ def test_link_loss_goes_offline_and_reconnects(quick_program):
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="pyiot/runtime/component.py: a set of a write-only property (no reply pattern) can "
-    "never be confirmed: the engine re-sends it (retries + 1) times and raises DeviceError "
-    "although the device took it",
-    strict=True,
-)
 def test_write_only_property_is_set_once(quick_program):
     async def scenario() -> None:
         sim = DeviceSimulator("quick", quick_program.model.devices["Quick"])
@@ -254,13 +248,6 @@ def test_write_only_property_is_set_once(quick_program):
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    reason="pyiot/runtime/component.py: ComponentEngine.stop() cancels its tasks while the worker "
-    "is inside a machine trigger (`await self.send()`); transitions' AsyncMachine swallows the "
-    "CancelledError (#704), the worker finishes the request and then waits for work forever, "
-    "so stop() never returns",
-    strict=True,
-)
 def test_stop_during_a_request_returns_promptly(quick_program):
     async def scenario() -> float:
         server = LineServer(lambda line: [])

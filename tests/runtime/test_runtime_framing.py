@@ -87,12 +87,6 @@ def test_endless_noise_without_terminator_does_not_grow_the_buffer():
     assert len(framer._buffer) <= MAX_LINE_BYTES
 
 
-@pytest.mark.xfail(
-    reason="pyiot/runtime/framing.py: when an unterminated line outgrows MAX_LINE_BYTES the "
-    "buffer is cleared, but the rest of that line (up to its terminator) is then delivered "
-    "as a line of its own instead of being dropped too",
-    strict=True,
-)
 def test_tail_of_an_overlong_line_is_not_delivered_as_a_line():
     framer = LineFramer("\n")
     assert framer.feed(b"x" * (MAX_LINE_BYTES + 10)) == []

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Two amplifier zones sharing one serial line, a receiver on TCP, a meter alone.
 # Two components sharing one serial line, a receiver on TCP, a zone alone in another thing.
-HOUSE = r'''
+HOUSE = r"""
 device Zone(zone: int) {
     framing line "\r"
     error /^ERR$/
@@ -48,7 +48,7 @@ thing house {
 thing garden {
     component patio: Zone(zone = 12) on serial "/dev/ttyUSB1"
 }
-'''
+"""
 
 
 @pytest.fixture(scope="session")
