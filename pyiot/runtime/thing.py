@@ -37,6 +37,9 @@ class ThingRuntime:
         self._reported: dict[str, Any] = {}
         self._desired: dict[str, Any] = {}
         self._rejected: set[str] = set()
+        # The newest desired value seen per key (from deltas and documents, in shadow order):
+        # a command finishing after the application changed its mind must not clear the newer wish.
+        self._wanted: dict[str, Any] = {}
         self._flushing: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.applied = 0
@@ -48,6 +51,7 @@ class ThingRuntime:
             engine.status_listeners.append(self._on_status)
             self._on_status(engine.name, engine.status)
         await self.shadow.watch_delta(self.name, self._on_delta)
+        await self.shadow.watch_documents(self.name, self._on_document)
         await self.resync()
 
     async def resync(self) -> None:
@@ -57,8 +61,10 @@ class ThingRuntime:
             for prop, value in engine.values.items():
                 self._reported[prop] = value
             self._on_status(engine.name, engine.status)
-        if document and document["delta"]:
-            self._on_delta(document["delta"], document["version"])
+        if document:
+            if document["delta"]:
+                self._on_delta(document["delta"], document["version"])
+            self._clear_satisfied(document["desired"], document["reported"])
         self._schedule_flush()
 
     async def stop(self) -> None:
@@ -100,10 +106,31 @@ class ThingRuntime:
                 return
 
     # shadow -> device ------------------------------------------------------------------------
+    def _on_document(self, document: dict[str, Any]) -> None:
+        state = document.get("state", {})
+        desired = state.get("desired") or {}
+        for key in self.keys:
+            self._wanted[key] = desired.get(key)
+        self._clear_satisfied(desired, state.get("reported") or {})
+
+    def _clear_satisfied(self, desired: dict[str, Any], reported: dict[str, Any]) -> None:
+        """Clear desired keys the device already satisfies.
+
+        The shadow publishes no delta for a desired value equal to `reported`, so nothing
+        else would clear it; left in place, it would turn the device back the next time
+        someone changes it at the device itself.
+        """
+        for key, value in desired.items():
+            if key in self.keys and key in reported and _same(reported[key], value):
+                self._desired[key] = None
+        if self._desired:
+            self._schedule_flush()
+
     def _on_delta(self, delta: dict[str, Any], version: int) -> None:
         for key, value in delta.items():
             if key == STATUS_KEY:
                 continue
+            self._wanted[key] = value
             task = asyncio.create_task(self._apply(key, value), name=f"{self.name}:{key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -128,7 +155,8 @@ class ThingRuntime:
         self.applied += 1
         if confirmed is not None:
             self._reported[key] = confirmed
-        self._desired[key] = None
+        if _same(self._wanted.get(key), value):
+            self._desired[key] = None
         if key in self._rejected:
             self._rejected.discard(key)
             self._status_section().setdefault("rejected", {})[key] = None
@@ -141,6 +169,11 @@ class ThingRuntime:
         rejected[key] = {"value": value, "reason": reason}
         self._desired[key] = None
         self._schedule_flush()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: `true` is not `1`."""
+    return type(a) is type(b) and a == b
 
 
 def _merge(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:

@@ -179,3 +179,21 @@ def test_shadow_command_sets_and_gets_through_a_running_broker(cli, tmp_path) ->
             break
         assert time.monotonic() < deadline, document
         time.sleep(0.2)
+
+
+def test_desired_already_satisfied_is_cleared(cli, shadow_app, tmp_path) -> None:
+    """No delta comes for a wish the device already meets; it must not linger in desired,
+    or it would switch the relay back the next time someone presses its button."""
+    sim = cli("simulate", str(RELAY))
+    url = sim.wait_for(r"on (socket://\S+)").group(1)
+    run = cli("run", str(RELAY), "--device", f"relay1={url}", "--data", str(tmp_path / "data"))
+    broker = run.wait_for(r"local broker: (mqtt://\S+)").group(1)
+    run.wait_for(r"^ready")
+    app = shadow_app(broker, "relayOne")
+    app.set_desired(relayState=False)  # the simulated relay starts off
+    app.wait_until(lambda d: "relayState" in desired(d))
+    app.wait_until(lambda d: "relayState" not in desired(d))
+    sim.send("relay1.relayState=true")  # pressed at the device
+    app.wait_until(lambda d: reported(d).get("relayState") is True)
+    sim.wait_for(r"relayState = true")
+    assert not any("relayState = false" in line for line in sim.lines)
