@@ -20,7 +20,8 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
-from types import TracebackType
+
+from pyiot.local.service import Service
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def free_port(preferred: int | None) -> int:
         return int(sock.getsockname()[1])
 
 
-class Mosquitto:
+class Mosquitto(Service):
     """A mosquitto process listening on ``host:port``, configured for pyiot's local stack."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", workdir: Path | None = None) -> None:
@@ -249,18 +250,6 @@ class Mosquitto:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
             self._own_workdir = False
-
-    def __enter__(self) -> Mosquitto:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"

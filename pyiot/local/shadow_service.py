@@ -29,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from pyiot.local.service import Service
 from pyiot.local.shadow_doc import (
     ShadowError,
     lenient_client_token,
@@ -70,7 +71,7 @@ def _now() -> int:
     return int(time.time())
 
 
-class ShadowService:
+class ShadowService(Service):
     """The local Device Shadow service, connected to the broker at ``host:port``."""
 
     def __init__(self, host: str, port: int, store: ShadowStore) -> None:
@@ -123,13 +124,6 @@ class ShadowService:
         self._client.disconnect()
         self._client.loop_stop()
         _LOGGER.info("shadow service stopped")
-
-    def __enter__(self) -> ShadowService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- paho callbacks (network thread) -------------------------------------------------
     @staticmethod

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from types import TracebackType
 
 import platformdirs
 
 from pyiot.local.mosquitto import Mosquitto, free_port
+from pyiot.local.service import Service
 from pyiot.local.shadow_service import ShadowService
 from pyiot.local.store import ShadowStore
 
@@ -33,7 +33,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("pyiot"))
 
 
-class LocalStack:
+class LocalStack(Service):
     """mosquitto + :class:`ShadowService` + :class:`ShadowStore`, started and stopped together.
 
     ``port`` is the preferred broker port (another free port is used if it is taken);
@@ -91,18 +91,6 @@ class LocalStack:
             store.close()
         if mosquitto is not None:
             mosquitto.stop()
-
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.url if self.mosquitto is not None else "stopped"
