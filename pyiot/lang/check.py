@@ -1,7 +1,7 @@
-"""Semantic checks on a parsed model: names, references, patterns, formats, shadow keys.
+"""Semantic checks on a parsed device: patterns, formats, types, maps, groups, modes.
 
-Each check adds positioned diagnostics; `check` raises one `IotError` carrying all of them so a
-user fixes several mistakes per run.
+Each check adds positioned diagnostics; `pyiot.lang.load` raises one `IotError` carrying all of
+them so a user fixes several mistakes per run. Things are checked in `check_things`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import string
 
+from pyiot.lang import expr
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
-from pyiot.lang.model import Device, IotFile, Property, Thing
+from pyiot.lang.model import Condition, Device, IotFile, Modes, Property, Regex
 from pyiot.lang.values import ValueError_, coerce
 
 # Names a property may not take in a shadow: pyiot reports its own status under this key.
@@ -19,15 +20,17 @@ RESERVED_SHADOW_KEYS = {"pyiot"}
 
 def check(model: IotFile) -> list[Diagnostic]:
     """Every problem found in the model (empty when it is valid)."""
+    from pyiot.lang.check_things import check_thing
+
     problems: list[Diagnostic] = []
     for device in model.devices.values():
-        problems += _check_device(device)
+        problems += check_device(device)
     for thing in model.things.values():
-        problems += _check_thing(thing, model)
+        problems += check_thing(thing, model)
     return problems
 
 
-def _check_device(device: Device) -> list[Diagnostic]:
+def check_device(device: Device) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     at = device.positions.get
     if device.timeout <= 0:
@@ -36,17 +39,28 @@ def _check_device(device: Device) -> list[Diagnostic]:
         problems.append(
             Diagnostic(at("line_terminator", device.pos), "line terminator must not be empty")
         )
-    if device.error_reply is not None:
-        problems += _regex_problems(device.error_reply, at("error_reply", device.pos), set())
+    if device.prompt == "":
+        problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
+    for key in ("error_reply", "ack_reply"):
+        regex = getattr(device, key)
+        if regex is not None:
+            problems += regex_problems(regex, at(key, device.pos), set())
     if device.transport.kind == "tcp" and "baud" in device.transport.settings:
         problems.append(Diagnostic(at("transport", device.pos), "a tcp transport has no baud rate"))
-    param_names = {p.name for p in device.params}
+    params = {p.name for p in device.params}
+    for group in device.groups.values():
+        problems += regex_problems(group.reply, group.pos, set())
+        problems += format_problems(group.query, group.pos, params)
+        problems += condition_problems(group.poll_when, device)
+    problems += condition_problems(device.poll_when, device)
     for prop in device.properties.values():
-        problems += _check_property(prop, param_names)
+        problems += _check_property(prop, device, params)
+    if device.modes is not None:
+        problems += _check_modes(device.modes, device)
     return problems
 
 
-def _check_property(prop: Property, param_names: set[str]) -> list[Diagnostic]:
+def _check_property(prop: Property, device: Device, params: set[str]) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     at = prop.positions.get
     kind = prop.type.kind
@@ -54,26 +68,43 @@ def _check_property(prop: Property, param_names: set[str]) -> list[Diagnostic]:
     if low is not None and high is not None and low > high:
         problems.append(Diagnostic(prop.pos, f"range {low:g}..{high:g} is empty"))
     if prop.reply is not None:
-        problems += _regex_problems(prop.reply, at("reply", prop.pos), {"value"})
+        problems += regex_problems(prop.reply, at("reply", prop.pos), {"value"})
+    if prop.group is not None:
+        problems += _group_problems(prop, device)
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
         )
     if prop.query is not None:
         # A query is formatted with the component's arguments (no value) before it is sent.
-        problems += _format_problems(prop.query, at("query", prop.pos), param_names)
+        problems += format_problems(prop.query, at("query", prop.pos), params)
     if prop.set_format is not None:
-        problems += _format_problems(
-            prop.set_format, at("set_format", prop.pos), {"value"} | param_names
+        problems += format_problems(prop.set_format, at("set_format", prop.pos), {"value"} | params)
+    problems += _map_problems(prop)
+    problems += _access_problems(prop)
+    problems += condition_problems(prop.poll_when, device)
+    if prop.confirm and prop.query is None and prop.group is None:
+        problems.append(
+            Diagnostic(at("confirm", prop.pos), "confirm by query needs a query to ask with")
         )
-    for wire, value in prop.value_map.items():
-        try:
-            coerce(prop.type, value)
-        except ValueError_ as err:
+    if prop.convert is not None:
+        problems += _convert_problems(prop)
+    for role, target in prop.python.items():
+        module, sep, function = target.partition(":")
+        if not (sep and module and function.isidentifier()):
             problems.append(
-                Diagnostic(at("value_map", prop.pos), f"map entry {wire} = {value!r}: {err}")
+                Diagnostic(
+                    at(f"python:{role}", prop.pos),
+                    f'python {role} names a function as "module:function", got {target!r}',
+                )
             )
-    if kind == "bool" and (prop.reply or prop.set_format) and not prop.value_map:
+    if prop.name in RESERVED_SHADOW_KEYS:
+        problems.append(Diagnostic(prop.pos, f"'{prop.name}' is reserved for pyiot's status"))
+    if (
+        kind == "bool"
+        and (prop.readable or prop.set_format)
+        and not (prop.value_map or prop.python.get("decode"))
+    ):
         problems.append(
             Diagnostic(
                 prop.pos,
@@ -81,16 +112,154 @@ def _check_property(prop: Property, param_names: set[str]) -> list[Diagnostic]:
                 "e.g. map { ON = true, OFF = false }",
             )
         )
-    if kind == "bool" and prop.value_map and set(prop.value_map.values()) != {True, False}:
-        problems.append(
-            Diagnostic(at("value_map", prop.pos), "a bool map must give both true and false")
-        )
-    if prop.name in RESERVED_SHADOW_KEYS:
-        problems.append(Diagnostic(prop.pos, f"'{prop.name}' is reserved for pyiot's status"))
     return problems
 
 
-def _regex_problems(regex, pos: SourcePos, needed_groups: set[str]) -> list[Diagnostic]:
+def _group_problems(prop: Property, device: Device) -> list[Diagnostic]:
+    pos = prop.positions.get("group", prop.pos)
+    group = device.groups.get(prop.group or "")
+    if group is None:
+        known = ", ".join(device.groups) or "none declared"
+        return [Diagnostic(pos, f"unknown query '{prop.group}' (known: {known})")]
+    problems = []
+    if prop.query is not None or prop.reply is not None:
+        problems.append(
+            Diagnostic(pos, f"'{prop.name}' comes from query '{group.name}': drop its own query")
+        )
+    try:
+        groups = group.reply.compile().groupindex
+    except re.error:
+        return problems  # reported at the query
+    if prop.group_field not in groups:
+        field_pos = prop.positions.get("group_field", pos)
+        problems.append(
+            Diagnostic(
+                field_pos,
+                f"the reply of query '{group.name}' has no group named '{prop.group_field}' "
+                f"(it has: {', '.join(groups) or 'none'})",
+            )
+        )
+    return problems
+
+
+def _map_problems(prop: Property) -> list[Diagnostic]:
+    problems = []
+    map_pos = prop.positions.get("value_map", prop.pos)
+    for wire, value in prop.value_map.items():
+        try:
+            coerce(prop.type, value)
+        except ValueError_ as err:
+            problems.append(Diagnostic(map_pos, f"map entry {wire} = {value!r}: {err}"))
+    if (
+        prop.type.kind == "bool"
+        and prop.value_map
+        and set(prop.value_map.values())
+        != {
+            True,
+            False,
+        }
+    ):
+        problems.append(Diagnostic(map_pos, "a bool map must give both true and false"))
+    if prop.type.kind == "enum" and prop.value_map:
+        missing = [v for v in prop.type.choices if v not in prop.value_map.values()]
+        if missing:
+            problems.append(
+                Diagnostic(
+                    map_pos, f"map misses enum value{'s' * (len(missing) > 1)} {', '.join(missing)}"
+                )
+            )
+    set_pos = prop.positions.get("set_map", prop.pos)
+    for value, wire in prop.set_map:
+        try:
+            coerce(prop.type, value)
+        except ValueError_ as err:
+            problems.append(Diagnostic(set_pos, f"with entry {value} = {wire!r}: {err}"))
+    return problems
+
+
+def _access_problems(prop: Property) -> list[Diagnostic]:
+    pos = prop.positions.get("access", prop.pos)
+    if prop.access == "readonly" and prop.set_format is not None:
+        return [Diagnostic(pos, f"readonly property '{prop.name}' has a set command")]
+    if prop.access == "writeonly" and prop.readable:
+        return [Diagnostic(pos, f"writeonly property '{prop.name}' has a reply")]
+    if prop.access == "writeonly" and prop.set_format is None:
+        return [Diagnostic(pos, f"writeonly property '{prop.name}' has no set command")]
+    return []
+
+
+def _convert_problems(prop: Property) -> list[Diagnostic]:
+    pos = prop.positions.get("convert", prop.pos)
+    assert prop.convert is not None
+    if prop.type.kind not in ("int", "float"):
+        return [Diagnostic(pos, f"convert works on numbers; '{prop.name}' is {prop.type.kind}")]
+    problems = []
+    for side in (prop.convert.read, prop.convert.write):
+        for kind, name in expr.names(side):
+            if kind == "var" and name not in expr.VARIABLES:
+                problems.append(Diagnostic(pos, f"unknown name '{name}' in convert; use 'value'"))
+            if kind == "call" and name not in expr.FUNCTIONS:
+                known = ", ".join(expr.FUNCTIONS)
+                problems.append(Diagnostic(pos, f"unknown function '{name}' (known: {known})"))
+    return problems
+
+
+def condition_problems(condition: Condition | None, device: Device) -> list[Diagnostic]:
+    if condition is None:
+        return []
+    problems = []
+    for c in condition.comparisons:
+        prop = device.properties.get(c.prop)
+        if prop is None:
+            problems.append(Diagnostic(c.pos, f"unknown property '{c.prop}' in condition"))
+            continue
+        problems += _value_problems(prop, c.value, c.pos)
+        if c.op not in ("==", "!=") and prop.type.kind not in ("int", "float"):
+            problems.append(Diagnostic(c.pos, f"'{c.op}' compares numbers; {c.prop} is not one"))
+    return problems
+
+
+def _value_problems(prop: Property, value: object, pos: SourcePos) -> list[Diagnostic]:
+    try:
+        coerce(prop.type, value)
+    except ValueError_ as err:
+        return [Diagnostic(pos, f"{prop.name}: {err}")]
+    return []
+
+
+def _check_modes(modes: Modes, device: Device) -> list[Diagnostic]:
+    problems = []
+    if modes.source not in device.properties:
+        problems.append(Diagnostic(modes.pos, f"unknown property '{modes.source}' for modes"))
+    known = set(modes.names)
+    for name in known:
+        if "_" in name:
+            problems.append(
+                Diagnostic(
+                    modes.pos,
+                    f"mode '{name}': mode names may not contain '_' (it separates nested states)",
+                )
+            )
+    for transition in modes.transitions:
+        for trigger in transition.triggers:
+            if trigger.prop is None:
+                continue
+            prop = device.properties.get(trigger.prop)
+            if prop is None:
+                problems.append(Diagnostic(trigger.pos, f"unknown property '{trigger.prop}'"))
+                continue
+            problems += _value_problems(prop, trigger.value, trigger.pos)
+            if trigger.kind == "set" and not prop.writable:
+                problems.append(Diagnostic(trigger.pos, f"'{prop.name}' has no set command"))
+    for hold in modes.holds:
+        for name in hold.props:
+            prop = device.properties.get(name)
+            if prop is None or not prop.writable:
+                problems.append(Diagnostic(hold.pos, f"'{name}' is no property with a set command"))
+    return problems
+
+
+def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> list[Diagnostic]:
     try:
         compiled = regex.compile()
     except re.error as err:
@@ -106,7 +275,7 @@ def _regex_problems(regex, pos: SourcePos, needed_groups: set[str]) -> list[Diag
     ]
 
 
-def _format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagnostic]:
+def format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagnostic]:
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
     except ValueError as err:
@@ -119,46 +288,3 @@ def _format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagno
         for name in fields
         if name.split(".")[0].split("[")[0] not in allowed
     ]
-
-
-def _check_thing(thing: Thing, model: IotFile) -> list[Diagnostic]:
-    problems: list[Diagnostic] = []
-    shadow_keys: dict[str, str] = {}
-    for component in thing.components.values():
-        device = model.devices.get(component.device)
-        device_pos = component.positions.get("device", component.pos)
-        if device is None:
-            known = ", ".join(sorted(model.devices)) or "none declared"
-            problems.append(
-                Diagnostic(device_pos, f"unknown device '{component.device}' (known: {known})")
-            )
-            continue
-        problems += _check_args(component, device, device_pos)
-        for prop in device.properties.values():
-            owner = shadow_keys.get(prop.name)
-            if owner is not None:
-                problems.append(
-                    Diagnostic(
-                        component.pos,
-                        f"shadow key '{prop.name}' of component '{component.name}' is also "
-                        f"used by component '{owner}'",
-                    )
-                )
-            shadow_keys[prop.name] = component.name
-    return problems
-
-
-def _check_args(component, device: Device, pos: SourcePos) -> list[Diagnostic]:
-    problems = []
-    params = {p.name: p for p in device.params}
-    for name, value in component.args.items():
-        if name not in params:
-            problems.append(Diagnostic(pos, f"device '{device.name}' has no parameter '{name}'"))
-            continue
-        try:
-            coerce(params[name].type, value)
-        except ValueError_ as err:
-            problems.append(Diagnostic(pos, f"parameter '{name}': {err}"))
-    for name in params.keys() - component.args.keys():
-        problems.append(Diagnostic(pos, f"missing parameter '{name}' for device '{device.name}'"))
-    return problems

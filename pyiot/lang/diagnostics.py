@@ -51,9 +51,13 @@ class Diagnostic:
 class IotError(Exception):
     """Raised when a `.iot` file cannot be used; holds every diagnostic found."""
 
-    def __init__(self, diagnostics: list[Diagnostic], source: str | None = None):
+    def __init__(
+        self, diagnostics: list[Diagnostic], source: str | None = None, path: str | None = None
+    ):
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.pos.file, d.pos.line, d.pos.column))
         self.source = source
+        # `source` is the text of `path`; diagnostics in other (imported) files read theirs.
+        self.path = path
         super().__init__(self.diagnostics[0].message if self.diagnostics else "invalid file")
 
     @property
@@ -66,7 +70,10 @@ class IotError(Exception):
 
     def render(self) -> str:
         """All diagnostics, each with its source line and caret."""
-        return "\n".join(d.render(self.source) for d in self.diagnostics)
+        return "\n".join(
+            d.render(self.source if self.path in (None, d.pos.file) else None)
+            for d in self.diagnostics
+        )
 
     def __str__(self) -> str:
         first = self.diagnostics[0]

@@ -1,29 +1,40 @@
 """The validated model of a `.iot` file: plain dataclasses, no parser types.
 
-The model is what the compiler, the runtime and the simulator read. It serialises to plain data
-(`to_data` / `from_data`) so a compiled driver can carry it as a Python literal.
+The model is what the compiler, the runtime and the simulator read. It converts to plain data
+(`IotFile.to_data` / `from_data`) so a compiled driver can carry it as a Python literal.
+Every node keeps the source position of what it came from, so any later error can cite it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyiot.lang.diagnostics import SourcePos
+from pyiot.lang.plain import from_plain, to_plain
 
 Value = bool | int | float | str
+
+# Arithmetic for unit conversion as nested lists: ["num", 2], ["var", "value"],
+# ["+", a, b] (also - * /), ["neg", a], ["call", "round", a]. Evaluated by pyiot.lang.expr.
+Expr = list
 
 
 @dataclass
 class ValueType:
-    """The type of a property or parameter: bool, int, float or string, with an optional range."""
+    """The type of a property or parameter, with an optional range or enum codes."""
 
-    kind: str
+    kind: str  # bool, int, float, string, enum
     minimum: float | None = None
     maximum: float | None = None
+    step: float | None = None
+    # enum: value name -> wire code, in declaration order.
+    choices: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
+        if self.kind == "enum":
+            return "enum {" + ", ".join(self.choices) + "}"
         if self.minimum is None and self.maximum is None:
             return self.kind
         return f"{self.kind} {self.minimum:g}..{self.maximum:g}"
@@ -57,8 +68,33 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
+class Comparison:
+    """`power == on`: a property's value compared with a literal."""
+
+    prop: str
+    op: str
+    value: Value
+    pos: SourcePos
+
+
+@dataclass
+class Condition:
+    """All comparisons must hold (`when power == on and input != tv`)."""
+
+    comparisons: list[Comparison]
+
+
+@dataclass
+class Convert:
+    """Unit conversion: `read` maps the wire number to the value, `write` maps it back."""
+
+    read: Expr
+    write: Expr
+
+
+@dataclass
 class Property:
-    """One value of a device, read with `query`/`reply` and written with `set`."""
+    """One value of a device, read by `query`/`reply` (or a group query), written by `set`."""
 
     name: str
     type: ValueType
@@ -66,19 +102,95 @@ class Property:
     query: str | None = None
     reply: Regex | None = None
     set_format: str | None = None
-    # Wire text (as captured by the reply's `value` group) -> typed value.
+    # Wire text (as captured by the reply) -> value, for replies (and for sets without `with`).
     value_map: dict[str, Value] = field(default_factory=dict)
+    # value -> wire text for the set command (`set "PWR {value}" with { on = "ON" }`).
+    set_map: list[tuple[Value, str]] = field(default_factory=list)
+    group: str | None = None  # `from status.volume`: the group query ...
+    group_field: str | None = None  # ... and its named regex group
     poll_every: float | None = None
+    poll_when: Condition | None = None
     timeout: float | None = None
+    retries: int | None = None
+    confirm: bool = False  # query after set to confirm the value
+    ack: Regex | None = None  # the device's acknowledgement of a set
+    access: str | None = None  # "readonly" / "writeonly", when said explicitly
+    convert: Convert | None = None
+    python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
     @property
     def readable(self) -> bool:
-        return self.reply is not None
+        return self.reply is not None or self.group is not None
 
     @property
     def writable(self) -> bool:
         return self.set_format is not None
+
+
+@dataclass
+class GroupQuery:
+    """One query whose reply fills several properties (`query status "?1" reply /.../`)."""
+
+    name: str
+    query: str
+    reply: Regex
+    pos: SourcePos
+    poll_every: float | None = None
+    poll_when: Condition | None = None
+
+
+@dataclass
+class ModeTrigger:
+    """What moves a device between modes: a set sent, a timer, or a value seen."""
+
+    kind: str  # "set", "after", "when"
+    pos: SourcePos
+    prop: str | None = None
+    op: str = "=="
+    value: Value | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class ModeTransition:
+    source: str
+    dest: str
+    triggers: list[ModeTrigger]
+    pos: SourcePos
+
+
+@dataclass
+class ModeHold:
+    """`hold set source until on`, or `reject set source unless on "reason"`."""
+
+    action: str  # "hold" or "reject"
+    props: list[str]
+    modes: list[str]
+    pos: SourcePos
+    reason: str | None = None
+
+
+@dataclass
+class Modes:
+    """The device's own states, driven by one property (a projector's power)."""
+
+    source: str
+    pos: SourcePos
+    transitions: list[ModeTransition] = field(default_factory=list)
+    holds: list[ModeHold] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        """Every mode, in order of first mention."""
+        seen: dict[str, None] = {}
+        for t in self.transitions:
+            seen.setdefault(t.source)
+            seen.setdefault(t.dest)
+        for hold in self.holds:
+            for mode in hold.modes:
+                seen.setdefault(mode)
+        return list(seen)
 
 
 @dataclass
@@ -98,7 +210,7 @@ class Transport:
 
 @dataclass
 class Device:
-    """A device type: its transport, framing, timing and properties."""
+    """A device type: its transport, framing, timing, properties and modes."""
 
     name: str
     pos: SourcePos
@@ -106,17 +218,33 @@ class Device:
     params: list[Param] = field(default_factory=list)
     transport: Transport = field(default_factory=lambda: Transport("serial"))
     line_terminator: str = "\n"
+    prompt: str | None = None  # text that ends every reply (Epson ':')
+    echo: bool = False  # the device repeats each command before answering
     timeout: float = 1.0
     retries: int = 2
+    backoff: float = 0.0  # extra wait before each retry, doubling
     poll_every: float | None = None
+    poll_when: Condition | None = None
     error_reply: Regex | None = None
+    ack_reply: Regex | None = None
+    groups: dict[str, GroupQuery] = field(default_factory=dict)
     properties: dict[str, Property] = field(default_factory=dict)
+    modes: Modes | None = None
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
 
 @dataclass
+class Endpoint:
+    """Where a component's device is: `serial "URL"` or `tcp "host:port"`."""
+
+    kind: str
+    address: str
+    pos: SourcePos
+
+
+@dataclass
 class Component:
-    """An instance of a device inside a thing, bound to an endpoint."""
+    """An instance of a device inside a thing, bound to an endpoint or a named port."""
 
     name: str
     device: str
@@ -124,7 +252,37 @@ class Component:
     args: dict[str, Value] = field(default_factory=dict)
     endpoint_kind: str = "serial"
     endpoint: str = ""
+    port: str | None = None  # a `port` of the thing, shared with other components
     positions: dict[str, SourcePos] = field(default_factory=dict)
+
+
+@dataclass
+class ShadowName:
+    """Where a property appears in the shadow: a path of keys (`["kitchen", "volume"]`)."""
+
+    component: str
+    prop: str  # "*" for every property of the component
+    path: list[str]
+    pos: SourcePos
+
+
+@dataclass
+class RuleAction:
+    component: str
+    prop: str
+    value: Value
+    pos: SourcePos
+
+
+@dataclass
+class Rule:
+    """`when preamp.input becomes TV then projector.power = on, ...`."""
+
+    component: str
+    prop: str
+    value: Value
+    actions: list[RuleAction]
+    pos: SourcePos
 
 
 @dataclass
@@ -133,77 +291,34 @@ class Thing:
 
     name: str
     pos: SourcePos
+    ports: dict[str, Endpoint] = field(default_factory=dict)
     components: dict[str, Component] = field(default_factory=dict)
+    shadow: list[ShadowName] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+
+
+@dataclass
+class Import:
+    """`import "amps.iot"`: a file read relative to the importing one."""
+
+    path: str
+    pos: SourcePos
 
 
 @dataclass
 class IotFile:
-    """Everything one `.iot` file declares."""
+    """Everything one `.iot` file declares (with what it imports)."""
 
     path: str
     devices: dict[str, Device] = field(default_factory=dict)
     things: dict[str, Thing] = field(default_factory=dict)
+    imports: list[Import] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         """Plain dicts, lists and scalars (JSON-compatible)."""
-        return asdict(self)
+        return to_plain(self)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> IotFile:
         """Rebuild a model from `to_data` output."""
-        return cls(
-            path=data["path"],
-            devices={k: _device_from(v) for k, v in data["devices"].items()},
-            things={k: _thing_from(v) for k, v in data["things"].items()},
-        )
-
-
-def _pos(data: dict[str, Any]) -> SourcePos:
-    return SourcePos(**data)
-
-
-def _positions(data: dict[str, Any]) -> dict[str, SourcePos]:
-    return {k: _pos(v) for k, v in data.items()}
-
-
-def _regex(data: dict[str, Any] | None) -> Regex | None:
-    return Regex(**data) if data else None
-
-
-def _property_from(data: dict[str, Any]) -> Property:
-    return Property(
-        **{
-            **data,
-            "type": ValueType(**data["type"]),
-            "pos": _pos(data["pos"]),
-            "reply": _regex(data["reply"]),
-            "positions": _positions(data["positions"]),
-        }
-    )
-
-
-def _device_from(data: dict[str, Any]) -> Device:
-    return Device(
-        **{
-            **data,
-            "pos": _pos(data["pos"]),
-            "params": [
-                Param(p["name"], ValueType(**p["type"]), _pos(p["pos"])) for p in data["params"]
-            ],
-            "transport": Transport(**data["transport"]),
-            "error_reply": _regex(data["error_reply"]),
-            "properties": {k: _property_from(v) for k, v in data["properties"].items()},
-            "positions": _positions(data["positions"]),
-        }
-    )
-
-
-def _thing_from(data: dict[str, Any]) -> Thing:
-    return Thing(
-        name=data["name"],
-        pos=_pos(data["pos"]),
-        components={
-            k: Component(**{**v, "pos": _pos(v["pos"]), "positions": _positions(v["positions"])})
-            for k, v in data["components"].items()
-        },
-    )
+        return from_plain(cls, data)

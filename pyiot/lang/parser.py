@@ -5,38 +5,22 @@ No Lark type leaves this module: callers get an `IotFile` or an `IotError`.
 
 from __future__ import annotations
 
-import ast
 import functools
-import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from lark import (
     Lark,
     Token,
-    Transformer,
     UnexpectedCharacters,
     UnexpectedInput,
     UnexpectedToken,
-    v_args,
 )
 from lark.exceptions import VisitError
 
+from pyiot.lang.builder import BuildError, ModelBuilder
 from pyiot.lang.diagnostics import Diagnostic, IotError, SourcePos
-from pyiot.lang.model import (
-    Component,
-    Device,
-    IotFile,
-    Param,
-    Property,
-    Regex,
-    Thing,
-    Transport,
-    ValueType,
-)
-
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+from pyiot.lang.model import IotFile
 
 # Terminal names as a user would call them, for "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -56,7 +40,6 @@ _TERMINAL_WORDS = {
     "COMMA": "','",
     "EQUAL": "'='",
     "MINUS": "'-'",
-    "__ANON_0": "'..'",
 }
 
 
@@ -80,16 +63,36 @@ def parse(source: str, path: str = "<string>") -> IotFile:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
         raise IotError([_syntax_diagnostic(err, source, path)], source) from None
-    builder = _ModelBuilder(path)
     try:
-        return builder.transform(tree)
-    except _BuildError as err:
-        raise IotError([err.diagnostic], source) from None
+        return ModelBuilder(path).transform(tree)
     except VisitError as err:
-        # Lark wraps what a transformer callback raises; a _BuildError is the user's mistake.
-        if isinstance(err.orig_exc, _BuildError):
+        # Lark wraps what a transformer callback raises; a BuildError is the user's mistake.
+        if isinstance(err.orig_exc, BuildError):
             raise IotError([err.orig_exc.diagnostic], source) from None
         raise
+
+
+# Common mistakes, each with a few examples that fail the way it does; Lark's `match_examples`
+# finds the one whose parser state matches the user's error.
+_TRANSPORT_HINT = 'a component sits `on serial "URL"`, `on tcp "HOST:PORT"` or `on PORTNAME`'
+_FRIENDLY: dict[str, list[str]] = {
+    _TRANSPORT_HINT: [
+        'thing t { component c: D on usb "x" }',
+        'thing t { component c: D on udp "/dev/x" }',
+    ],
+    "a property needs a type: `property NAME: bool | int | float | string | enum {...}`": [
+        "device D { property p { } }",
+        'device D { property p query "x" }',
+    ],
+    "a map entry is `WIRE = VALUE`, entries separated by commas": [
+        "device D { property p: bool { map { ON true } } }",
+        "device D { property p: bool { map { ON = true OFF = false } } }",
+    ],
+    'a component needs its device and where it is: `component NAME: DEVICE on serial "URL"`': [
+        "thing t { component c: D }",
+        "thing t { component c }",
+    ],
+}
 
 
 def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
@@ -115,6 +118,22 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
         return Diagnostic(SourcePos(path, line, column), message)
     assert isinstance(err, UnexpectedToken)
     token = err.token
+    if token == "/" and "REGEX" in err.expected:
+        # "/" alone lexes as division where a regex never closed on its line.
+        message = "unterminated /regex/ (it must close with / on the same line)"
+        return Diagnostic(SourcePos(path, line, column), message)
+    history = list(err.token_history or [])
+    hint = err.match_examples(_lark().parse, _FRIENDLY, use_accepts=True)
+    if hint == _TRANSPORT_HINT and history:
+        # `on udp "x"` fails at the string, but the mistake is the word before it.
+        word = history[-1]
+        return Diagnostic(
+            SourcePos(path, word.line, word.column), f"unknown transport '{word}': {hint}"
+        )
+    if hint:
+        return Diagnostic(
+            SourcePos(path, line, column), f"unexpected {_describe_token(token)}: {hint}"
+        )
     return Diagnostic(
         SourcePos(path, line, column),
         f"unexpected {_describe_token(token)}; expected {_expected(err.expected)}",
@@ -128,221 +147,20 @@ def _describe_token(token: Token) -> str:
 
 
 def _expected(names: set[str]) -> str:
-    words = sorted({_TERMINAL_WORDS.get(n, _keyword(n)) for n in names})
-    if len(words) > 8:
-        words = words[:8] + ["..."]
+    # Closing brackets first (the usual fix), then the rest alphabetically.
+    words = sorted(
+        {_TERMINAL_WORDS.get(n) or _keyword(n) for n in names},
+        key=lambda w: (w not in ("'}'", "')'"), w),
+    )
+    if len(words) > 14:
+        words = words[:14] + ["..."]
     return ", ".join(words) if len(words) < 2 else "one of " + ", ".join(words)
 
 
 def _keyword(terminal: str) -> str:
-    # Lark names anonymous keyword terminals after the keyword in capitals ("DEVICE").
-    return f"'{terminal.lower()}'"
-
-
-class _BuildError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
-        self.diagnostic = diagnostic
-
-
-def _unquote(token: Token, path: str = "<string>") -> str:
+    """A keyword or punctuation terminal as written in the file ('property', '..')."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "\\q": an unknown escape stays as written
-            return ast.literal_eval(str(token))
-    except (SyntaxError, ValueError) as err:
-        reason = getattr(err, "msg", None) or str(err)
-        raise _BuildError(
-            Diagnostic(SourcePos(path, token.line, token.column), f"bad string {token}: {reason}")
-        ) from None
-
-
-def _regex(token: Token) -> Regex:
-    text = str(token)
-    end = text.rindex("/")
-    return Regex(text[1:end].replace("\\/", "/"), text[end + 1 :])
-
-
-def _seconds(token: Token) -> float:
-    text = str(token)
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * _DURATION_UNITS[unit]
-    raise AssertionError(text)
-
-
-def _number(text: str) -> int | float:
-    return float(text) if "." in text else int(text)
-
-
-class _ModelBuilder(Transformer):
-    """Bottom-up: each rule returns a small tagged tuple or a model object."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-
-    def _at(self, item: Token | Any) -> SourcePos:
-        return SourcePos(self.path, item.line, item.column)
-
-    # literals ---------------------------------------------------------------------------------
-    def string(self, items: list[Token]) -> str:
-        return _unquote(items[0], self.path)
-
-    def number(self, items: list[Token]) -> int | float:
-        return _number(str(items[0]))
-
-    def negative(self, items: list[Token]) -> int | float:
-        return -_number(str(items[0]))
-
-    def boolean(self, items: list[Token]) -> bool:
-        return str(items[0]) == "true"
-
-    def duration(self, items: list[Token]) -> float:
-        return _seconds(items[0])
-
-    def name(self, items: list[Token]) -> str:
-        return str(items[0])
-
-    # types --------------------------------------------------------------------------------------
-    def bool_type(self, items: list) -> ValueType:
-        return ValueType("bool")
-
-    def int_type(self, items: list) -> ValueType:
-        return ValueType("int", *(items[0] if items else (None, None)))
-
-    def float_type(self, items: list) -> ValueType:
-        return ValueType("float", *(items[0] if items else (None, None)))
-
-    def string_type(self, items: list) -> ValueType:
-        return ValueType("string")
-
-    def range(self, items: list) -> tuple:
-        return (items[0], items[1])
-
-    # device statements ----------------------------------------------------------------------------
-    @v_args(meta=True)
-    def param(self, meta, items: list) -> Param:
-        return Param(str(items[0]), items[1], SourcePos(self.path, meta.line, meta.column))
-
-    def params(self, items: list) -> tuple:
-        return ("params", items)
-
-    def setting(self, items: list) -> tuple:
-        return (str(items[0]), items[1])
-
-    def transport(self, items: list) -> tuple:
-        return ("transport", Transport(str(items[0]), dict(items[1:])), self._at(items[0]))
-
-    def framing(self, items: list[Token]) -> tuple:
-        return ("line_terminator", _unquote(items[0], self.path), self._at(items[0]))
-
-    def timeout(self, items: list[Token]) -> tuple:
-        return ("timeout", _seconds(items[0]), self._at(items[0]))
-
-    def retries(self, items: list[Token]) -> tuple:
-        return ("retries", int(items[0]), self._at(items[0]))
-
-    def poll(self, items: list[Token]) -> tuple:
-        return ("poll_every", _seconds(items[0]), self._at(items[0]))
-
-    def error_reply(self, items: list[Token]) -> tuple:
-        return ("error_reply", _regex(items[0]), self._at(items[0]))
-
-    def query(self, items: list[Token]) -> tuple:
-        return ("query", _unquote(items[0], self.path), self._at(items[0]))
-
-    def reply(self, items: list[Token]) -> tuple:
-        return ("reply", _regex(items[0]), self._at(items[0]))
-
-    def set_command(self, items: list[Token]) -> tuple:
-        return ("set_format", _unquote(items[0], self.path), self._at(items[0]))
-
-    @v_args(meta=True)
-    def value_map(self, meta, items: list) -> tuple:
-        return ("value_map", dict(items), SourcePos(self.path, meta.line, meta.column))
-
-    def map_entry(self, items: list) -> tuple:
-        key = items[0]
-        if isinstance(key, Token):
-            key = _unquote(key, self.path) if key.type == "STRING" else str(key)
-        return (str(key), items[1])
-
-    @v_args(meta=True)
-    def property(self, meta, items: list) -> Property:
-        name, value_type, *statements = items
-        prop = Property(str(name), value_type, self._at(name))
-        self._apply(prop, statements, f"property '{name}'")
-        return prop
-
-    @v_args(meta=True)
-    def device(self, meta, items: list) -> Device:
-        name, *rest = items
-        device = Device(str(name), self._at(name))
-        statements = []
-        for item in rest:
-            if isinstance(item, Token) and item.type == "STRING":
-                device.description = _unquote(item, self.path)
-            elif isinstance(item, tuple) and item[0] == "params":
-                device.params = item[1]
-            elif isinstance(item, Property):
-                if item.name in device.properties:
-                    raise _BuildError(
-                        Diagnostic(item.pos, f"property '{item.name}' is declared twice")
-                    )
-                device.properties[item.name] = item
-            else:
-                statements.append(item)
-        self._apply(device, statements, f"device '{name}'")
-        return device
-
-    def _apply(self, target: Device | Property, statements: list[tuple], owner: str) -> None:
-        for key, value, pos in statements:
-            if key in target.positions:
-                raise _BuildError(Diagnostic(pos, f"'{key}' is given twice in {owner}"))
-            setattr(target, key, value)
-            target.positions[key] = pos
-
-    # things ---------------------------------------------------------------------------------------
-    def arg(self, items: list) -> tuple:
-        return (str(items[0]), items[1])
-
-    def args(self, items: list) -> tuple:
-        return ("args", dict(items))
-
-    def endpoint(self, items: list[Token]) -> tuple:
-        return (str(items[0]), _unquote(items[1], self.path), self._at(items[1]))
-
-    def component(self, items: list) -> Component:
-        name, device_name, *rest = items
-        kind, address, address_pos = rest[-1]
-        args = rest[0][1] if len(rest) == 2 else {}
-        return Component(
-            str(name),
-            str(device_name),
-            self._at(name),
-            args=args,
-            endpoint_kind=kind,
-            endpoint=address,
-            positions={"device": self._at(device_name), "endpoint": address_pos},
-        )
-
-    def thing(self, items: list) -> Thing:
-        name, *components = items
-        thing = Thing(str(name), self._at(name))
-        for component in components:
-            if component.name in thing.components:
-                raise _BuildError(
-                    Diagnostic(component.pos, f"component '{component.name}' is declared twice")
-                )
-            thing.components[component.name] = component
-        return thing
-
-    def start(self, items: list) -> IotFile:
-        model = IotFile(self.path)
-        for item in items:
-            table = model.devices if isinstance(item, Device) else model.things
-            kind = "device" if isinstance(item, Device) else "thing"
-            if item.name in table:
-                raise _BuildError(Diagnostic(item.pos, f"{kind} '{item.name}' is declared twice"))
-            table[item.name] = item
-        return model
+        pattern = _lark().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal.lower()
+    return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()

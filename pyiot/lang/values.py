@@ -1,12 +1,18 @@
 """Typed values: validate what a user asks for, and convert between values and wire text.
 
 Pure functions over the model; the runtime, the simulator and the checker share them so a value
-means the same thing everywhere.
+means the same thing everywhere. A Python hook (`python decode "mod:fn"`) is passed in resolved
+by the caller, who decides whether Python from a `.iot` file may run at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from pyiot.lang.expr import ExprError, evaluate
 from pyiot.lang.model import Property, Value, ValueType
+
+Hooks = dict[str, Callable]
 
 
 class ValueError_(ValueError):
@@ -23,6 +29,10 @@ def coerce(value_type: ValueType, value: object) -> Value:
         if isinstance(value, bool):
             return value
         raise ValueError_(f"expected true or false, got {value!r}")
+    if kind == "enum":
+        if isinstance(value, str) and value in value_type.choices:
+            return value
+        raise ValueError_(f"expected one of {', '.join(value_type.choices)}, got {value!r}")
     if kind in ("int", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError_(f"expected a number, got {value!r}")
@@ -43,34 +53,65 @@ def coerce(value_type: ValueType, value: object) -> Value:
     raise AssertionError(kind)
 
 
-def decode(prop: Property, wire: str) -> Value:
-    """Wire text captured by a reply's `value` group -> typed value."""
+def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
+    """Wire text captured from a reply -> typed value."""
+    if hooks and "decode" in hooks:
+        try:
+            return coerce(prop.type, hooks["decode"](wire))
+        except (ValueError, TypeError, ArithmeticError) as err:
+            raise ValueError_(f"{prop.name}: decode hook failed on {wire!r}: {err}") from None
     if prop.value_map:
         if wire in prop.value_map:
             return prop.value_map[wire]
         raise ValueError_(f"{prop.name}: no value maps from {wire!r}")
     kind = prop.type.kind
-    try:
-        if kind == "int":
-            return int(wire)
-        if kind == "float":
-            return float(wire)
-    except ValueError:
-        raise ValueError_(f"{prop.name}: {wire!r} is not a {kind}") from None
+    if kind == "enum":
+        for name, code in prop.type.choices.items():
+            if code == wire:
+                return name
+        raise ValueError_(f"{prop.name}: {wire!r} is no code of {prop.type.describe()}")
     if kind == "bool":
         raise ValueError_(f"{prop.name}: a bool needs a map from wire text")
-    return wire
+    if kind == "string":
+        return wire
+    try:
+        number: float = int(wire) if kind == "int" and prop.convert is None else float(wire)
+    except ValueError:
+        raise ValueError_(f"{prop.name}: {wire!r} is not a number") from None
+    if prop.convert is not None:
+        try:
+            number = evaluate(prop.convert.read, number)
+        except ExprError as err:
+            raise ValueError_(f"{prop.name}: {err}") from None
+        if kind == "int":
+            number = round(number)
+    return int(number) if kind == "int" else float(number)
 
 
-def encode(prop: Property, value: Value) -> str | Value:
+def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
     """Typed value -> what `{value}` in the property's `set` format receives."""
+    if hooks and "encode" in hooks:
+        return hooks["encode"](value)
+    for mapped, wire in prop.set_map:
+        if _same(mapped, value):
+            return wire
     if prop.value_map:
         for wire, mapped in prop.value_map.items():
-            # `1 == True` in Python: compare type too, so int maps never match a bool.
-            if mapped == value and type(mapped) is type(value):
+            if _same(mapped, value):
                 return wire
         raise ValueError_(f"{prop.name}: no wire text maps to {value!r}")
+    if prop.type.kind == "enum":
+        return prop.type.choices[str(value)]
+    if prop.convert is not None and isinstance(value, (int, float)):
+        number = evaluate(prop.convert.write, value)
+        # Wire numbers are usually whole: let `{value:02d}` work when the result is integral.
+        return int(round(number)) if abs(number - round(number)) < 1e-9 else number
     return value
+
+
+def _same(a: object, b: object) -> bool:
+    # `1 == True` in Python: compare type too, so int maps never match a bool.
+    return type(a) is type(b) and a == b
 
 
 def render_value(value: Value) -> str:

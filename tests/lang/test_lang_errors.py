@@ -30,7 +30,7 @@ BAD = {
     "shadow_collision.iot": (
         9,
         15,
-        ["shadow key 'volume'", "component 'patio'", "also used by component 'kitchen'"],
+        ["shadow key 'volume' of patio.volume", "collides with kitchen.volume"],
     ),
     "duplicate_statement.iot": (4, 13, ["'timeout' is given twice in device 'Relay'"]),
     "duplicate_device.iot": (4, 8, ["device 'Relay' is declared twice"]),

@@ -113,9 +113,9 @@ def test_decode_numbers_and_strings():
     assert decode(PROPS["gain"], "-1.25") == -1.25
     assert decode(PROPS["label"], "Living room") == "Living room"
     assert decode(PROPS["label"], "") == ""
-    with pytest.raises(ValueError_, match="is not a int"):
+    with pytest.raises(ValueError_, match="is not a number"):
         decode(PROPS["level"], "seven")
-    with pytest.raises(ValueError_, match="is not a float"):
+    with pytest.raises(ValueError_, match="is not a number"):
         decode(PROPS["gain"], "loud")
 
 

@@ -1,0 +1,138 @@
+"""Semantic checks on things: components, ports, shadow names, rules."""
+
+from __future__ import annotations
+
+from pyiot.lang.check import RESERVED_SHADOW_KEYS
+from pyiot.lang.diagnostics import Diagnostic, SourcePos
+from pyiot.lang.model import Component, Device, IotFile, Thing
+from pyiot.lang.shadow_names import key, shadow_paths
+from pyiot.lang.values import ValueError_, coerce
+
+
+def check_thing(thing: Thing, model: IotFile) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    for component in thing.components.values():
+        device = model.devices.get(component.device)
+        device_pos = component.positions.get("device", component.pos)
+        if device is None:
+            known = ", ".join(sorted(model.devices)) or "none declared"
+            problems.append(
+                Diagnostic(device_pos, f"unknown device '{component.device}' (known: {known})")
+            )
+            continue
+        problems += _check_args(component, device, device_pos)
+        if component.port is not None and component.port not in thing.ports:
+            known = ", ".join(thing.ports) or "none declared"
+            problems.append(
+                Diagnostic(
+                    component.positions.get("endpoint", component.pos),
+                    f"unknown port '{component.port}' (ports of {thing.name}: {known})",
+                )
+            )
+    problems += _shadow_problems(thing, model)
+    problems += _rule_problems(thing, model)
+    return problems
+
+
+def _check_args(component: Component, device: Device, pos: SourcePos) -> list[Diagnostic]:
+    problems = []
+    params = {p.name: p for p in device.params}
+    for name, value in component.args.items():
+        if name not in params:
+            problems.append(Diagnostic(pos, f"device '{device.name}' has no parameter '{name}'"))
+            continue
+        try:
+            coerce(params[name].type, value)
+        except ValueError_ as err:
+            problems.append(Diagnostic(pos, f"parameter '{name}': {err}"))
+    for name in params.keys() - component.args.keys():
+        problems.append(Diagnostic(pos, f"missing parameter '{name}' for device '{device.name}'"))
+    return problems
+
+
+def _shadow_problems(thing: Thing, model: IotFile) -> list[Diagnostic]:
+    problems = []
+    for entry in thing.shadow:
+        component = thing.components.get(entry.component)
+        if component is None:
+            problems.append(Diagnostic(entry.pos, f"unknown component '{entry.component}'"))
+            continue
+        device = model.devices.get(component.device)
+        if device is not None and entry.prop != "*" and entry.prop not in device.properties:
+            problems.append(
+                Diagnostic(
+                    entry.pos, f"component '{entry.component}' has no property '{entry.prop}'"
+                )
+            )
+    owners: dict[str, tuple[str, str]] = {}
+    prefixes: dict[str, tuple[str, str]] = {}
+    for (component, prop), path in shadow_paths(thing, model).items():
+        pos = _shadow_pos(thing, component, prop)
+        if path[0] in RESERVED_SHADOW_KEYS:
+            problems.append(Diagnostic(pos, f"shadow key '{path[0]}' is reserved for pyiot"))
+        name = key(path)
+        clash = owners.get(name) or prefixes.get(name)
+        for i in range(1, len(path)):
+            clash = clash or owners.get(key(path[:i]))
+            prefixes[key(path[:i])] = (component, prop)
+        if clash is not None:
+            problems.append(
+                Diagnostic(
+                    pos,
+                    f"shadow key '{name}' of {component}.{prop} collides with "
+                    f"{clash[0]}.{clash[1]}; rename one in a shadow {{ ... }} block",
+                )
+            )
+        owners[name] = (component, prop)
+    return problems
+
+
+def _shadow_pos(thing: Thing, component: str, prop: str) -> SourcePos:
+    for entry in thing.shadow:
+        if entry.component == component and entry.prop in (prop, "*"):
+            return entry.pos
+    return thing.components[component].pos
+
+
+def _rule_problems(thing: Thing, model: IotFile) -> list[Diagnostic]:
+    problems = []
+    for rule in thing.rules:
+        problems += _target_problems(
+            thing, model, rule.component, rule.prop, rule.value, rule.pos, writable=False
+        )
+        for action in rule.actions:
+            problems += _target_problems(
+                thing, model, action.component, action.prop, action.value, action.pos, writable=True
+            )
+    return problems
+
+
+def _target_problems(
+    thing: Thing,
+    model: IotFile,
+    component_name: str,
+    prop_name: str,
+    value: object,
+    pos: SourcePos,
+    writable: bool,
+) -> list[Diagnostic]:
+    component = thing.components.get(component_name)
+    if component is None:
+        known = ", ".join(thing.components)
+        return [Diagnostic(pos, f"unknown component '{component_name}' (known: {known})")]
+    device = model.devices.get(component.device)
+    if device is None:
+        return []
+    prop = device.properties.get(prop_name)
+    if prop is None:
+        known = ", ".join(device.properties)
+        return [
+            Diagnostic(pos, f"unknown property '{component_name}.{prop_name}' (known: {known})")
+        ]
+    if writable and not prop.writable:
+        return [Diagnostic(pos, f"'{component_name}.{prop_name}' has no set command")]
+    try:
+        coerce(prop.type, value)
+    except ValueError_ as err:
+        return [Diagnostic(pos, f"{component_name}.{prop_name}: {err}")]
+    return []
