@@ -26,7 +26,10 @@ MODEL = {model}
 # One protocol state machine per device type: states, transitions, timers.
 MACHINES = {machines}
 
-PROGRAM = Program.from_data(MODEL, MACHINES)
+# The device modes of the device types that declare any: states, timers, triggers.
+MODES = {modes}
+
+PROGRAM = Program.from_data(MODEL, MACHINES, MODES)
 
 
 {classes}
@@ -88,5 +91,6 @@ def driver_source(program: Program, module_name: str) -> str:
         module=module_name,
         model=pprint.pformat(model.to_data(), indent=1, width=100, sort_dicts=False),
         machines=pprint.pformat(program.machines, indent=1, width=100, sort_dicts=False),
+        modes=pprint.pformat(program.modes, indent=1, width=100, sort_dicts=False),
         classes=classes,
     )

@@ -14,17 +14,24 @@ class GraphvizMissing(RuntimeError):
     """Graphviz (the `dot` program or the `graphviz` Python package) is not installed."""
 
 
-def render(table: MachineTable, title: str, fmt: str = "mermaid") -> str | bytes:
+def render(
+    table: MachineTable,
+    title: str,
+    fmt: str = "mermaid",
+    modes: MachineTable | None = None,
+    fold_protocol: bool = False,
+) -> str | bytes:
     """The machine as Mermaid `stateDiagram-v2` text, dot source, or SVG/PNG bytes."""
     if fmt == "mermaid":
-        return build_graph_machine(table, title, "mermaid").get_graph().draw(None)
+        machine = build_graph_machine(title, "mermaid", table, modes, fold_protocol)
+        return machine.get_graph().draw(None)
     try:
         import graphviz  # noqa: F401  (transitions' graphviz engine imports it)
     except ImportError:
         raise GraphvizMissing(
             "the graphviz Python package is missing: pip install 'pyiot[graph]'"
         ) from None
-    graph = build_graph_machine(table, title, "graphviz").get_graph()
+    graph = build_graph_machine(title, "graphviz", table, modes, fold_protocol).get_graph()
     if fmt == "dot":
         return graph.source
     if shutil.which("dot") is None:

@@ -6,27 +6,40 @@ the runtime and the simulator consume.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyiot.compiler.tables import MachineTable, machine_table
+from pyiot.compiler.tables import MachineTable, machine_table, mode_table
 from pyiot.lang import IotFile, load_file
 
 
 @dataclass
 class Program:
+    """The model, the protocol machine of each device type, and the modes of those that have any."""
+
     model: IotFile
     machines: dict[str, MachineTable]
+    modes: dict[str, MachineTable] = field(default_factory=dict)
 
     @classmethod
     def from_model(cls, model: IotFile) -> Program:
-        return cls(model, {name: machine_table(d) for name, d in model.devices.items()})
+        devices = model.devices.items()
+        return cls(
+            model,
+            {name: machine_table(d) for name, d in devices},
+            {name: t for name, d in devices if (t := mode_table(d)) is not None},
+        )
 
     @classmethod
-    def from_data(cls, model: dict[str, Any], machines: dict[str, MachineTable]) -> Program:
+    def from_data(
+        cls,
+        model: dict[str, Any],
+        machines: dict[str, MachineTable],
+        modes: dict[str, MachineTable] | None = None,
+    ) -> Program:
         """Rebuild from the literals a compiled driver module carries."""
-        return cls(IotFile.from_data(model), machines)
+        return cls(IotFile.from_data(model), machines, modes or {})
 
 
 def compile_file(path: str | Path) -> Program:

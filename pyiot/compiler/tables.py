@@ -56,3 +56,47 @@ def machine_table(device: Device) -> MachineTable:
             {"trigger": "link_lost", "source": _ONLINE_STATES, "dest": OFFLINE},
         ],
     }
+
+
+def mode_table(device: Device) -> MachineTable | None:
+    """The machine of the device's declared modes, or None when it declares none.
+
+    Triggers are named as the user wrote them (`set power=on`, `power==on`, `after 40s`) so
+    the graph reads like the `.iot` file; `whens` and `sets` tell the engine which observed
+    value or sent command fires which trigger.
+    """
+    modes = device.modes
+    if modes is None:
+        return None
+    states: dict[str, dict] = {name: {"name": name} for name in modes.names}
+    transitions: list[dict] = []
+    whens: dict[str, list] = {}
+    sets: dict[str, list] = {}
+    for move in modes.transitions:
+        for trigger in move.triggers:
+            if trigger.kind == "after":
+                name = f"after {trigger.seconds:g}s"
+                state = states[move.source]
+                state["timeout"] = trigger.seconds
+                state["on_timeout"] = name
+            elif trigger.kind == "set":
+                name = f"set {trigger.prop}={_text(trigger.value)}"
+                sets[name] = [trigger.prop, trigger.value]
+            else:
+                name = f"{trigger.prop}{trigger.op}{_text(trigger.value)}"
+                whens[name] = [trigger.prop, trigger.op, trigger.value]
+            transitions.append({"trigger": name, "source": move.source, "dest": move.dest})
+    return {
+        "initial": modes.names[0],
+        "states": list(states.values()),
+        "transitions": transitions,
+        "source": modes.source,
+        "whens": whens,
+        "sets": sets,
+    }
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -3,7 +3,8 @@
 The engine is the machine's model. A worker task takes one request at a time (user commands
 before polls), sends it, and waits for the machine to come back to `idle`; a reader task frames
 incoming bytes and routes each line: the reply to the outstanding request, the device's error
-reply, or an unsolicited report of some property. Timers and retries are machine states.
+or acknowledgement, or an unsolicited report of some property. Timers and retries are machine
+states; what a line means is `DeviceProtocol`'s business; device modes are a `ModeTracker`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import collections
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pyiot.compiler.machine import build_machine
 from pyiot.compiler.tables import AWAITING_REPLY, OFFLINE, MachineTable
-from pyiot.lang.model import Device, Property, Value
-from pyiot.lang.values import ValueError_, coerce, decode, encode
-from pyiot.runtime.framing import LineFramer
+from pyiot.lang.model import Device, GroupQuery, Property, Value
+from pyiot.lang.values import Hooks, ValueError_
+from pyiot.runtime.framing import PROMPT, LineFramer, Prompt
+from pyiot.runtime.modes import ModeRefused, ModeTracker
+from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
 from pyiot.runtime.transport import Link, LinkClosed
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,22 +42,12 @@ class DeviceError(Exception):
 
 
 @dataclass
-class Request:
-    """One command on the wire and what answers it."""
-
-    prop: Property
-    text: str
-    is_set: bool
-    value: Value | None = None  # what a set asks for
-    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-@dataclass
 class ComponentStatus:
     """What the Thing reports about a component besides its property values."""
 
     online: bool = False
     state: str = OFFLINE
+    mode: str | None = None
     last_error: str | None = None
     unrecognised_lines: int = 0
 
@@ -75,28 +68,33 @@ class ComponentEngine:
         table: MachineTable,
         link: Link,
         args: dict[str, Value] | None = None,
+        modes: MachineTable | None = None,
+        hooks: dict[str, Hooks] | None = None,
     ):
         self.name = name
         self.device = device
         self.args = dict(args or {})
         self.link = link
+        self.protocol = DeviceProtocol(device, self.args, hooks)
         self.values: dict[str, Value] = {}
         self.status = ComponentStatus()
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
-        self._framer = LineFramer(device.line_terminator)
-        self._replies = {
-            p.name: p.reply.compile(self.args) for p in device.properties.values() if p.reply
-        }
-        self._error = device.error_reply.compile(self.args) if device.error_reply else None
+        self._framer = LineFramer(device.line_terminator, device.prompt)
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
         self._work = asyncio.Event()
         self._online = asyncio.Event()
         self._current: Request | None = None
         self._outcome: asyncio.Future | None = None
+        # With a prompt, a reply counts once the prompt closes it.
+        self._pending: Any = None
         self._tasks: list[asyncio.Task] = []
         self.machine = build_machine(self, table)
+        self.modes = ModeTracker(name, device, modes) if modes else None
+        if self.modes is not None:
+            self.status.mode = self.modes.state
+            self.modes.listeners.append(self._on_mode)
 
     # ------------------------------------------------------------------------------ public API
     async def start(self) -> None:
@@ -105,13 +103,11 @@ class ComponentEngine:
             asyncio.create_task(self._connection_loop(), name=f"{self.name}:link"),
             asyncio.create_task(self._worker(), name=f"{self.name}:worker"),
         ]
-        for period, props in self._poll_schedule().items():
-            self._tasks.append(
-                asyncio.create_task(self._poller(period, props), name=f"{self.name}:poll")
-            )
+        for group in self.protocol.poll_groups():
+            self._tasks.append(asyncio.create_task(self._poller(group), name=f"{self.name}:poll"))
 
     async def stop(self) -> None:
-        """Stop the tasks and the reply timer, and close the link."""
+        """Stop the tasks and the timers, and close the link."""
         for task in self._tasks:
             # transitions' AsyncMachine can swallow a cancel that lands inside a trigger
             # (transitions #704): cancel again until the task has really ended.
@@ -123,40 +119,78 @@ class ComponentEngine:
         self._tasks = []
         for timer in self.machine.get_state(AWAITING_REPLY).runner.values():
             timer.cancel()
+        if self.modes is not None:
+            await self.modes.stop()
         await self.link.close()
 
     async def set(self, prop_name: str, value: object) -> Value:
         """Send a property's set command; return the value the device confirms.
 
         Raises `ValueError_` for a value that does not fit, `DeviceError` when the device
-        answers with its error reply or not at all.
+        refuses it (its error reply, or a mode that rejects it) or never answers.
         """
-        prop = self.device.properties.get(prop_name)
-        if prop is None:
-            raise ValueError_(f"unknown property {prop_name!r}")
-        if not prop.writable:
-            raise ValueError_(f"{prop_name} is read-only")
-        typed = coerce(prop.type, value)
-        text = prop.set_format.format(value=encode(prop, typed), **self.args)
-        request = Request(prop, text, is_set=True, value=typed)
+        request = self.protocol.set_request(prop_name, value)
+        if self.modes is not None:
+            try:
+                await self.modes.allowed(prop_name)
+            except ModeRefused as err:
+                raise DeviceError(f"{self.name}: {err}", refused=True) from None
         # A user's command goes ahead of any queued poll.
         self._commands.append(request)
         self._work.set()
-        return await request.done
+        confirmed = await request.done
+        prop = request.prop
+        assert prop is not None
+        if self.modes is not None:
+            await self.modes.sent(prop_name, request.value)  # type: ignore[arg-type]
+            if prop_name == self.modes.modes.source and confirmed is None:
+                # Acknowledged only: the mode entered says what the device is now
+                # (PWR ON -> warming), when it names a value of the property.
+                mode = self.modes.state
+                known = mode in prop.type.choices or mode in ("true", "false")
+                confirmed = mode if known and prop.type.kind == "enum" else request.value
+                self._store({prop_name: confirmed})  # type: ignore[dict-item]
+        if prop.confirm:
+            await self.read(prop_name)
+            return self.values.get(prop_name, confirmed)
+        return confirmed
 
-    def request_poll(self, props: list[Property] | None = None) -> None:
-        """Queue a query of these (default: all) readable properties, skipping queued ones."""
-        queued = {r.prop.name for r in self._polls}
-        for prop in props if props is not None else self.device.properties.values():
-            if prop.query and prop.name not in queued:
-                text = prop.query.format(**self.args)
-                self._polls.append(Request(prop, text, is_set=False))
+    async def read(self, prop_name: str) -> Value | None:
+        """Query a property now (ahead of polls) and return what the device says."""
+        prop = self.device.properties.get(prop_name)
+        if prop is None or not prop.readable:
+            raise ValueError_(f"{prop_name!r} cannot be read")
+        request = self.protocol.read_request(prop)
+        self._commands.append(request)
+        self._work.set()
+        await request.done
+        return self.values.get(prop_name)
+
+    def request_poll(self, targets: list[Property | GroupQuery] | None = None) -> None:
+        """Queue reads of these targets, skipping queued ones.
+
+        By default everything readable whose poll condition holds now (a projector answers
+        `SOURCE?` with ERR while off, so `when power == on` applies to the first read too).
+        """
+        if targets is None:
+            targets = [
+                t
+                for t in self.protocol.readable_targets()
+                if self.protocol.holds(self.values, self.protocol.condition_of(t))
+            ]
+        queued = {r.key for r in self._polls}
+        for target in targets:
+            request = self.protocol.read_request(target)
+            if request.key not in queued:
+                queued.add(request.key)
+                self._polls.append(request)
         self._work.set()
 
     # ---------------------------------------------------------------------- machine callbacks
     async def on_enter_awaiting(self) -> None:
         assert self._current is not None
         _LOGGER.debug("%s -> %r", self.name, self._current.text)
+        self._pending = None
         await self.link.write(self._framer.encode(self._current.text))
 
     async def on_enter_retrying(self) -> None:
@@ -176,7 +210,7 @@ class ComponentEngine:
             await self.connect()
             try:
                 await self.link.open()
-            except (OSError, ValueError, Exception) as err:  # pyserial raises its own types
+            except Exception as err:  # pyserial and sockets raise many kinds; all mean "not now"
                 await self.connect_failed()
                 if not lost_logged:
                     _LOGGER.warning("%s: cannot open %s: %s", self.name, self._where(), err)
@@ -215,23 +249,15 @@ class ComponentEngine:
     async def _reader(self) -> None:
         while True:
             data = await self.link.read()
-            for line in self._framer.feed(data):
-                await self._route(line)
+            for frame in self._framer.feed(data):
+                await self._route(frame)
 
-    def _poll_schedule(self) -> dict[float, list[Property]]:
-        """Polled properties by period: a property's own `poll every`, else the device's."""
-        schedule: dict[float, list[Property]] = {}
-        for prop in self.device.properties.values():
-            period = prop.poll_every or self.device.poll_every
-            if prop.query and period:
-                schedule.setdefault(period, []).append(prop)
-        return schedule
-
-    async def _poller(self, period: float, props: list[Property]) -> None:
+    async def _poller(self, group: PollGroup) -> None:
         while True:
-            await asyncio.sleep(period)
-            if self._online.is_set():
-                self.request_poll(props)
+            await asyncio.sleep(group.period)
+            # A conditional poll (`when power == on`) waits for its condition.
+            if self._online.is_set() and self.protocol.holds(self.values, group.condition):
+                self.request_poll(group.targets)
 
     async def _worker(self) -> None:
         while True:
@@ -259,72 +285,127 @@ class ComponentEngine:
         return (self._commands or self._polls).popleft()
 
     async def _perform(self, request: Request) -> Value | None:
-        """Send, wait for reply / error / timeout, retry as the device's `retries` says."""
+        """Send, wait for reply / ack / prompt / error / timeout, retry with backoff."""
         self._current = request
+        prop = request.prop
         # The `awaiting` state's timer is the reply timeout; a property may set its own.
-        self.machine.get_state(AWAITING_REPLY).timeout = request.prop.timeout or self.device.timeout
+        timeout = (prop.timeout if prop else None) or self.device.timeout
+        self.machine.get_state(AWAITING_REPLY).timeout = timeout
+        retries = prop.retries if prop and prop.retries is not None else self.device.retries
         try:
-            if request.is_set and request.prop.reply is None:
-                # Write-only: no reply can confirm it, so the write is the whole exchange.
+            if not self.protocol.expects_answer(request):
+                # Write-only: nothing can confirm it, so the write is the whole exchange.
                 await self.send()
                 await self.sent()
+                self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
-            for attempt in range(self.device.retries + 1):
+            for attempt in range(retries + 1):
                 self._outcome = asyncio.get_running_loop().create_future()
+                if attempt:
+                    # Give a busy device room: the backoff doubles with each retry.
+                    await asyncio.sleep(self.device.backoff * 2 ** (attempt - 1))
                 await (self.send() if attempt == 0 else self.resend())
                 outcome = await self._outcome
                 if isinstance(outcome, BaseException):
                     raise outcome
                 if outcome is not None:
-                    return outcome[1]
+                    return self._result(request, outcome)
             await self.give_up()
-            raise DeviceError(f"no reply to {request.text!r} after {self.device.retries + 1} tries")
+            raise DeviceError(f"no reply to {request.text!r} after {retries + 1} tries")
         finally:
             self._current = None
             self._outcome = None
+
+    def _result(self, request: Request, values: dict[str, Value]) -> Value | None:
+        """What a finished request returns: the property's confirmed (or accepted) value."""
+        prop = request.prop
+        if prop is None:
+            return None
+        if request.is_set and prop.name not in values:
+            if self.modes is not None and prop.name == self.modes.modes.source:
+                return None  # decided by the mode it moves to, in `set`
+            # Acknowledged without a value: the device took what was asked.
+            self._store({prop.name: request.value})  # type: ignore[dict-item]
+        return self.values.get(prop.name)
 
     def _resolve_outcome(self, outcome: Any) -> None:
         if self._outcome is not None and not self._outcome.done():
             self._outcome.set_result(outcome)
 
     # ------------------------------------------------------------------------------- routing
-    async def _route(self, line: str) -> None:
-        """Match one line: the outstanding request's reply, an error, or an unsolicited report."""
+    async def _route(self, frame: str | Prompt) -> None:
+        """One frame: the outstanding request's answer, an error, a prompt, or unsolicited."""
         current = self._current
-        if current is not None and self.state == AWAITING_REPLY:
-            match = self._replies.get(current.prop.name)
-            found = match.search(line) if match else None
-            if found is not None:
-                value = self._accept(current.prop, found.group("value"))
-                await self.reply()
-                self._resolve_outcome(("reply", value))
+        awaiting = current is not None and self.state == AWAITING_REPLY
+        if frame is PROMPT:
+            outcome = self._pending or self._prompt_outcome(current)
+            if awaiting and outcome is not None:
+                await self._finish(outcome)
+            return
+        line = str(frame)
+        if awaiting:
+            assert current is not None
+            if self.device.echo and line.strip() == current.text:
+                return  # the device repeating the command back
+            answer = self.protocol.answers(current, line)
+            if answer is None and self.protocol.acknowledges(current, line):
+                answer = {}
+            if answer is not None:
+                self._store(answer)
+                await self._complete(answer)
                 return
-            if self._error is not None and self._error.search(line):
-                await self.error_reply()
-                self._resolve_outcome(
-                    DeviceError(f"device answered {line!r} to {current.text!r}", refused=True)
-                )
+            if self.protocol.is_error(line):
+                refusal = DeviceError(f"device answered {line!r} to {current.text!r}", True)
+                await self._complete(refusal)
                 return
-        for name, pattern in self._replies.items():
-            found = pattern.search(line)
-            if found is not None:
-                self._accept(self.device.properties[name], found.group("value"))
-                return
-        self.status.unrecognised_lines += 1
-        _LOGGER.debug("%s: unrecognised line %r", self.name, line)
-
-    def _accept(self, prop: Property, wire: str) -> Value | None:
-        try:
-            value = decode(prop, wire)
-        except ValueError_ as err:
+        values = self.protocol.unsolicited(line)
+        if values is None:
             self.status.unrecognised_lines += 1
-            _LOGGER.debug("%s: %s", self.name, err)
-            return None
-        if prop.name not in self.values or self.values[prop.name] != value:
-            self.values[prop.name] = value
+            _LOGGER.debug("%s: unrecognised line %r", self.name, line)
+            return
+        self._store(values)
+
+    async def _complete(self, outcome: Any) -> None:
+        # With a prompt the answer is complete only once the prompt follows it.
+        if self.device.prompt:
+            self._pending = outcome
+        else:
+            await self._finish(outcome)
+
+    def _prompt_outcome(self, request: Request | None) -> Any:
+        """A bare prompt finishes a set (the device's "done"); a query still waits for its
+        reply, since some devices (Monoprice) prompt before answering as well as after."""
+        if request is not None and request.is_set:
+            return {}
+        return None
+
+    async def _finish(self, outcome: Any) -> None:
+        self._pending = None
+        if isinstance(outcome, BaseException):
+            await self.error_reply()
+        else:
+            await self.reply()
+        self._resolve_outcome(outcome)
+
+    def _store(self, values: dict[str, Value]) -> None:
+        for name, value in values.items():
+            if name in self.values and self.values[name] == value:
+                continue
+            self.values[name] = value
             for listener in self.value_listeners:
-                listener(self.name, prop.name, value)
-        return value
+                listener(self.name, name, value)
+            if self.modes is not None:
+                asyncio.get_running_loop().create_task(self.modes.observed(name, value))
+
+    def _on_mode(self, component: str, mode: str) -> None:
+        self.status.mode = mode
+        assert self.modes is not None
+        source = self.device.properties[self.modes.modes.source]
+        if mode in source.type.choices and self.values.get(source.name) != mode:
+            # A timer moved the device on (warming -> on): its source property follows.
+            self._store({source.name: mode})
+        for listener in self.status_listeners:
+            listener(self.name, self.status)
 
     def _set_status(self, online: bool | None = None, error: str | None | object = ...) -> None:
         changed = False

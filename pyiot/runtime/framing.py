@@ -8,15 +8,28 @@ from dataclasses import dataclass, field
 MAX_LINE_BYTES = 4096
 
 
+class Prompt:
+    """The device's prompt: it has finished answering and is ready for the next command."""
+
+    def __repr__(self) -> str:
+        return "PROMPT"
+
+
+PROMPT = Prompt()
+
+
 @dataclass
 class LineFramer:
     """Lines ended by a terminator (`\\n`, `\\r`, `\\r\\n`, or any other string).
 
     Bytes are decoded as UTF-8 with replacement so no byte sequence can stop the stream;
-    empty lines are skipped, overlong lines are dropped and counted in `dropped`.
+    empty lines are skipped, overlong lines are dropped and counted in `dropped`. With a
+    `prompt` (Epson's ":", Monoprice's "#"), the prompt at the start of a line is its own frame,
+    `PROMPT`, whether or not a terminator follows it: devices send it and then wait.
     """
 
     terminator: str
+    prompt: str | None = None
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
     # Inside an overlong line whose start was already dropped: discard up to its terminator.
@@ -24,12 +37,17 @@ class LineFramer:
 
     def __post_init__(self) -> None:
         self._sep = self.terminator.encode("utf-8")
+        self._prompt = self.prompt.encode("utf-8") if self.prompt else None
 
-    def feed(self, data: bytes) -> list[str]:
-        """Add received bytes; return the complete lines they finish."""
+    def feed(self, data: bytes) -> list[str | Prompt]:
+        """Add received bytes; return the complete lines (and prompts) they finish."""
         self._buffer += data
-        lines: list[str] = []
+        lines: list[str | Prompt] = []
         while True:
+            if self._prompt and not self._discarding and self._buffer.startswith(self._prompt):
+                del self._buffer[: len(self._prompt)]
+                lines.append(PROMPT)
+                continue
             end = self._buffer.find(self._sep)
             if end < 0:
                 break

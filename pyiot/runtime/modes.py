@@ -1,0 +1,103 @@
+"""A component's device modes: the device's own states (warming, on, cooling) as a machine.
+
+The compiler's mode table names the triggers as the `.iot` file does; this tracker fires them
+when the engine sends a set (`set power=on`), when it sees a value (`power==on`), or when the
+mode's timer runs out (`after 40s`). A value that names a mode moves there directly: the
+device's own report outranks the model's guess. Holds and rejections gate set commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import operator
+from collections.abc import Callable
+
+from pyiot.compiler.machine import build_machine
+from pyiot.compiler.tables import MachineTable
+from pyiot.lang.model import Device, Value
+from pyiot.lang.values import render_value
+
+_LOGGER = logging.getLogger(__name__)
+
+_OPERATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+class ModeRefused(Exception):
+    """A set the device refuses in its current mode (`reject set ... unless ...`)."""
+
+
+class ModeTracker:
+    """The mode machine's model; `state` is the current mode."""
+
+    state: str  # set by the machine
+
+    def __init__(self, component: str, device: Device, table: MachineTable):
+        assert device.modes is not None
+        self.component = component
+        self.modes = device.modes
+        self.table = table
+        self.listeners: list[Callable[[str, str], None]] = []
+        self._changed = asyncio.Event()
+        self.machine = build_machine(self, table, jumps=True)
+        self.machine.after_state_change = ["on_mode_change"]
+
+    async def on_mode_change(self) -> None:
+        _LOGGER.info("%s: mode %s", self.component, self.state)
+        self._changed.set()
+        self._changed = asyncio.Event()
+        for listener in self.listeners:
+            listener(self.component, self.state)
+
+    async def sent(self, prop: str, value: Value) -> None:
+        """A set command went through: fire `set prop=value` if the current mode has it."""
+        name = f"set {prop}={render_value(value)}"
+        if name in self.table["sets"]:
+            await self._fire(name)
+
+    async def observed(self, prop: str, value: Value) -> None:
+        """A value was read: fire a matching `when`, or follow the device to a named mode."""
+        for name, (when_prop, op, expected) in self.table["whens"].items():
+            if when_prop == prop and _compare(op, value, expected) and await self._fire(name):
+                return
+        names_a_mode = isinstance(value, str) and value in self.modes.names
+        if prop == self.modes.source and names_a_mode and value != self.state:
+            await self.trigger(f"to_{value}")  # type: ignore[attr-defined]
+
+    async def allowed(self, prop: str) -> None:
+        """Return when a set of `prop` may go out: wait through holds, raise on rejections."""
+        for hold in self.modes.holds:
+            if prop not in hold.props:
+                continue
+            while self.state not in hold.modes:
+                if hold.action == "reject":
+                    reason = hold.reason or f"not while {self.state}"
+                    raise ModeRefused(f"{prop} refused in mode {self.state}: {reason}")
+                _LOGGER.info(
+                    "%s: holding set %s until %s", self.component, prop, " or ".join(hold.modes)
+                )
+                await self._changed.wait()
+
+    async def _fire(self, name: str) -> bool:
+        if name not in self.machine.get_triggers(self.state):
+            return False
+        return await self.trigger(name)  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        for state in self.machine.states.values():
+            for timer in getattr(state, "runner", {}).values():
+                timer.cancel()
+
+
+def _compare(op: str, value: Value, expected: Value) -> bool:
+    try:
+        return bool(_OPERATORS[op](value, expected))
+    except TypeError:
+        return False

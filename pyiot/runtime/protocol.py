@@ -1,0 +1,214 @@
+"""One device instance's protocol, compiled: requests to send and what each received line means.
+
+Pure functions and data, no I/O: the component engine asks "what do I send for this?" and
+"what does this line say?", and this module answers from the model (patterns compiled with the
+component's parameters, so zone 11 never mistakes zone 12's reply for its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
+from pyiot.lang.values import Hooks, ValueError_, coerce, decode, encode
+
+_OPERATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+@dataclass
+class Request:
+    """One command on the wire and what answers it."""
+
+    kind: str  # "query" (one property), "group" (a group query) or "set"
+    text: str
+    prop: Property | None = None
+    group: GroupQuery | None = None
+    value: Value | None = None  # what a set asks for
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def key(self) -> str:
+        """What the request is about (a poll is not queued twice for the same key)."""
+        return self.prop.name if self.prop else f"query {self.group.name}"  # type: ignore[union-attr]
+
+    @property
+    def is_set(self) -> bool:
+        return self.kind == "set"
+
+
+@dataclass
+class Reading:
+    """What a line says: property values (decoded), or an error/ack."""
+
+    values: dict[str, Value]
+    request_answered: bool = False
+
+
+@dataclass
+class PollGroup:
+    """Requests polled together on one period, under an optional condition."""
+
+    period: float
+    condition: Condition | None
+    targets: list[Property | GroupQuery]
+
+
+class DeviceProtocol:
+    """The protocol of one device instance (a device type with its component's arguments)."""
+
+    def __init__(
+        self, device: Device, args: dict[str, Value], hooks: dict[str, Hooks] | None = None
+    ):
+        self.device = device
+        self.args = args
+        self.hooks = hooks or {}
+        props = device.properties.values()
+        self.replies = {p.name: p.reply.compile(args) for p in props if p.reply}
+        self.acks = {p.name: p.ack.compile(args) for p in props if p.ack}
+        self.groups = {g.name: g.reply.compile(args) for g in device.groups.values()}
+        self.members = {g: [p for p in props if p.group == g] for g in device.groups}
+        self.error = device.error_reply.compile(args) if device.error_reply else None
+        self.ack = device.ack_reply.compile(args) if device.ack_reply else None
+
+    # requests -------------------------------------------------------------------------------
+    def set_request(self, prop_name: str, value: object) -> Request:
+        """The request that sets a property (raises `ValueError_` for a bad value)."""
+        prop = self.device.properties.get(prop_name)
+        if prop is None:
+            raise ValueError_(f"unknown property {prop_name!r}")
+        if not prop.writable:
+            raise ValueError_(f"{prop_name} is read-only")
+        typed = coerce(prop.type, value)
+        wire = encode(prop, typed, self.hooks.get(prop.name))
+        try:
+            text = prop.set_format.format(value=wire, **self.args)  # type: ignore[union-attr]
+        except (ValueError, TypeError) as err:
+            raise ValueError_(f"{prop_name}: cannot format {wire!r}: {err}") from None
+        return Request("set", text, prop=prop, value=typed)
+
+    def read_request(self, target: Property | GroupQuery) -> Request:
+        """The request that reads a property (its own query, or its group's)."""
+        if isinstance(target, GroupQuery):
+            return Request("group", target.query.format(**self.args), group=target)
+        if target.group is not None:
+            return self.read_request(self.device.groups[target.group])
+        assert target.query is not None
+        return Request("query", target.query.format(**self.args), prop=target)
+
+    def poll_groups(self) -> list[PollGroup]:
+        """What is polled, how often, and when: a property's own settings, else the device's."""
+        device = self.device
+        schedule: dict[tuple[float, int], PollGroup] = {}
+        targets: list[tuple[Any, float | None, Condition | None]] = [
+            (g, g.poll_every, g.poll_when) for g in device.groups.values()
+        ]
+        targets += [(p, p.poll_every, p.poll_when) for p in device.properties.values() if p.query]
+        for target, every, when in targets:
+            period = every or device.poll_every
+            condition = when or device.poll_when
+            if period:
+                group = schedule.setdefault(
+                    (period, id(condition)), PollGroup(period, condition, [])
+                )
+                group.targets.append(target)
+        return list(schedule.values())
+
+    def readable_targets(self) -> list[Property | GroupQuery]:
+        """Everything that can be read, for the full refresh after (re)connecting."""
+        return [*self.device.groups.values()] + [
+            p for p in self.device.properties.values() if p.query
+        ]
+
+    def condition_of(self, target: Property | GroupQuery) -> Condition | None:
+        """The condition under which a target is polled (its own, else the device's)."""
+        return target.poll_when or self.device.poll_when
+
+    def holds(self, values: dict[str, Value], condition: Condition | None) -> bool:
+        """Whether a poll condition holds for the current values (unknown values: no)."""
+        if condition is None:
+            return True
+        for c in condition.comparisons:
+            if c.prop not in values:
+                return False
+            try:
+                if not _OPERATORS[c.op](values[c.prop], c.value):
+                    return False
+            except TypeError:
+                return False
+        return True
+
+    # lines ----------------------------------------------------------------------------------
+    def answers(self, request: Request, line: str) -> dict[str, Value] | None:
+        """The values a line gives if it is the reply `request` waits for, else None."""
+        if request.kind == "group":
+            assert request.group is not None
+            return self._group_values(request.group.name, line)
+        assert request.prop is not None
+        pattern = self.replies.get(request.prop.name)
+        if pattern is None and request.prop.group is not None and request.kind == "query":
+            return self._group_values(request.prop.group, line)
+        found = pattern.search(line) if pattern else None
+        if found is None:
+            return None
+        return self._decoded(request.prop, found.group("value"))
+
+    def acknowledges(self, request: Request, line: str) -> bool:
+        """Whether a line is the device's acknowledgement of a set."""
+        if not request.is_set or request.prop is None:
+            return False
+        pattern = self.acks.get(request.prop.name) or self.ack
+        return bool(pattern and pattern.search(line))
+
+    def is_error(self, line: str) -> bool:
+        return bool(self.error and self.error.search(line))
+
+    def unsolicited(self, line: str) -> dict[str, Value] | None:
+        """Values in a line nobody asked for (a front panel), or None if it says nothing."""
+        for name in self.groups:
+            values = self._group_values(name, line)
+            if values is not None:
+                return values
+        for name, pattern in self.replies.items():
+            found = pattern.search(line)
+            if found is not None:
+                return self._decoded(self.device.properties[name], found.group("value"))
+        return None
+
+    def expects_answer(self, request: Request) -> bool:
+        """Whether anything on the wire can complete this request (else it is write-only)."""
+        if not request.is_set:
+            return True
+        prop = request.prop
+        assert prop is not None
+        return bool(
+            self.replies.get(prop.name)
+            or self.acks.get(prop.name)
+            or self.ack
+            or self.device.prompt
+        )
+
+    def _group_values(self, group: str, line: str) -> dict[str, Value] | None:
+        found = self.groups[group].search(line)
+        if found is None:
+            return None
+        values: dict[str, Value] = {}
+        for prop in self.members[group]:
+            decoded = self._decoded(prop, found.group(prop.group_field))
+            values.update(decoded or {})
+        return values
+
+    def _decoded(self, prop: Property, wire: str) -> dict[str, Value] | None:
+        try:
+            return {prop.name: decode(prop, wire, self.hooks.get(prop.name))}
+        except ValueError_:
+            return None
