@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -80,6 +79,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
             for p in device.properties.values()
         )
         _out(f"  device {device.name}: {len(device.properties)} properties ({props})")
+        if device.groups:
+            _out(f"    queries: {', '.join(device.groups)}")
+        if device.modes is not None:
+            _out(f"    modes from {device.modes.source}: {', '.join(device.modes.names)}")
     for thing in model.things.values():
         comps = ", ".join(
             f"{c.name}: {c.device} on {c.endpoint_kind} {c.endpoint}"
@@ -113,8 +116,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
         raise UsageError("pick one component with --component for an image")
     outputs = []
     for name, device in components.items():
+        modes = program.modes.get(device)
+        # With modes, the protocol machine folds to one state unless --protocol asks for it.
+        fold = modes is not None and not args.protocol
         try:
-            outputs.append(render(program.machines[device], f"{name} ({device})", args.format))
+            outputs.append(
+                render(program.machines[device], f"{name} ({device})", args.format, modes, fold)
+            )
         except GraphvizMissing as err:
             raise UsageError(str(err)) from None
     if args.output:
@@ -226,12 +234,39 @@ async def _until_stopped() -> None:
 
 # -------------------------------------------------------------------------------------- broker
 def cmd_broker(args: argparse.Namespace) -> int:
-    from pyiot.local import LocalStack
+    from pyiot.local import LocalStack, TlsFiles
 
-    stack = LocalStack(port=args.port, data_dir=Path(args.data) if args.data else None)
+    if bool(args.username) != bool(args.password):
+        raise UsageError("--username and --password go together")
+    tls_files = [args.tls_ca, args.tls_cert, args.tls_key]
+    if any(tls_files) and not all(tls_files):
+        raise UsageError("a TLS listener needs all of --tls-ca, --tls-cert and --tls-key")
+    tls = None
+    if all(tls_files):
+        for path in tls_files:
+            if not Path(path).is_file():
+                raise UsageError(f"TLS file {path} not found")
+        tls = TlsFiles(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key))
+    if args.password_file and not Path(args.password_file).is_file():
+        raise UsageError(f"password file {args.password_file} not found")
+    stack = LocalStack(
+        port=args.port,
+        data_dir=Path(args.data) if args.data else None,
+        listen=args.listen,
+        users={args.username: args.password} if args.username else None,
+        password_file=Path(args.password_file) if args.password_file else None,
+        tls=tls,
+        tls_port=args.tls_port,
+    )
     stack.start()
     try:
-        _out(f"broker: {stack.url} (shadows in {stack.store_path})")
+        login = " (login required)" if args.username or args.password_file else ""
+        _out(f"broker: {stack.url}{login} (shadows in {stack.store_path})")
+        if tls is not None:
+            _out(
+                f"TLS listener: mqtts://{args.listen}:{stack.tls_port} "
+                f"(client certificates signed by {args.tls_ca})"
+            )
         asyncio.run(_until_stopped())
     finally:
         stack.stop()
@@ -241,12 +276,19 @@ def cmd_broker(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from pyiot.compiler import load_program
+    from pyiot.config import settings_from_args
+    from pyiot.runtime.gateway import check_unique_things
 
-    program = load_program(args.file)
-    if not program.model.things:
-        raise UsageError(f"{args.file} declares no thing: add `thing NAME {{ component ... }}`")
+    programs = []
+    for file in args.files:
+        program = load_program(file)
+        if not program.model.things:
+            raise UsageError(f"{file} declares no thing: add `thing NAME {{ component ... }}`")
+        programs.append(program)
+    check_unique_things(programs)
     endpoints = dict(_parse_device_option(d) for d in args.device)
-    asyncio.run(_run(args, program, endpoints))
+    settings = settings_from_args(args)
+    asyncio.run(_run(args, programs, endpoints, settings))
     return 0
 
 
@@ -257,57 +299,87 @@ def _parse_device_option(text: str) -> tuple[str, str]:
     return name, url
 
 
-async def _run(args: argparse.Namespace, program, endpoints: dict[str, str]) -> None:
-    from pyiot.runtime.gateway import Gateway
-    from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
-    from pyiot.sim import PortSimulator, port_groups, simulator_for
-
-    known = {c for t in program.model.things.values() for c in t.components}
+def _check_device_options(programs: list, endpoints: dict[str, str]) -> None:
+    """Each --device names one component: `COMPONENT`, or `THING.COMPONENT` when several
+    things have a component of that name."""
+    qualified = [
+        f"{t.name}.{c}" for p in programs for t in p.model.things.values() for c in t.components
+    ]
     for name in endpoints:
-        if name not in known:
-            raise UsageError(f"--device: no component {name!r} (known: {', '.join(known)})")
+        if name in qualified:
+            continue
+        owners = [q for q in qualified if q.split(".", 1)[1] == name]
+        if not owners:
+            known = ", ".join(q.split(".", 1)[1] for q in qualified)
+            raise UsageError(f"--device: no component {name!r} (known: {known})")
+        if len(owners) > 1:
+            raise UsageError(f"--device: {name!r} is ambiguous; use one of {', '.join(owners)}")
+
+
+async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, str], settings):
+    from pyiot.runtime.gateway import Gateway, endpoint_for
+    from pyiot.runtime.shadow_client import ShadowConnection
+    from pyiot.sim import DeviceSimulator, PortSimulator, port_groups
+
+    _check_device_options(programs, endpoints)
     simulators: list[PortSimulator] = []
     stack = None
     gateway = None
+    shadow = None
+    things = [t for p in programs for t in p.model.things.values()]
     try:
         if args.simulate:
-            for components in port_groups(program.model).values():
-                names = [c[0] for c in components]
-                if any(n in endpoints for n in names):
-                    continue  # pointed at a real device on the command line
-                sim = simulator_for(program.model, names[0])
-                for device_sim in sim.sims.values():
-                    device_sim.on_change = _print_sim_change
-                url = await sim.serve_tcp()
-                simulators.append(sim)
-                endpoints.update({n: url for n in names})
-                _out(f"simulator: {', '.join(names)} on {url}")
-        broker_url = args.broker or os.environ.get(BROKER_ENV)
-        if not broker_url:
+            for program in programs:
+                model = program.model
+                for (thing, _, _), components in port_groups(model).items():
+                    names = [f"{thing}.{c[0]}" for c in components]
+                    if any(n in endpoints or n.split(".", 1)[1] in endpoints for n in names):
+                        continue  # pointed at a real device on the command line
+                    sim = PortSimulator(
+                        [DeviceSimulator(n, model.devices[d], a) for n, d, a in components]
+                    )
+                    for device_sim in sim.sims.values():
+                        device_sim.on_change = _print_sim_change
+                    url = await sim.serve_tcp()
+                    simulators.append(sim)
+                    endpoints.update({n: url for n in names})
+                    _out(f"simulator: {', '.join(c[0] for c in components)} on {url}")
+        broker = settings.broker
+        if broker is None:
             from pyiot.local import LocalStack
+            from pyiot.runtime.shadow_client import BrokerAddress
 
             stack = LocalStack(port=DEFAULT_BROKER_PORT, data_dir=args.data)
             await asyncio.get_running_loop().run_in_executor(None, stack.start)
-            broker_url = stack.url
-            _out(f"local broker: {broker_url} (shadows in {stack.store_path})")
-        shadow = ShadowConnection(BrokerAddress.parse(broker_url))
+            broker = BrokerAddress.parse(stack.url)
+            _out(f"local broker: {stack.url} (shadows in {stack.store_path})")
+        # On AWS a policy usually ties the client id to a thing name: use the first thing's.
+        client_id = settings.client_id or (things[0].name if settings.is_tls else None)
+        shadow = ShadowConnection(broker, client_id)
         await shadow.connect()
-        gateway = Gateway(program, shadow, endpoints)
+        if settings.is_tls:
+            _out(f"connected to {broker} as {shadow.client_id}")
+        gateway = Gateway(programs, shadow, endpoints)
         await gateway.start()
-        for thing in program.model.things.values():
+        for thing in things:
             comps = ", ".join(
-                f"{c.name} on {endpoints.get(c.name, c.endpoint)}"
+                f"{c.name} on {endpoint_for(endpoints, thing.name, c)}"
                 for c in thing.components.values()
             )
             _out(f"thing {thing.name}: {comps}")
-        hint = "" if broker_url.endswith(f":{DEFAULT_BROKER_PORT}") else f" --broker {broker_url}"
-        first = next(iter(program.model.things))
-        _out(f"ready; try: pyiot shadow get {first}{hint}")
+        if settings.is_tls:
+            hint = " (with the same --endpoint/--cert/--key/--ca)"
+        elif str(broker).endswith(f"127.0.0.1:{DEFAULT_BROKER_PORT}"):
+            hint = ""
+        else:
+            hint = f" --broker {broker}"
+        _out(f"ready; try: pyiot shadow get {things[0].name}{hint}")
         await _until_stopped()
     finally:
         if gateway is not None:
             await gateway.stop()
-            await gateway.shadow.close()
+        if shadow is not None:
+            await shadow.close()
         for sim in simulators:
             await sim.close()
         if stack is not None:
@@ -320,33 +392,43 @@ def cmd_shadow(args: argparse.Namespace) -> int:
 
 
 async def _shadow(args: argparse.Namespace) -> int:
+    from pyiot.config import settings_from_args
     from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
 
-    broker = args.broker or os.environ.get(BROKER_ENV) or f"mqtt://127.0.0.1:{DEFAULT_BROKER_PORT}"
-    connection = ShadowConnection(BrokerAddress.parse(broker))
+    settings = settings_from_args(args)
+    broker = settings.broker or BrokerAddress("127.0.0.1", DEFAULT_BROKER_PORT)
+    desired = {}
+    if args.action == "set":
+        if not args.values:
+            raise UsageError("shadow set needs KEY=VALUE ...")
+        for item in args.values:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"expected KEY=VALUE, got {item!r}")
+            desired[key] = parse_value(raw)
+    elif args.values:
+        raise UsageError(f"shadow {args.action} takes no KEY=VALUE")
+    connection = ShadowConnection(broker, settings.client_id)
     await connection.connect()
+    name = f"{args.thing}" + (f" (shadow {args.shadow})" if args.shadow else "")
     try:
         if args.action == "get":
-            document = await connection.get(args.thing)
+            document = await connection.get(args.thing, args.shadow)
             if document is None:
-                raise UsageError(f"no shadow for thing {args.thing!r}")
+                raise UsageError(f"no shadow for thing {name}")
             _out(json.dumps(document, indent=2, sort_keys=True))
         elif args.action == "set":
-            if not args.values:
-                raise UsageError("shadow set needs KEY=VALUE ...")
-            desired = {}
-            for item in args.values:
-                key, sep, raw = item.partition("=")
-                if not sep:
-                    raise UsageError(f"expected KEY=VALUE, got {item!r}")
-                desired[key] = parse_value(raw)
-            await connection.update(args.thing, desired=desired)
-            _out(f"desired {json.dumps(desired)} sent to {args.thing}")
+            await connection.update(args.thing, desired=desired, shadow=args.shadow)
+            _out(f"desired {json.dumps(desired)} sent to {name}")
+        elif args.action == "delete":
+            if not await connection.delete(args.thing, args.shadow):
+                raise UsageError(f"no shadow for thing {name}")
+            _out(f"deleted the shadow of {name}")
         else:
             await connection.watch_documents(
-                args.thing, lambda doc: _out(json.dumps(doc, sort_keys=True))
+                args.thing, lambda doc: _out(json.dumps(doc, sort_keys=True)), args.shadow
             )
-            _out(f"watching {args.thing} (Ctrl-C to stop)")
+            _out(f"watching {name} (Ctrl-C to stop)")
             await _until_stopped()
     finally:
         await connection.close()
@@ -376,6 +458,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
     p.add_argument("-o", "--output", help="write to this file instead of printing")
     p.add_argument("--component", help="draw only this component")
+    p.add_argument(
+        "--protocol",
+        action="store_true",
+        help="draw the protocol states too when a device has modes (folded by default)",
+    )
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser(
@@ -393,29 +480,56 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT)
     p.add_argument("--data", help="where shadows are kept (default: per-user data folder)")
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to listen on; beyond loopback a login or TLS is required",
+    )
+    p.add_argument("--password-file", help="mosquitto password file (from mosquitto_passwd)")
+    p.add_argument("--username", help="a user to allow (with --password)")
+    p.add_argument("--password", help="that user's password (visible to `ps`: prefer a file)")
+    p.add_argument("--tls-ca", help="TLS listener: CA that signs the clients' certificates")
+    p.add_argument("--tls-cert", help="TLS listener: the broker's certificate")
+    p.add_argument("--tls-key", help="TLS listener: the broker's private key")
+    p.add_argument("--tls-port", type=int, default=8883, help="TLS listener port (8883)")
     p.set_defaults(func=cmd_broker)
 
+    from pyiot.config import add_connection_arguments
+
+    local = f"start a local broker on {DEFAULT_BROKER_PORT} (or a free port)"
     p = sub.add_parser("run", parents=[common], help="connect the devices and the shadows")
-    p.add_argument("file", help="a .iot file or a driver module from `pyiot compile -o`")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="one or more .iot files or driver modules from `pyiot compile -o`",
+    )
     p.add_argument("--simulate", action="store_true", help="use simulated devices")
-    p.add_argument("--broker", help=f"mqtt://HOST:PORT of a running broker (env {BROKER_ENV})")
     p.add_argument(
         "--device",
         action="append",
         default=[],
         metavar="COMPONENT=URL",
-        help="device port for a component: /dev/ttyUSB0, socket://host:port, tcp://host:port",
+        help="device port for a component (or THING.COMPONENT): /dev/ttyUSB0, "
+        "socket://host:port, tcp://host:port",
     )
     p.add_argument("--data", type=Path, help="where the local broker keeps shadows")
+    add_connection_arguments(p, local)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "shadow", parents=[common], help="act as the application: get, set, watch a shadow"
+        "shadow",
+        parents=[common],
+        help="act as the application: get, set, watch, delete a shadow",
     )
-    p.add_argument("action", choices=["get", "set", "watch"])
+    p.add_argument("action", choices=["get", "set", "watch", "delete"])
     p.add_argument("thing")
-    p.add_argument("values", nargs="*", metavar="KEY=VALUE")
-    p.add_argument("--broker", help=f"mqtt://HOST:PORT (env {BROKER_ENV}; default local 1883)")
+    p.add_argument(
+        "values", nargs="*", metavar="KEY=VALUE", help='typed as JSON: true, 12, "text", {...}'
+    )
+    p.add_argument("--shadow", metavar="NAME", help="a named shadow (default: the classic one)")
+    add_connection_arguments(p, f"the local broker on 127.0.0.1:{DEFAULT_BROKER_PORT}")
     p.set_defaults(func=cmd_shadow)
     return parser
 
