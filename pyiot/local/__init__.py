@@ -3,9 +3,18 @@
 Use :class:`LocalStack` to run both; the parts are usable on their own.
 """
 
+from pyiot.local.auth import InsecureListen, TlsFiles
 from pyiot.local.mosquitto import Mosquitto, MosquittoNotFound
 from pyiot.local.shadow_service import ShadowService
 from pyiot.local.stack import LocalStack
 from pyiot.local.store import ShadowStore
 
-__all__ = ["LocalStack", "Mosquitto", "MosquittoNotFound", "ShadowService", "ShadowStore"]
+__all__ = [
+    "InsecureListen",
+    "TlsFiles",
+    "LocalStack",
+    "Mosquitto",
+    "MosquittoNotFound",
+    "ShadowService",
+    "ShadowStore",
+]

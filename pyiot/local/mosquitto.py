@@ -2,8 +2,9 @@
 
 pyiot's local mode needs an MQTT broker that accepts publishes to ``$aws/...`` topics and
 works with the awsiotsdk clients over MQTT 3.1.1 and 5; mosquitto 2.x does (see DESIGN.md §7).
-This module writes a minimal configuration (loopback only, anonymous, no persistence), runs
-the broker in its own process group and stops it again.
+This module writes a minimal configuration (by default loopback only, anonymous, no
+persistence; more listeners with passwords or TLS on request), runs the broker in its own
+process group and stops it again.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import subprocess
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
+from pyiot.local.auth import Listener, is_wildcard
 from pyiot.local.service import Service
 
 _LOGGER = logging.getLogger(__name__)
@@ -88,11 +91,24 @@ def free_port(preferred: int | None) -> int:
 
 
 class Mosquitto(Service):
-    """A mosquitto process listening on ``host:port``, configured for pyiot's local stack."""
+    """A mosquitto process listening on ``host:port``, configured for pyiot's local stack.
 
-    def __init__(self, port: int, host: str = "127.0.0.1", workdir: Path | None = None) -> None:
+    ``password_file`` makes that listener require a user name and password; ``extra_listeners``
+    adds more (e.g. a TLS listener for things with client certificates).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        workdir: Path | None = None,
+        *,
+        password_file: Path | None = None,
+        extra_listeners: Iterable[Listener] = (),
+    ) -> None:
         self.port = port
         self.host = host
+        self.listeners = [Listener(port, host, password_file=password_file), *extra_listeners]
         self._workdir = Path(workdir) if workdir is not None else None
         self._own_workdir = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -138,8 +154,12 @@ class Mosquitto(Service):
         """The mosquitto.conf pyiot runs the broker with."""
         lines = [
             "# written by pyiot; regenerated on every start",
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            # Each listener says who may connect (anonymous on loopback, passwords, TLS).
+            "per_listener_settings true",
+        ]
+        for listener in self.listeners:
+            lines += listener.config_lines()
+        lines += [
             # Nagle on the broker's sockets costs ~44 ms per QoS 1 request/response hop.
             "set_tcp_nodelay true",
             # 0 = unlimited; the default of 1000 silently drops MQTT 3 bursts.
@@ -165,12 +185,16 @@ class Mosquitto(Service):
         executable = find_mosquitto()
         # Checked up front: the readiness probe below cannot tell mosquitto from another
         # program already listening on the port.
-        try:
-            taken = not _port_is_free(self.port, self.host)
-        except OSError:
-            taken = False  # e.g. an address not on this host: let mosquitto report it
-        if taken:
-            raise RuntimeError(f"cannot start mosquitto: {self.host}:{self.port} is in use")
+        for listener in self.listeners:
+            probe_host = "127.0.0.1" if is_wildcard(listener.host) else listener.host
+            try:
+                taken = not _port_is_free(listener.port, probe_host)
+            except OSError:
+                taken = False  # e.g. an address not on this host: let mosquitto report it
+            if taken:
+                raise RuntimeError(
+                    f"cannot start mosquitto: {listener.host}:{listener.port} is in use"
+                )
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="pyiot-mosquitto-"))
             self._own_workdir = True
@@ -207,9 +231,12 @@ class Mosquitto(Service):
                     + self.log_tail()
                 )
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    if self._proc.poll() is None:
-                        return
+                for listener in self.listeners:
+                    host = "127.0.0.1" if is_wildcard(listener.host) else listener.host
+                    with socket.create_connection((host, listener.port), timeout=0.5):
+                        pass
+                if self._proc.poll() is None:
+                    return
                 continue  # it exited meanwhile: report that on the next pass
             except OSError:
                 pass

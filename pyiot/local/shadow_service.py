@@ -9,6 +9,8 @@ thread, one at a time, so updates to a shadow are serialised; documents are pers
 Replies follow AWS IoT: ``.../accepted`` or ``.../rejected`` (with ``clientToken`` echoed on
 every one, as awsiotsdk's ``IotShadowClientV2`` correlates by it), then for an accepted update
 ``update/delta`` (when there is something to say) and ``update/documents``, in that order.
+AWS IoT promises no order between ``update/accepted`` and ``update/delta`` (they carry the same
+version); ``delta_first=True`` publishes the delta first, so clients can be tested both ways.
 
 Run on its own (used by tests that kill it): ``python -m pyiot.local.shadow_service --port N
 --db PATH``.
@@ -29,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from pyiot.local.auth import Credentials
 from pyiot.local.service import Service
 from pyiot.local.shadow_doc import (
     ShadowError,
@@ -72,12 +75,24 @@ def _now() -> int:
 
 
 class ShadowService(Service):
-    """The local Device Shadow service, connected to the broker at ``host:port``."""
+    """The local Device Shadow service, connected to the broker at ``host:port``.
 
-    def __init__(self, host: str, port: int, store: ShadowStore) -> None:
+    ``credentials`` log it in when the broker requires passwords.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        store: ShadowStore,
+        *,
+        credentials: Credentials | None = None,
+        delta_first: bool = False,
+    ) -> None:
         self.host = host
         self.port = port
         self.store = store
+        self.delta_first = delta_first
         self._subscribed = threading.Event()
         self._failure: str | None = None
         self._started = False
@@ -90,8 +105,12 @@ class ShadowService(Service):
         # Replies to a burst of requests must not wait on paho's default window of 20.
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
-        # A restarted broker should find the service back within a second or so.
-        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        if credentials is not None:
+            self._client.username_pw_set(credentials.username, credentials.password)
+        # A restarted broker should find the service back at once: things re-read their
+        # shadows as soon as they reconnect, and a request sent before the service is back
+        # goes unanswered until the client's timeout.
+        self._client.reconnect_delay_set(min_delay=0.05, max_delay=2)  # type: ignore[arg-type]
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
@@ -108,6 +127,7 @@ class ShadowService(Service):
         self._client.connect_async(self.host, self.port, keepalive=_KEEPALIVE_S)
         self._client.loop_start()
         self._started = True
+        # A refused login (wrong password) sets _failure through _on_connect.
         if not self._subscribed.wait(timeout) or self._failure:
             reason = self._failure or f"no subscription within {timeout:.0f} s"
             self.stop()
@@ -203,10 +223,14 @@ class ShadowService(Service):
         # A ShadowError propagates to handle(), which echoes the token on the rejection.
         result = self.store.load_or_new(thing, shadow_name).apply_update(request, now)
         self.store.save(thing, shadow_name, result.document)
-        # accepted before delta: a client that waits for its accepted sees the delta after.
-        self._publish(f"{topic}/accepted", result.accepted)
+        # accepted before delta by default: a client that waits for its accepted sees the
+        # delta after. AWS promises neither order; `delta_first` exercises the other one.
+        if not self.delta_first:
+            self._publish(f"{topic}/accepted", result.accepted)
         if result.delta is not None:
             self._publish(f"{topic}/delta", result.delta)
+        if self.delta_first:
+            self._publish(f"{topic}/accepted", result.accepted)
         self._publish(f"{topic}/documents", result.documents)
 
     def _delete(

@@ -36,7 +36,7 @@ def stack(mosquitto_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 class MqttProbe:
     """A plain paho client that records every message it receives, for assertions."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, login: tuple[str, str] | None = None) -> None:
         self._cond = threading.Condition()
         self._messages: list[tuple[str, Any]] = []
         self.received: list[str] = []  # every topic, in arrival order
@@ -49,6 +49,8 @@ class MqttProbe:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.on_socket_open = _nodelay
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
 
@@ -124,12 +126,12 @@ def probe(stack: LocalStack) -> Iterator[MqttProbe]:
 
 
 @pytest.fixture
-def make_probe() -> Iterator[Callable[[str, int], MqttProbe]]:
-    """Factory for probes on any broker (closed at teardown)."""
+def make_probe() -> Iterator[Callable[..., MqttProbe]]:
+    """Factory for probes on any broker, optionally logging in (closed at teardown)."""
     made: list[MqttProbe] = []
 
-    def make(host: str, port: int) -> MqttProbe:
-        made.append(MqttProbe(host, port))
+    def make(host: str, port: int, login: tuple[str, str] | None = None) -> MqttProbe:
+        made.append(MqttProbe(host, port, login))
         return made[-1]
 
     yield make
