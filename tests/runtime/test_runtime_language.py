@@ -263,3 +263,49 @@ def test_group_query_echo_and_prompt_against_a_monoprice_zone() -> None:
             await device.close()
 
     asyncio.run(scenario())
+
+
+def test_compiled_driver_and_iot_file_behave_the_same(tmp_path) -> None:
+    """The same device script, once through the .iot file and once through its driver."""
+    from pyiot.compiler import compile_file, load_program
+    from pyiot.compiler.codegen import driver_source
+
+    source = tmp_path / "projector.iot"
+    source.write_text(PROJECTOR)
+    driver = tmp_path / "projector_driver.py"
+    driver.write_text(driver_source(compile_file(source), driver.name))
+
+    async def run(program: Program) -> tuple[list[str], list[tuple[str, object]], list[str]]:
+        device = ScriptedDevice(b"\r", Epson().respond)
+        url = await device.start()
+        spec = program.model.devices["Projector"]
+        engine = ComponentEngine(
+            "c",
+            spec,
+            program.machines["Projector"],
+            open_link("serial", url),
+            modes=program.modes.get("Projector"),
+        )
+        seen: list[tuple[str, object]] = []
+        modes: list[str] = []
+        engine.value_listeners.append(lambda c, p, v: seen.append((p, v)))
+        assert engine.modes is not None
+        engine.modes.listeners.append(lambda c, m: modes.append(m))
+        await engine.start()
+        try:
+            await wait_for(lambda: engine.values.get("power") == "standby")
+            await engine.set("power", "on")
+            await engine.set("source", "hdmi2")  # held through the warm-up
+            with pytest.raises(DeviceError):
+                await engine.read("lamp")
+        finally:
+            await settled_stop(engine)
+            await device.close()
+        return device.received, seen, modes
+
+    interpreted = asyncio.run(run(compile_file(source)))
+    compiled = asyncio.run(run(load_program(driver)))
+    assert interpreted == compiled
+    sent, values, modes = interpreted
+    assert sent.index("PWR ON") < sent.index("SOURCE A0")
+    assert modes[:2] == ["warming", "on"]
