@@ -1,98 +1,125 @@
 """A simulated device: holds property values and answers lines as the `.iot` file says.
 
-Pure logic, no I/O: `answer(line)` returns the lines the device sends back; `change(...)` is a
-change made at the device itself (its front panel, a button) and returns the unsolicited lines
-it announces.
+Pure logic, no I/O and no asyncio: `answer(line)` returns the lines the device sends back (the
+port adds echo, terminators and prompt); `change(...)` is a change made at the device itself (its
+front panel, a button) and returns the unsolicited lines it announces. Time comes from a `clock`
+callable, so a test can move a projector through its warm-up without waiting; timers that fell
+due are applied whenever the device is asked something, or on `tick()`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import string
+import time
 from collections.abc import Callable
 
-from pyiot.lang.model import Device, Property, Value
-from pyiot.lang.values import ValueError_, coerce, decode, encode, render_value
-from pyiot.sim.patterns import format_to_regex, render
+from pyiot.lang.model import Device, GroupQuery, Property, Regex, Value
+from pyiot.lang.values import ValueError_, coerce, render_value
+from pyiot.sim.modes import ModeTracker
+from pyiot.sim.patterns import fit, format_to_regex, render
+from pyiot.sim.wire import decode_set, for_replies, initial_value, reply_texts, set_value_regex
 
 _LOGGER = logging.getLogger(__name__)
 
-
-def initial_value(prop: Property) -> Value:
-    """What a device holds before anyone sets it: off, the bottom of the range, empty."""
-    if prop.value_map:
-        kind_default = {"bool": False}.get(prop.type.kind)
-        values = list(prop.value_map.values())
-        return kind_default if kind_default in values else values[0]
-    return {
-        "bool": False,
-        "int": int(prop.type.minimum or 0),
-        "float": float(prop.type.minimum or 0.0),
-        "string": "",
-    }[prop.type.kind]
-
-
-def _value_regex(prop: Property) -> str:
-    if prop.value_map:
-        return "|".join(re.escape(w) for w in sorted(prop.value_map, key=len, reverse=True))
-    return {"int": r"-?\d+", "float": r"-?\d+(?:\.\d+)?"}.get(prop.type.kind, ".+?")
-
-
-def _wire_texts(prop: Property, wire: object) -> list[str]:
-    """How the device may write a value in a reply: as its `set` format spells it, then plain.
-
-    A reply pattern such as `(?P<value>\\d\\d)` needs 5 written "05", as the property's
-    `set "VO{value:02d}"` does.
-    """
-    texts = []
-    with contextlib.suppress(ValueError):  # a malformed format: the checker reports it
-        for _, name, spec, _ in string.Formatter().parse(prop.set_format or ""):
-            if name == "value" and spec:
-                with contextlib.suppress(ValueError, TypeError):
-                    texts.append(format(wire, spec))
-    texts.append(str(wire))
-    return list(dict.fromkeys(texts))
+# Bound on mode moves applied at once: `after 0s` or `when` triggers could otherwise cycle.
+_MAX_MODE_STEPS = 100
 
 
 class DeviceSimulator:
-    """One simulated instance of a device type (one component of a thing)."""
+    """One simulated instance of a device type (one component of a thing).
 
-    def __init__(self, name: str, device: Device, args: dict[str, Value] | None = None):
+    How it answers:
+    - a property's query: its reply pattern written with the value held; a group query: the
+      group's reply with every field that belongs to a property written with that value;
+    - a set: the value is stored; the device answers its `ack` when it has one, else the value's
+      report, except on a device with a prompt (Epson `PWR ON` -> `:`), whose prompt alone says
+      "done", and for a property without a reply (write-only, or read through a group query);
+    - a value that does not fit, or a set that the device's mode forbids: the error reply.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        device: Device,
+        args: dict[str, Value] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.name = name
         self.device = device
         self.args = dict(args or {})
-        self.values = {p.name: initial_value(p) for p in device.properties.values()}
         self.on_change: Callable[[str, str, Value], None] | None = None
-        self._queries = {
+        self._clock = clock
+        self._values = {p.name: initial_value(p) for p in device.properties.values()}
+        self._reply_views = {p.name: for_replies(p) for p in device.properties.values()}
+        self._queries: dict[str, Property | GroupQuery] = {
             p.query.format(**self.args): p for p in device.properties.values() if p.query
         }
+        self._queries.update({g.query.format(**self.args): g for g in device.groups.values()})
         arg_regex = {k: re.escape(str(v)) for k, v in self.args.items()}
         self._sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": _value_regex(p)}))
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}))
             for p in device.properties.values()
             if p.set_format
         ]
         self._error_line = (
-            render(device.error_reply.compile(self.args), {}) if device.error_reply else None
+            render(self._compile(device.error_reply), {}) if device.error_reply else None
         )
+        self._modes: ModeTracker | None = None
+        if device.modes is not None and device.modes.names:
+            source = device.modes.source
+            self._modes = ModeTracker(device.modes, device, self._values[source], clock())
+            start = self._modes.source_value(self._modes.mode)
+            if start is not None:
+                self._values[source] = start
 
+    # ------------------------------------------------------------------------------ queries
+    @property
+    def values(self) -> dict[str, Value]:
+        """Every property's current value (timers that fell due applied first)."""
+        self.tick()
+        return self._values
+
+    @property
+    def mode(self) -> str | None:
+        """The device's current mode (`warming`), None when its file declares no modes."""
+        self.tick()
+        return self._modes.mode if self._modes is not None else None
+
+    def next_timer(self) -> float | None:
+        """Seconds until a mode timer falls due (0 when overdue), None when none is armed."""
+        timer = self._modes.timer() if self._modes is not None else None
+        return None if timer is None else max(0.0, timer.due - self._clock())
+
+    def tick(self) -> None:
+        """Apply every mode timer that fell due: a projector done warming up is on."""
+        if self._modes is None:
+            return
+        now = self._clock()
+        for _ in range(_MAX_MODE_STEPS):
+            timer = self._modes.timer()
+            if timer is None or timer.due > now:
+                return
+            self._enter(timer.dest, timer.due)
+            self._settle(timer.due)
+
+    # ------------------------------------------------------------------------------ lines
     def answer(self, line: str) -> list[str] | None:
         """The device's reply lines to one received line; None when the line is not for it."""
-        prop = self._queries.get(line)
-        if prop is not None:
-            return [self.report(prop.name)]
-        for prop, pattern in self._sets:
-            found = pattern.fullmatch(line)
-            if found is None:
-                continue
-            try:
-                value = coerce(prop.type, decode(prop, found.group("value")))
-            except ValueError_:
-                return self.error()
-            self._store(prop, value)
-            return [self.report(prop.name)] if prop.reply else []
+        self.tick()
+        target = self._queries.get(line)
+        try:
+            if isinstance(target, GroupQuery):
+                return [self.report_group(target.name)]
+            if target is not None:
+                return [self.report(target.name)]
+            for prop, pattern in self._sets:
+                found = pattern.fullmatch(line)
+                if found is not None:
+                    return self._take_set(prop, found.group("value"))
+        except ValueError as err:  # a value its reply pattern cannot carry: a file to fix
+            _LOGGER.warning("%s: cannot answer %r: %s", self.name, line, err)
+            return self.error()
         return None
 
     def error(self) -> list[str]:
@@ -103,27 +130,117 @@ class DeviceSimulator:
         """The reply line stating a property's current value."""
         prop = self.device.properties[prop_name]
         assert prop.reply is not None
-        wire = encode(prop, self.values[prop_name])
-        pattern = prop.reply.compile(self.args)
-        texts = _wire_texts(prop, wire)
-        for text in texts[:-1]:
-            with contextlib.suppress(ValueError):
-                return render(pattern, {"value": text})
-        return render(pattern, {"value": texts[-1]})
+        return self._render(prop.reply, {"value": prop})
+
+    def report_group(self, group_name: str) -> str:
+        """The reply to a group query: each property's field written with its current value.
+
+        Monoprice zone 11, on at volume 13 on source 4: `>1100010000130707100400`; fields that
+        belong to no property (`pa`, `dnd`, `keypad` here) get the shortest text that matches.
+        """
+        group = self.device.groups[group_name]
+        fields = {
+            p.group_field: p
+            for p in self.device.properties.values()
+            if p.group == group_name and p.group_field
+        }
+        return self._render(group.reply, fields)
 
     def change(self, prop_name: str, value: object) -> list[str]:
         """A change made at the device; returns the unsolicited report it sends, if any."""
+        self.tick()
         prop = self.device.properties.get(prop_name)
         if prop is None:
             raise ValueError_(f"{self.name} has no property {prop_name!r}")
         self._store(prop, coerce(prop.type, value))
+        self._follow(prop, self._clock())
         return [self.report(prop_name)] if prop.reply else []
 
+    # ------------------------------------------------------------------------------ sets
+    def _take_set(self, prop: Property, text: str) -> list[str]:
+        try:
+            value = decode_set(prop, text)
+        except ValueError_ as err:
+            _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, text, err)
+            return self.error()
+        modes = self._modes
+        if modes is not None and (refusal := modes.refusal(prop.name)) is not None:
+            why = refusal.reason or f"only in {', '.join(refusal.modes)}"
+            _LOGGER.info("%s: refused %s while %s: %s", self.name, prop.name, modes.mode, why)
+            return self.error()
+        now = self._clock()
+        dest = modes.on_set(prop.name, value) if modes is not None else None
+        if modes is not None and dest is not None:
+            # `PWR ON` from off: power becomes `warming`, the mode it starts, not `on`.
+            dest_value = modes.source_value(dest)
+            joined = prop.name == modes.source.name and dest_value is not None
+            self._store(prop, dest_value if joined else value)
+            self._enter(dest, now)
+            self._settle(now)
+        else:
+            self._store(prop, value)
+            self._follow(prop, now)
+        return self._set_reply(prop)
+
+    def _set_reply(self, prop: Property) -> list[str]:
+        ack = prop.ack or self.device.ack_reply
+        if ack is not None:
+            pattern = self._compile(ack)
+            return [self._render(ack, {"value": prop} if "value" in pattern.groupindex else {})]
+        if self.device.prompt is not None or prop.reply is None:
+            return []
+        return [self.report(prop.name)]
+
+    # ------------------------------------------------------------------------------ modes
+    def _follow(self, prop: Property, now: float) -> None:
+        """After a value changed outside any transition: the mode follows what the value says."""
+        modes = self._modes
+        if modes is None:
+            return
+        is_source = prop.name == modes.source.name
+        named = modes.names(self._values[prop.name]) if is_source else None
+        if named is not None and named != modes.mode:
+            self._enter(named, now)
+        self._settle(now)
+
+    def _enter(self, mode: str, at: float) -> None:
+        assert self._modes is not None
+        _LOGGER.info("%s: mode %s -> %s", self.name, self._modes.mode, mode)
+        self._modes.enter(mode, at)
+        value = self._modes.source_value(mode)
+        if value is not None:
+            self._store(self._modes.source, value)
+
+    def _settle(self, at: float) -> None:
+        """Take every `when` transition the current values allow."""
+        assert self._modes is not None
+        for _ in range(_MAX_MODE_STEPS):
+            dest = self._modes.watched(self._values)
+            if dest is None or dest == self._modes.mode:
+                return
+            self._enter(dest, at)
+
+    # ------------------------------------------------------------------------------ helpers
+    def _compile(self, regex: Regex) -> re.Pattern[str]:
+        return regex.compile(self.args)
+
+    def _render(self, regex: Regex, fields: dict[str, Property]) -> str:
+        """A reply pattern written with the current value of each field's property."""
+        pattern = self._compile(regex)
+        texts = {
+            name: fit(
+                pattern,
+                name,
+                reply_texts(self._reply_views[prop.name], self._values[prop.name]),
+            )
+            for name, prop in fields.items()
+        }
+        return render(pattern, texts)
+
     def _store(self, prop: Property, value: Value) -> None:
-        if self.values.get(prop.name) != value or type(self.values.get(prop.name)) is not type(
-            value
-        ):
-            self.values[prop.name] = value
+        old = self._values.get(prop.name)
+        if old != value or type(old) is not type(value):
+            self._values[prop.name] = value
             _LOGGER.info("%s.%s = %s", self.name, prop.name, render_value(value))
             if self.on_change is not None:
                 self.on_change(self.name, prop.name, value)

@@ -135,3 +135,22 @@ def format_to_regex(fmt: str, fields: dict[str, str]) -> re.Pattern[str]:
         if name is not None:
             parts.append(f"(?P<{name}>{fields.get(name, '.+?')})")
     return re.compile("".join(parts))
+
+
+def fit(pattern: re.Pattern[str], name: str, candidates: list[str]) -> str:
+    """The first candidate text the named group of `pattern` captures exactly as given.
+
+    A value can be written several ways ("5", "05"); a reply pattern such as `(?P<volume>\\d\\d)`
+    accepts only some. Raises `ValueError` when none fits.
+    """
+    for text in candidates:
+        try:
+            rendered = render(pattern, {name: text})
+        except ValueError:
+            continue
+        found = pattern.fullmatch(rendered) or pattern.search(rendered)
+        if found is not None and found.group(name) == text:
+            return text
+    raise ValueError(
+        f"no way to write {candidates[:1]} into (?P<{name}>...) of /{pattern.pattern}/"
+    )

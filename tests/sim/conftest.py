@@ -9,6 +9,21 @@ import pytest
 from pyiot.lang import IotFile, load, load_file
 
 ROOT = Path(__file__).resolve().parents[2]
+DEVICES = Path(__file__).resolve().parent / "devices"
+
+
+class Clock:
+    """Time the test moves by hand: `clock.advance(40)` is a projector's warm-up, at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 # Two amplifier zones sharing one serial line, a receiver on TCP, a meter alone.
 # Two components sharing one serial line, a receiver on TCP, a zone alone in another thing.
@@ -59,3 +74,18 @@ def relay_model() -> IotFile:
 @pytest.fixture(scope="session")
 def house_model() -> IotFile:
     return load(HOUSE, "house.iot")
+
+
+@pytest.fixture(scope="session")
+def epson_model() -> IotFile:
+    return load_file(DEVICES / "epson.iot")
+
+
+@pytest.fixture(scope="session")
+def monoprice_model() -> IotFile:
+    return load_file(DEVICES / "monoprice.iot")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

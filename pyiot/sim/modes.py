@@ -1,0 +1,134 @@
+"""Device modes on the device's side: which mode a simulated device is in, and what moves it on.
+
+A `modes from power { ... }` block describes the device's own states (a projector warming up,
+cooling down). The runtime joins them to its protocol machine; the simulator plays them, so a
+projector told `PWR ON` reports `PWR=02` (warming) until its warm-up time has passed, and refuses
+a source change meanwhile. Pure logic: the caller passes the time in.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyiot.lang.model import Device, ModeHold, Modes, Property, Value
+from pyiot.lang.values import ValueError_, coerce
+
+_OPERATORS: dict[str, Callable[[object, object], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def compare(prop: Property, value: Value, op: str, literal: Value) -> bool:
+    """Whether `value op literal` holds, the literal read as a value of the property's type.
+
+    A literal the type cannot take (`power == maybe`) never holds.
+    """
+    try:
+        expected = coerce(prop.type, literal)
+    except ValueError_:
+        return False
+    if isinstance(value, bool) is not isinstance(expected, bool):
+        return op == "!="
+    try:
+        return bool(_OPERATORS[op](value, expected))
+    except TypeError:
+        return False
+
+
+@dataclass(frozen=True)
+class Timer:
+    """An `after D` trigger armed on entering a mode: at `due`, the device moves to `dest`."""
+
+    due: float
+    dest: str
+
+
+class ModeTracker:
+    """The mode a device is in, since when, and which transitions leave it."""
+
+    def __init__(self, modes: Modes, device: Device, source_value: Value, now: float):
+        """Start in the mode the source property's value names, else in the first mode."""
+        self.modes = modes
+        self.properties = device.properties
+        self.source: Property = device.properties[modes.source]
+        names = modes.names
+        self.mode: str = source_value if source_value in names else names[0]
+        self.since: float = now
+
+    def enter(self, mode: str, at: float) -> None:
+        """Move to `mode` at time `at` (its `after` timers count from then)."""
+        self.mode, self.since = mode, at
+
+    def source_value(self, mode: str) -> Value | None:
+        """The source property's value while in `mode`, when the mode's name is one of its values.
+
+        Epson's `warming` is also power code `02`; a mode that is no value leaves the property be.
+        """
+        try:
+            return coerce(self.source.type, mode)
+        except ValueError_:
+            return None
+
+    def names(self, value: Value) -> str | None:
+        """The mode a value of the source property names, if any (`power = on` is mode `on`)."""
+        return value if isinstance(value, str) and value in self.modes.names else None
+
+    def on_set(self, prop: str, value: Value) -> str | None:
+        """Where a set of `prop` to `value` leads from the current mode (`on set power = on`)."""
+        for transition in self._leaving():
+            for trigger in transition.triggers:
+                if (
+                    trigger.kind == "set"
+                    and trigger.prop == prop
+                    and compare(self.properties[prop], value, "==", trigger.value)
+                ):
+                    return transition.dest
+        return None
+
+    def refusal(self, prop: str) -> ModeHold | None:
+        """The `hold`/`reject` that forbids setting `prop` in the current mode, if one does.
+
+        The device itself cannot hold a command for later: it refuses both kinds (a projector
+        answers `ERR` to a source change while warming); holding is the runtime's part.
+        """
+        for hold in self.modes.holds:
+            if prop in hold.props and self.mode not in hold.modes:
+                return hold
+        return None
+
+    def timer(self) -> Timer | None:
+        """The earliest `after` trigger of the current mode, counted from entering it."""
+        timers = [
+            Timer(self.since + trigger.seconds, transition.dest)
+            for transition in self._leaving()
+            for trigger in transition.triggers
+            if trigger.kind == "after" and trigger.seconds is not None
+        ]
+        return min(timers, key=lambda t: t.due, default=None)
+
+    def watched(self, values: dict[str, Value]) -> str | None:
+        """The mode a `when` trigger of the current mode leads to for these values, if one holds."""
+        for transition in self._leaving():
+            for trigger in transition.triggers:
+                if (
+                    trigger.kind == "when"
+                    and trigger.prop in values
+                    and compare(
+                        self.properties[trigger.prop],
+                        values[trigger.prop],
+                        trigger.op,
+                        trigger.value,
+                    )
+                ):
+                    return transition.dest
+        return None
+
+    def _leaving(self):
+        return (t for t in self.modes.transitions if t.source == self.mode)
