@@ -1,8 +1,14 @@
-"""Serve simulated devices on a TCP port or a pseudo-terminal, as one device port.
+r"""Serve simulated devices on a TCP port or a pseudo-terminal, as one device port.
 
 Every component that shares a port in the `.iot` file shares one simulator port here too (six
 amplifier zones on one serial line are one simulator); a line is offered to each component and
 the first that recognises it answers.
+
+The port frames what the devices say as the file's `framing` does: with `echo` the received line
+comes back first, each reply line ends with the terminator, and a `prompt` ends every answer with
+no terminator after it. Epson ESC/VP21 (`framing line "\r" prompt ":"`): `PWR?` -> `PWR=01\r:`.
+Monoprice (`framing line "\r\n" prompt "#" echo`): `?11` -> `?11\r\n>1100010000130707100400\r\n#`,
+a simplification of the real `?11\r\r\n#>11...\r\n#` that keeps its order: echo, reply, prompt.
 """
 
 from __future__ import annotations
@@ -11,14 +17,34 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import tty
+from collections.abc import Callable
 
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import LineFramer
+from pyiot.runtime.framing import MAX_LINE_BYTES
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class _LineSplitter:
+    """Received bytes -> lines, empty ones kept.
+
+    A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
+    the usual way to see that it is listening.
+    """
+
+    def __init__(self, terminator: str):
+        self._separator = terminator.encode("utf-8")
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        *lines, self._buffer = (self._buffer + data).split(self._separator)
+        # A line longer than any command is noise (wrong baud rate): keep only its tail.
+        self._buffer = self._buffer[-MAX_LINE_BYTES:]
+        return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
 
 
 class PortSimulator:
@@ -28,7 +54,10 @@ class PortSimulator:
         if not sims:
             raise ValueError("a simulated port needs at least one component")
         self.sims = {sim.name: sim for sim in sims}
-        self.terminator = sims[0].device.line_terminator
+        device = sims[0].device  # components sharing a line share its framing
+        self.terminator = device.line_terminator
+        self.prompt = device.prompt
+        self.echo = device.echo
         self.url: str | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._client_tasks: set[asyncio.Task] = set()
@@ -36,8 +65,16 @@ class PortSimulator:
         self._master: int | None = None
         self._slave: int | None = None
         self.unrecognised_lines = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def answer(self, line: str) -> list[str]:
+        """The reply lines to one received line: its component's answer, else the error reply.
+
+        An empty line is no command: it gets no reply lines (a prompt device still prompts).
+        """
+        if not line:
+            return []
         for sim in self.sims.values():
             reply = sim.answer(line)
             if reply is not None:
@@ -45,12 +82,40 @@ class PortSimulator:
         self.unrecognised_lines += 1
         return next(iter(self.sims.values())).error()
 
+    def respond(self, line: str) -> bytes:
+        """Everything the device sends back for one received line: echo, reply lines, prompt."""
+        echo = [line] if self.echo else []
+        data = self._encode([*echo, *self.answer(line)])
+        self._arm_timer()
+        return data
+
     def _encode(self, lines: list[str]) -> bytes:
-        return "".join(line + self.terminator for line in lines).encode("utf-8")
+        text = "".join(line + self.terminator for line in lines)
+        if self.prompt is not None:
+            text += self.prompt
+        return text.encode("utf-8")
+
+    def _arm_timer(self) -> None:
+        """Wake when a mode timer falls due, so the change is logged then, not when next asked."""
+        if self._loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        delays = [d for sim in self.sims.values() if (d := sim.next_timer()) is not None]
+        self._timer = None
+        if delays:
+            self._timer = self._loop.call_later(max(min(delays), 0.01), self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        for sim in self.sims.values():
+            sim.tick()
+        self._arm_timer()
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on TCP; return the pyserial URL (`socket://host:port`) to connect to."""
+        self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._client, host, port)
         bound = self._server.sockets[0].getsockname()
         self.url = f"socket://{bound[0]}:{bound[1]}"
@@ -62,11 +127,11 @@ class PortSimulator:
         task = asyncio.current_task()
         if task is not None:
             self._client_tasks.add(task)
-        framer = LineFramer(self.terminator)
+        lines = _LineSplitter(self.terminator)
         try:
             while data := await reader.read(4096):
-                for line in framer.feed(data):
-                    writer.write(self._encode(self.answer(line)))
+                for line in lines.feed(data):
+                    writer.write(self.respond(line))
         except (ConnectionError, OSError):
             pass
         finally:
@@ -81,17 +146,18 @@ class PortSimulator:
         tty.setraw(slave)
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
-        framer = LineFramer(self.terminator)
+        lines = _LineSplitter(self.terminator)
 
         def readable() -> None:
             try:
                 data = os.read(master, 4096)
             except OSError:  # no client has the port open: nothing to read yet
                 return
-            for line in framer.feed(data):
-                self._write_pty(self._encode(self.answer(line)))
+            for line in lines.feed(data):
+                self._write_pty(self.respond(line))
 
-        asyncio.get_running_loop().add_reader(master, readable)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(master, readable)
         self.url = os.ttyname(slave)
         return self.url
 
@@ -101,10 +167,10 @@ class PortSimulator:
                 os.write(self._master, data)
 
     def announce(self, lines: list[str]) -> None:
-        """Send unsolicited lines to every connected client."""
-        data = self._encode(lines)
+        """Send unsolicited lines to every connected client (ended by the prompt, as any reply)."""
         if not lines:
             return
+        data = self._encode(lines)
         for writer in list(self._writers):
             writer.write(data)
         self._write_pty(data)
@@ -112,8 +178,13 @@ class PortSimulator:
     def change(self, component: str, prop: str, value: object) -> None:
         """A change at the device itself, announced on the line as the device would."""
         self.announce(self.sims[component].change(prop, value))
+        self._arm_timer()
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._loop = None
         if self._server is not None:
             self._server.close()
             for writer in list(self._writers):
@@ -149,8 +220,15 @@ def port_groups(model: IotFile) -> dict[tuple[str, str, str], list[tuple[str, st
     return groups
 
 
-def simulator_for(model: IotFile, component: str | None = None) -> PortSimulator:
+def simulator_for(
+    model: IotFile,
+    component: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PortSimulator:
     """The simulator of the port `component` sits on (the only port when None).
+
+    `clock` gives the devices' time (seconds, monotonic): a test passes its own to move a
+    projector through its warm-up at once.
 
     Raises `LookupError` with a message for the user when the choice is ambiguous or unknown.
     """
@@ -167,5 +245,5 @@ def simulator_for(model: IotFile, component: str | None = None) -> PortSimulator
             raise LookupError(f"no component {component!r} (known: {names})")
         chosen = matches[0]
     return PortSimulator(
-        [DeviceSimulator(name, model.devices[device], args) for name, device, args in chosen]
+        [DeviceSimulator(name, model.devices[device], args, clock) for name, device, args in chosen]
     )

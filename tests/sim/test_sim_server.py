@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from pyiot.lang import load
 from pyiot.sim import simulator_for
 
 pytestmark = pytest.mark.timeout(20)
@@ -110,6 +111,104 @@ def test_pty_answers_the_relay_protocol(relay_model):
             assert await _read_until(incoming.get, 1) == b"ERR\n"
             port.change("relay1", "relayState", False)
             assert await _read_until(incoming.get, 1) == b"RELAYOFF\n"
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, _, number = url.removeprefix("socket://").rpartition(":")
+    return await asyncio.open_connection(host, int(number))
+
+
+async def _read_until_prompt(reader: asyncio.StreamReader, prompt: bytes, count: int = 1) -> bytes:
+    data = b""
+    while data.count(prompt) < count:
+        data += await asyncio.wait_for(reader.read(4096), timeout=3)
+    return data
+
+
+def test_tcp_port_speaks_esc_vp21_with_its_prompt(epson_model):
+    async def scenario() -> None:
+        port = simulator_for(epson_model)
+        reader, writer = await _connect(await port.serve_tcp())
+        try:
+            writer.write(b"\r")  # is anyone there?
+            assert await _read_until_prompt(reader, b":") == b":"
+            writer.write(b"PWR?\rSOURCE?\r")
+            assert await _read_until_prompt(reader, b":", 2) == b"PWR=00\r:SOURCE=30\r:"
+            writer.write(b"PWR ON\r")
+            assert await _read_until_prompt(reader, b":") == b":"
+            writer.write(b"SOURCE A0\r")
+            assert await _read_until_prompt(reader, b":") == b"ERR\r:"
+            port.change("projector", "source", "video")  # announced, then the prompt
+            assert await _read_until_prompt(reader, b":") == b"SOURCE=41\r:"
+        finally:
+            writer.close()
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+def test_mode_timer_fires_while_the_line_is_quiet():
+    """`pyiot simulate` logs a warm-up's end when it happens, not at the next poll."""
+    model = load(
+        r"""
+        device Lamp {
+            framing line "\r" prompt ":"
+            property power: enum { off = "0", on = "1", warming = "2" } {
+                query "P?" reply /^P=(?P<value>\d)$/ set "P {value}"
+            }
+            modes from power { off -> warming : on set power = on  warming -> on : after 200ms }
+        }
+        """,
+        "lamp.iot",
+    )
+
+    async def scenario() -> None:
+        port = simulator_for(model)
+        reader, writer = await _connect(await port.serve_tcp())
+        changed = asyncio.Event()
+        lamp = port.sims["Lamp"]
+        lamp.on_change = lambda _c, _p, value: value == "on" and changed.set()
+        try:
+            writer.write(b"P 1\r")
+            assert await _read_until_prompt(reader, b":") == b":"
+            started = asyncio.get_running_loop().time()
+            await asyncio.wait_for(changed.wait(), timeout=3)
+            assert asyncio.get_running_loop().time() - started >= 0.15
+            assert lamp.mode == "on"
+        finally:
+            writer.close()
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+def test_pty_echoes_monoprice_commands(monoprice_model):
+    async def scenario() -> None:
+        port = simulator_for(monoprice_model, "patio")
+        path = await port.serve_pty()
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        loop = asyncio.get_running_loop()
+        incoming: asyncio.Queue[bytes] = asyncio.Queue()
+        loop.add_reader(fd, lambda: incoming.put_nowait(os.read(fd, 4096)))
+
+        async def exchange(command: bytes) -> bytes:
+            os.write(fd, command)
+            data = b""
+            while not data.endswith(b"#"):
+                data += await asyncio.wait_for(incoming.get(), timeout=3)
+            return data
+
+        try:
+            assert await exchange(b"<12VO20\r\n") == b"<12VO20\r\n#"
+            assert await exchange(b"?12\r\n") == b"?12\r\n>1200000000200000000100\r\n#"
+            assert port.sims["patio"].values["volume"] == 20
+            assert port.sims["kitchen"].values["volume"] == 0
         finally:
             loop.remove_reader(fd)
             os.close(fd)
