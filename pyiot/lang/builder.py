@@ -210,6 +210,16 @@ class ModelBuilder(Transformer):
             *items[1:],
         ]
 
+    def packet_framing(self, items: list) -> list[tuple]:
+        template = items[0]
+        statements = [("packet", _unquote(template, self.path), self._at(template))]
+        if len(items) > 1:
+            statements.append(items[1])
+        return statements
+
+    def packet_end(self, items: list[Token]) -> tuple:
+        return ("packet_end", _unquote(items[0], self.path), self._at(items[0]))
+
     def timeout(self, items: list[Token]) -> tuple:
         return ("timeout", _seconds(items[0]), self._at(items[0]))
 

@@ -12,6 +12,7 @@ import string
 from pyiot.lang import expr
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Condition, Device, IotFile, Modes, Property, Regex
+from pyiot.lang.packets import parse_template
 from pyiot.lang.values import ValueError_, coerce
 
 # Names a property may not take in a shadow: pyiot reports its own status under this key.
@@ -39,6 +40,14 @@ def check_device(device: Device) -> list[Diagnostic]:
         problems.append(
             Diagnostic(at("line_terminator", device.pos), "line terminator must not be empty")
         )
+    if device.packet is not None:
+        pos = at("packet", device.pos)
+        try:
+            parse_template(device.packet)
+        except ValueError as err:
+            problems.append(Diagnostic(pos, str(err)))
+        if "line_terminator" in device.positions:
+            problems.append(Diagnostic(pos, "a device frames by lines or by packets, not both"))
     if device.prompt == "":
         problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
     for key in ("error_reply", "ack_reply"):

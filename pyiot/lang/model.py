@@ -218,6 +218,9 @@ class Device:
     params: list[Param] = field(default_factory=list)
     transport: Transport = field(default_factory=lambda: Transport("serial"))
     line_terminator: str = "\n"
+    # Binary frames instead of lines: a template such as "\x02{payload}{sum8}" (see framing.py).
+    packet: str | None = None
+    packet_end: str = ""  # appended to each command's payload ("!1PWR01" + "\r")
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     timeout: float = 1.0

@@ -21,7 +21,7 @@ from pyiot.compiler.machine import build_machine
 from pyiot.compiler.tables import AWAITING_REPLY, OFFLINE, MachineTable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import Hooks, ValueError_
-from pyiot.runtime.framing import PROMPT, LineFramer, Prompt
+from pyiot.runtime.framing import PROMPT, Prompt, framer_for
 from pyiot.runtime.modes import ModeRefused, ModeTracker
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
 from pyiot.runtime.transport import Link, LinkClosed
@@ -80,7 +80,7 @@ class ComponentEngine:
         self.status = ComponentStatus()
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
-        self._framer = LineFramer(device.line_terminator, device.prompt)
+        self._framer = framer_for(device)
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
         self._work = asyncio.Event()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pyiot.lang.model import Device
+from pyiot.lang.packets import checksum, parse_template
+
 # A line longer than this is noise (wrong baud rate, a stuck transmitter): drop it, count it.
 MAX_LINE_BYTES = 4096
 
@@ -76,3 +79,112 @@ class LineFramer:
         """Forget a partial line (after a reconnect it belongs to a dead link)."""
         self._buffer.clear()
         self._discarding = False
+
+
+@dataclass
+class PacketFramer:
+    """Binary frames described by a packet template (see `pyiot.lang.packets`).
+
+    Payloads are text to the rest of pyiot (bytes as Latin-1, one character each), so reply
+    regexes work on them as on lines. `end` is appended to each command's payload; trailing
+    CR, LF, EOF (0x1A) and NUL are stripped from received payloads. Frames with a wrong
+    checksum, and bytes before a frame's start, are dropped and counted in `dropped`.
+    """
+
+    template: str
+    end: str = ""
+    _buffer: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        self._segments = parse_template(self.template)
+        self._start = self._segments[0].data
+
+    def encode(self, text: str) -> bytes:
+        payload = (text + self.end).encode("latin-1")
+        frame = bytearray()
+        for seg in self._segments:
+            if seg.kind == "bytes":
+                frame += seg.data
+            elif seg.kind == "size":
+                frame += len(payload).to_bytes(seg.width, seg.order)  # type: ignore[arg-type]
+            elif seg.kind == "payload":
+                frame += payload.ljust(seg.width, b"\x00") if seg.width else payload
+            else:
+                frame.append(checksum(seg.checksum, bytes(frame)))
+        return bytes(frame)
+
+    def feed(self, data: bytes) -> list[str | Prompt]:
+        self._buffer += data
+        payloads: list[str | Prompt] = []
+        while True:
+            start = self._buffer.find(self._start)
+            if start < 0:
+                # Keep a tail that may be the beginning of the start bytes.
+                keep = len(self._start) - 1
+                if len(self._buffer) > keep:
+                    self.dropped += 1 if self._buffer[: len(self._buffer) - keep].strip() else 0
+                    del self._buffer[: len(self._buffer) - keep]
+                return payloads
+            if start:
+                self.dropped += 1
+                del self._buffer[:start]
+            frame = self._take_frame()
+            if frame is None:
+                return payloads
+            if frame:
+                payloads.append(frame)
+
+    def _take_frame(self) -> str | None:
+        """One frame from the buffer's start: its payload, "" if it was bad, None if partial."""
+        buffer = self._buffer
+        at = 0
+        size = 0
+        payload = b""
+        for seg in self._segments:
+            if seg.kind == "bytes":
+                if len(buffer) < at + len(seg.data):
+                    return None
+                if buffer[at : at + len(seg.data)] != seg.data:
+                    return self._skip()
+                at += len(seg.data)
+            elif seg.kind == "size":
+                if len(buffer) < at + seg.width:
+                    return None
+                size = int.from_bytes(buffer[at : at + seg.width], seg.order)  # type: ignore[arg-type]
+                at += seg.width
+                if size > MAX_LINE_BYTES:
+                    return self._skip()
+            elif seg.kind == "payload":
+                width = seg.width or size
+                if len(buffer) < at + width:
+                    return None
+                payload = bytes(buffer[at : at + width])
+                at += width
+            else:
+                if len(buffer) < at + 1:
+                    return None
+                if buffer[at] != checksum(seg.checksum, bytes(buffer[:at])):
+                    return self._skip(at + 1)  # a whole frame, spoiled: drop all of it
+                at += 1
+        del buffer[:at]
+        return payload.rstrip(b"\r\n\x1a\x00").decode("latin-1")
+
+    def _skip(self, count: int = 1) -> str:
+        # Not a frame after all: drop its first byte (or the whole bad frame) and resync.
+        self.dropped += 1
+        del self._buffer[:count]
+        return ""
+
+    def reset(self) -> None:
+        self._buffer.clear()
+
+
+Framer = LineFramer | PacketFramer
+
+
+def framer_for(device: Device) -> Framer:
+    """The framer a device's `framing` statement describes."""
+    if device.packet is not None:
+        return PacketFramer(device.packet, device.packet_end)
+    return LineFramer(device.line_terminator, device.prompt)

@@ -22,7 +22,7 @@ import tty
 from collections.abc import Callable
 
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import MAX_LINE_BYTES
+from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
 
@@ -55,6 +55,7 @@ class PortSimulator:
             raise ValueError("a simulated port needs at least one component")
         self.sims = {sim.name: sim for sim in sims}
         device = sims[0].device  # components sharing a line share its framing
+        self.device = device
         self.terminator = device.line_terminator
         self.prompt = device.prompt
         self.echo = device.echo
@@ -90,6 +91,10 @@ class PortSimulator:
         return data
 
     def _encode(self, lines: list[str]) -> bytes:
+        if self.device.packet is not None:
+            # A binary protocol: each reply is one frame of its own.
+            framer = PacketFramer(self.device.packet, self.device.packet_end)
+            return b"".join(framer.encode(line) for line in lines)
         text = "".join(line + self.terminator for line in lines)
         if self.prompt is not None:
             text += self.prompt
@@ -112,6 +117,11 @@ class PortSimulator:
             sim.tick()
         self._arm_timer()
 
+    def _splitter(self) -> _LineSplitter | PacketFramer:
+        if self.device.packet is not None:
+            return PacketFramer(self.device.packet)
+        return _LineSplitter(self.terminator)
+
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on TCP; return the pyserial URL (`socket://host:port`) to connect to."""
@@ -127,7 +137,7 @@ class PortSimulator:
         task = asyncio.current_task()
         if task is not None:
             self._client_tasks.add(task)
-        lines = _LineSplitter(self.terminator)
+        lines = self._splitter()
         try:
             while data := await reader.read(4096):
                 for line in lines.feed(data):
@@ -146,7 +156,7 @@ class PortSimulator:
         tty.setraw(slave)
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
-        lines = _LineSplitter(self.terminator)
+        lines = self._splitter()
 
         def readable() -> None:
             try:
