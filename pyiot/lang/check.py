@@ -240,12 +240,14 @@ def _check_modes(modes: Modes, device: Device) -> list[Diagnostic]:
     problems = []
     if modes.source not in device.properties:
         problems.append(Diagnostic(modes.pos, f"unknown property '{modes.source}' for modes"))
-    known = set(modes.names)
-    for name in known:
+    for name in modes.names:
         if "_" in name:
+            where = next(
+                (t.pos for t in modes.transitions if name in (t.source, t.dest)), modes.pos
+            )
             problems.append(
                 Diagnostic(
-                    modes.pos,
+                    where,
                     f"mode '{name}': mode names may not contain '_' (it separates nested states)",
                 )
             )
