@@ -1,14 +1,23 @@
 """A Thing: its components' properties mirrored in one Device Shadow.
 
-Device -> shadow: every value a component reads goes to `reported`, batched (changes that
-arrive while an update is in flight go out together in the next one). Shadow -> device: each
-key of `update/delta` is validated, sent as a command, and once the device confirms it the new
-value is reported and the handled desired key cleared, so the delta empties.
+Device -> shadow: every value a component reads goes to `reported`, only when it changed, and
+batched (a short window for device-side bursts; changes that arrive while an update is in
+flight go out together in the next one). Shadow -> device: each desired key is validated, sent
+as a command, and once the device confirms it the new value is reported and the handled desired
+key cleared, so the delta empties. Invalid keys are rejected visibly under
+`reported.pyiot.rejected`; the rest keep working.
+
+Versions: `update/delta`, `update/documents` and `get` carry the shadow's version; events older
+than one already handled are dropped, events of the same version are not (AWS delivers
+`update/accepted` and `update/delta` of one update in either order).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import json
 import logging
 from typing import Any
 
@@ -21,6 +30,21 @@ _LOGGER = logging.getLogger(__name__)
 
 # pyiot's own status lives under this key in `reported` (properties may not use it).
 STATUS_KEY = "pyiot"
+# Device-side changes come in bursts (several properties in one reply, every poll on
+# connect): wait this long to send them as one update. A confirmation the application waits
+# for goes out at once, taking whatever is pending with it.
+REPORT_WINDOW = 0.02
+# A failed update or get is tried again after this, doubling up to the maximum.
+RETRY_MIN, RETRY_MAX = 0.5, 10.0
+# An update unanswered this long is sent again (an update sent while the shadow service was
+# away is never answered; sending the same state twice is harmless).
+UPDATE_TIMEOUT = 3.0
+# The first get after (re)connecting may go unanswered (the service restarting with the
+# broker): it is retried after this long, then after longer and longer waits.
+GET_TIMEOUTS = (1.0, 2.0, 5.0, 10.0)
+# A rejected value is echoed in `reported`; a long or nested one is shortened to stay well
+# inside the shadow's size and depth limits.
+_ECHO_LIMIT = 200
 
 
 class ThingRuntime:
@@ -34,113 +58,242 @@ class ThingRuntime:
         self.keys: dict[str, tuple[ComponentEngine, str]] = {
             prop: (engine, prop) for engine in engines.values() for prop in engine.device.properties
         }
-        self._reported: dict[str, Any] = {}
-        self._desired: dict[str, Any] = {}
-        self._rejected: set[str] = set()
-        # The newest desired value seen per key (from deltas and documents, in shadow order):
-        # a command finishing after the application changed its mind must not clear the newer wish.
+        self._reported: dict[str, Any] = {}  # changes not yet sent
+        self._baseline: dict[str, Any] = {}  # the shadow's values the device has not told yet
+        self._desired: dict[str, Any] = {}  # desired keys to clear (None) in the next update
+        self._components: dict[str, dict[str, Any]] = {}
+        self._rejections: dict[str, dict[str, Any]] = {}
+        # The newest desired value seen per key, in shadow order: a command that finishes
+        # after the application changed its mind must not clear the newer wish.
         self._wanted: dict[str, Any] = {}
+        self._inflight: dict[str, tuple[int, Any]] = {}  # key -> (ticket, value being applied)
+        self._tickets = itertools.count()
+        self._version = -1
+        self._stale = False
+        self._urgent = asyncio.Event()
         self._flushing: asyncio.Task | None = None
+        self._resyncing: asyncio.Task | None = None
+        self._resync_again = False
         self._tasks: set[asyncio.Task] = set()
         self.applied = 0
 
     async def start(self) -> None:
-        """Listen to components and deltas, then sync with the shadow."""
+        """Listen to components and the shadow, then sync with it."""
         for engine in self.engines.values():
             engine.value_listeners.append(self._on_value)
             engine.status_listeners.append(self._on_status)
             self._on_status(engine.name, engine.status)
-        await self.shadow.watch_delta(self.name, self._on_delta)
-        await self.shadow.watch_documents(self.name, self._on_document)
-        await self.resync()
+        await asyncio.gather(
+            self.shadow.watch_delta(self.name, self._on_delta, on_resubscribed=self.request_resync),
+            self.shadow.watch_documents(
+                self.name, self._on_document, on_resubscribed=self.request_resync
+            ),
+        )
+        try:
+            await self.resync(GET_TIMEOUTS[-1])
+        except ShadowError as err:
+            _LOGGER.warning("%s: cannot read the shadow (%s); retrying", self.name, err)
+            self.request_resync()
 
-    async def resync(self) -> None:
-        """After (re)connecting: apply what `desired` still asks, and report everything known."""
-        document = await self.shadow.get(self.name)
-        for engine in self.engines.values():
-            for prop, value in engine.values.items():
-                self._reported[prop] = value
-            self._on_status(engine.name, engine.status)
-        if document:
-            if document["delta"]:
-                self._on_delta(document["delta"], document["version"])
-            self._clear_satisfied(document["desired"], document["reported"])
-        self._schedule_flush()
+    def request_resync(self) -> None:
+        """Re-read the shadow soon (after a reconnect); retried until it succeeds."""
+        self._resync_again = True
+        if self._resyncing is None or self._resyncing.done():
+            self._resyncing = asyncio.create_task(self._resync_loop(), name=f"{self.name}:resync")
+
+    async def _resync_loop(self) -> None:
+        attempt = 0
+        while self._resync_again:
+            self._resync_again = False
+            timeout = GET_TIMEOUTS[min(attempt, len(GET_TIMEOUTS) - 1)]
+            try:
+                await self.resync(timeout)
+                attempt = 0
+            except (ShadowError, ConnectionError) as err:
+                log = _LOGGER.warning if attempt == 0 else _LOGGER.debug
+                log("%s: reading the shadow failed (%s); retrying", self.name, err)
+                self._resync_again = True
+                attempt += 1
+
+    async def resync(self, timeout: float | None = None) -> None:
+        """Read the shadow: apply what `desired` asks that the device may not have, and report
+        what `reported` lacks or has wrong (only that)."""
+        document = await self.shadow.get(self.name, timeout=timeout)
+        if document is not None and document["version"] < self._version and not self._stale:
+            # A delta newer than this answer was handled meanwhile: read again. Only once: a
+            # shadow deleted and made anew may legitimately start over with lower versions.
+            self._stale = True
+            self.request_resync()
+            return
+        self._stale = False
+        document = document or {"desired": {}, "reported": {}, "delta": {}, "version": -1}
+        self._version = document["version"]
+        self._reported = _diff(self._snapshot(), document["reported"])
+        # Values the device has not told yet: its first report of each is compared with
+        # the shadow, so a restarted pyiot does not send again what the shadow shows.
+        self._baseline = {
+            key: value
+            for key, value in document["reported"].items()
+            if key in self.keys and self.keys[key][1] not in self.keys[key][0].values
+        }
+        desired = document["desired"]
+        self._wanted.update({key: desired.get(key) for key in self.keys})
+        self._wanted.update(desired)
+        # Every desired key, not only the delta: `reported` may be stale (the device changed
+        # while pyiot was away), so the device, not the document, says what is satisfied.
+        for key, value in desired.items():
+            self._want(key, value, check_device=True)
+        self._schedule_flush(urgent=True)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._flushing is not None:
-            self._flushing.cancel()
+        for task in [*self._tasks, self._flushing, self._resyncing]:
+            if task is not None:
+                task.cancel()
 
     # device -> shadow ------------------------------------------------------------------------
     def _on_value(self, component: str, prop: str, value: Value) -> None:
-        self._reported[prop] = value
-        self._schedule_flush()
+        if prop in self._baseline and _same(self._baseline.pop(prop), value):
+            return  # the shadow shows it already
+        self._report({prop: value})
 
     def _on_status(self, component: str, status: ComponentStatus) -> None:
         entry = {"online": status.online, "error": status.last_error}
-        self._status_section().setdefault("components", {})[component] = entry
-        self._schedule_flush()
+        previous = self._components.get(component)
+        if entry == previous:
+            return
+        self._components[component] = entry
+        self._report({STATUS_KEY: {"components": {component: entry}}})
+        if status.online and previous is not None and not previous["online"]:
+            self._retry_wanted(component)
 
-    def _status_section(self) -> dict[str, Any]:
-        return self._reported.setdefault(STATUS_KEY, {})
+    def _retry_wanted(self, component: str) -> None:
+        """A device back online gets what the application still wants of it (a command it
+        missed while silent or unplugged); a command is idempotent, so no harm if it had it."""
+        for key, (engine, _) in self.keys.items():
+            value = self._wanted.get(key)
+            if engine.name == component and value is not None and key not in self._inflight:
+                self._want(key, value, check_device=False)
 
-    def _schedule_flush(self) -> None:
+    def _snapshot(self) -> dict[str, Any]:
+        """Everything `reported` should hold now."""
+        values = {p: v for engine in self.engines.values() for p, v in engine.values.items()}
+        status: dict[str, Any] = {"components": dict(self._components)}
+        if self._rejections:  # no empty object in the shadow when all is well
+            status["rejected"] = dict(self._rejections)
+        return {**values, STATUS_KEY: status}
+
+    def _report(self, changes: dict[str, Any], urgent: bool = False) -> None:
+        self._reported = _merge(self._reported, changes)
+        self._schedule_flush(urgent)
+
+    def _schedule_flush(self, urgent: bool = False) -> None:
+        if urgent:
+            self._urgent.set()
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name=f"{self.name}:report")
 
+    async def _wait_urgent(self, seconds: float) -> None:
+        if not self._urgent.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), seconds)
+
     async def _flush(self) -> None:
-        # Changes that arrive while one update is in flight are sent together in the next.
-        await asyncio.sleep(0)
+        await self._wait_urgent(REPORT_WINDOW)
+        delay = RETRY_MIN
+        failing = False
         while self._reported or self._desired:
+            self._urgent.clear()
             reported, self._reported = self._reported, {}
             desired, self._desired = self._desired, {}
             try:
-                await self.shadow.update(self.name, reported=reported, desired=desired or None)
+                await self.shadow.update(
+                    self.name,
+                    reported=reported or None,
+                    desired=desired or None,
+                    timeout=UPDATE_TIMEOUT,
+                )
             except (ShadowError, ConnectionError) as err:
-                _LOGGER.warning("%s: shadow update failed: %s", self.name, err)
-                # Keep what was not sent; newer values win. The next change or resync retries.
+                if str(err)[:3] in ("400", "413"):
+                    # The service will never take this document: retrying cannot help.
+                    _LOGGER.error("%s: shadow refused the update %s: %s", self.name, reported, err)
+                    continue
+                (_LOGGER.debug if failing else _LOGGER.warning)(
+                    "%s: shadow update failed (%s); retrying", self.name, err
+                )
+                failing = True
+                # Keep what was not sent; newer values win.
                 self._reported = _merge(reported, self._reported)
                 self._desired = {**desired, **self._desired}
-                return
+                await self._wait_urgent(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            delay = RETRY_MIN
+            if failing:
+                _LOGGER.warning("%s: shadow updates work again", self.name)
+                failing = False
 
     # shadow -> device ------------------------------------------------------------------------
+    def _on_delta(self, delta: dict[str, Any], version: int) -> None:
+        if version < self._version:
+            return  # older than what was handled already
+        self._version = version
+        for key, value in delta.items():
+            self._wanted[key] = value
+            self._want(key, value, check_device=False)
+
     def _on_document(self, document: dict[str, Any]) -> None:
-        state = document.get("state", {})
-        desired = state.get("desired") or {}
+        version = document.get("version")
+        if version is not None:
+            if version < self._version:
+                return
+            self._version = version
+        desired = document.get("state", {}).get("desired") or {}
         for key in self.keys:
             self._wanted[key] = desired.get(key)
-        self._clear_satisfied(desired, state.get("reported") or {})
+        for key in self.keys.keys() & desired.keys():
+            # No delta comes for a wish equal to `reported`: if the device already meets it,
+            # clear it, or it would switch the device back the next time someone changes
+            # it at the device itself. If not, the report on its way will bring a delta.
+            self._satisfied_or(key, desired[key], apply=False)
 
-    def _clear_satisfied(self, desired: dict[str, Any], reported: dict[str, Any]) -> None:
-        """Clear desired keys the device already satisfies.
+    def _want(self, key: str, value: Any, check_device: bool) -> None:
+        """Act on one desired key: reject it, find it satisfied, or send the command."""
+        if key == STATUS_KEY:
+            self._reject(key, value, "reserved for pyiot's own status")
+            return
+        if key not in self.keys:
+            self._reject(key, value, f"unknown property (known: {', '.join(sorted(self.keys))})")
+            return
+        pending = self._inflight.get(key)
+        if pending is not None and _same(pending[1], value):
+            return  # already on its way to the device
+        if check_device and pending is None:
+            self._satisfied_or(key, value, apply=True)
+            return
+        self._start_apply(key, value)
 
-        The shadow publishes no delta for a desired value equal to `reported`, so nothing
-        else would clear it; left in place, it would turn the device back the next time
-        someone changes it at the device itself.
-        """
-        for key, value in desired.items():
-            if key in self.keys and key in reported and _same(reported[key], value):
-                self._desired[key] = None
-        if self._desired:
-            self._schedule_flush()
+    def _satisfied_or(self, key: str, value: Any, apply: bool) -> None:
+        engine, prop = self.keys[key]
+        if (
+            key not in self._inflight
+            and prop in engine.values
+            and _same(engine.values[prop], value)
+        ):
+            self._clear_desired(key, value)
+            self._clear_rejection(key)
+        elif apply:
+            self._start_apply(key, value)
 
-    def _on_delta(self, delta: dict[str, Any], version: int) -> None:
-        for key, value in delta.items():
-            if key == STATUS_KEY:
-                continue
-            self._wanted[key] = value
-            task = asyncio.create_task(self._apply(key, value), name=f"{self.name}:{key}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _start_apply(self, key: str, value: Any) -> None:
+        ticket = next(self._tickets)
+        self._inflight[key] = (ticket, value)
+        task = asyncio.create_task(self._apply(key, value, ticket), name=f"{self.name}:{key}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _apply(self, key: str, value: Any) -> None:
-        target = self.keys.get(key)
+    async def _apply(self, key: str, value: Any, ticket: int) -> None:
+        engine, prop = self.keys[key]
         try:
-            if target is None:
-                raise ValueError_(f"unknown property (known: {', '.join(sorted(self.keys))})")
-            engine, prop = target
             confirmed = await engine.set(prop, value)
         except ValueError_ as err:
             self._reject(key, value, str(err))
@@ -149,31 +302,47 @@ class ThingRuntime:
             if err.refused:
                 self._reject(key, value, str(err))
             else:
-                # Silent device: keep desired so the change is applied on the next resync.
+                # Silent device: desired stays, and is sent again when the device is back.
                 _LOGGER.warning("%s: %s = %r not applied: %s", self.name, key, value, err)
             return
+        finally:
+            if self._inflight.get(key, (None,))[0] == ticket:
+                del self._inflight[key]
         self.applied += 1
         if confirmed is not None:
             self._reported[key] = confirmed
-        if _same(self._wanted.get(key), value):
+        self._clear_desired(key, value)
+        self._clear_rejection(key)
+        self._schedule_flush(urgent=True)
+
+    def _clear_desired(self, key: str, handled: Any) -> None:
+        if _same(self._wanted.get(key), handled):
             self._desired[key] = None
-        if key in self._rejected:
-            self._rejected.discard(key)
-            self._status_section().setdefault("rejected", {})[key] = None
-        self._schedule_flush()
+            self._schedule_flush(urgent=True)
+
+    def _clear_rejection(self, key: str) -> None:
+        if self._rejections.pop(key, None) is not None:
+            self._report({STATUS_KEY: {"rejected": {key: None}}}, urgent=True)
 
     def _reject(self, key: str, value: Any, reason: str) -> None:
         _LOGGER.warning("%s: rejected desired %s = %r: %s", self.name, key, value, reason)
-        self._rejected.add(key)
-        rejected = self._status_section().setdefault("rejected", {})
-        rejected[key] = {"value": value, "reason": reason}
-        self._desired[key] = None
-        self._schedule_flush()
+        entry = {"value": _echo(value), "reason": reason}
+        self._rejections[key] = entry
+        self._report({STATUS_KEY: {"rejected": {key: entry}}}, urgent=True)
+        self._clear_desired(key, value)
 
 
 def _same(a: Any, b: Any) -> bool:
     """JSON equality: `true` is not `1`."""
     return type(a) is type(b) and a == b
+
+
+def _echo(value: Any) -> Any:
+    """A rejected value as it can be shown in `reported` (scalars as they are)."""
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= _ECHO_LIMIT else text[:_ECHO_LIMIT] + "..."
 
 
 def _merge(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
@@ -184,3 +353,26 @@ def _merge(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _diff(ours: dict[str, Any], theirs: dict[str, Any], prune: bool = False) -> dict[str, Any]:
+    """What to send so that `theirs` (the shadow's reported) shows `ours`.
+
+    Keys the shadow has and we do not are left alone at the top (an application may report
+    its own), but inside pyiot's status section, which pyiot owns, they are deleted.
+    """
+    changes: dict[str, Any] = {}
+    for key, value in ours.items():
+        current = theirs.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            inner = _diff(value, current, prune or key == STATUS_KEY)
+            if inner:
+                changes[key] = inner
+        elif value is None:
+            if current is not None:  # null deletes: absent already says "none"
+                changes[key] = None
+        elif key not in theirs or not _same(current, value):
+            changes[key] = value
+    if prune:
+        changes.update({key: None for key in theirs.keys() - ours.keys()})
+    return changes

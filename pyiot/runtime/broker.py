@@ -1,0 +1,187 @@
+"""Where the MQTT broker is, and how to open an awscrt MQTT5 client to it.
+
+Two kinds of broker: a plain `mqtt://[user:password@]host:port` (pyiot's local stack, or any
+broker on a trusted network) and a mutual-TLS endpoint (AWS IoT Core, or mosquitto with client
+certificates) opened through awsiotsdk's `mtls_from_path` builder, as AWS documents it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from awscrt import mqtt5
+from awsiot import mqtt5_client_builder
+
+_LOGGER = logging.getLogger(__name__)
+
+# A dead link must be noticed in seconds, not after the SDK builders' 20-minute default.
+# 30 s is also the lowest keep-alive AWS IoT Core accepts.
+KEEP_ALIVE_SECONDS = 30
+MQTTS_PORT = 8883
+# Reconnect soon after a broker restart, and never wait longer than this between tries.
+MIN_RECONNECT_MS = 200
+MAX_RECONNECT_MS = 5000
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """A plain MQTT broker: `mqtt://[user:password@]host:port` (no TLS)."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+        if parsed.scheme != "mqtt" or not parsed.hostname:
+            raise ValueError(f"a broker URL looks like mqtt://HOST:PORT, got {url!r}")
+        username = unquote(parsed.username) if parsed.username else None
+        password = unquote(parsed.password) if parsed.password else None
+        return cls(parsed.hostname, parsed.port or 1883, username, password)
+
+    def __str__(self) -> str:
+        # The password never appears in logs or messages.
+        user = f"{self.username}@" if self.username else ""
+        return f"mqtt://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class TlsEndpoint:
+    """A broker reached over mutual TLS: AWS IoT Core's `XXXX-ats.iot.REGION.amazonaws.com`.
+
+    `cert` and `key` are the client's certificate and private key (PEM); `ca` is the CA that
+    signs the broker's certificate (AWS: AmazonRootCA1.pem), or None for the system's.
+    """
+
+    host: str
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    port: int = MQTTS_PORT
+
+    @classmethod
+    def parse(cls, endpoint: str, cert: Path, key: Path, ca: Path | None = None) -> TlsEndpoint:
+        """`HOST` or `HOST:PORT` (port 8883 by default)."""
+        text = endpoint.removeprefix("mqtts://").rstrip("/")
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = text, str(MQTTS_PORT)
+        if not host or not port.isdigit() or "/" in host:
+            raise ValueError(f"an endpoint looks like HOST or HOST:PORT, got {endpoint!r}")
+        return cls(host, Path(cert), Path(key), Path(ca) if ca else None, int(port))
+
+    def __str__(self) -> str:
+        return f"mqtts://{self.host}:{self.port}"
+
+    def check_files(self) -> None:
+        """Raise a clear error for a missing file; warn when the private key is not private.
+
+        The key's contents are never read here or logged anywhere; only its mode is looked at.
+        """
+        for what, path in (("certificate", self.cert), ("private key", self.key), ("CA", self.ca)):
+            if path is not None and not path.is_file():
+                raise FileNotFoundError(f"{what} file {path} not found")
+            if path is not None and not os.access(path, os.R_OK):
+                raise PermissionError(f"cannot read the {what} file {path}")
+        mode = stat.S_IMODE(self.key.stat().st_mode)
+        if mode & 0o077:
+            _LOGGER.warning(
+                "private key %s is readable by %s (mode %04o): run `chmod 600 %s`",
+                self.key,
+                "group and others" if mode & 0o044 == 0o044 else "others than its owner",
+                mode,
+                self.key,
+            )
+
+
+Broker = BrokerAddress | TlsEndpoint
+
+
+@dataclass
+class Lifecycle:
+    """The awscrt lifecycle callbacks a client reports to (called on awscrt's threads)."""
+
+    on_success: Callable[[Any], None]
+    on_failure: Callable[[Any], None]
+    on_disconnect: Callable[[Any], None]
+
+
+def build_client(broker: Broker, client_id: str, lifecycle: Lifecycle) -> mqtt5.Client:
+    """An awscrt MQTT5 client for `broker` (not started)."""
+    connect = mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=KEEP_ALIVE_SECONDS)
+    if isinstance(broker, TlsEndpoint):
+        broker.check_files()
+        return mqtt5_client_builder.mtls_from_path(
+            endpoint=broker.host,
+            port=broker.port,
+            cert_filepath=str(broker.cert),
+            pri_key_filepath=str(broker.key),
+            ca_filepath=str(broker.ca) if broker.ca else None,
+            client_id=client_id,
+            connect_options=connect,
+            min_reconnect_delay_ms=MIN_RECONNECT_MS,
+            max_reconnect_delay_ms=MAX_RECONNECT_MS,
+            on_lifecycle_connection_success=lifecycle.on_success,
+            on_lifecycle_connection_failure=lifecycle.on_failure,
+            on_lifecycle_disconnection=lifecycle.on_disconnect,
+        )
+    # The awsiotsdk builders always create TLS: a plain broker gets a client built here.
+    if broker.username is not None:
+        connect.username = broker.username
+        connect.password = (broker.password or "").encode("utf-8")
+    return mqtt5.Client(
+        mqtt5.ClientOptions(
+            host_name=broker.host,
+            port=broker.port,
+            connect_options=connect,
+            min_reconnect_delay_ms=MIN_RECONNECT_MS,
+            max_reconnect_delay_ms=MAX_RECONNECT_MS,
+            on_lifecycle_event_connection_success_fn=lifecycle.on_success,
+            on_lifecycle_event_connection_failure_fn=lifecycle.on_failure,
+            on_lifecycle_event_disconnection_fn=lifecycle.on_disconnect,
+        )
+    )
+
+
+def disable_nagle_towards(host: str, port: int) -> int:
+    """Set TCP_NODELAY on this process's TCP sockets connected to `host:port`; return how many.
+
+    awscrt opens its own sockets and offers no TCP_NODELAY option, and with Nagle on every
+    shadow round trip waits ~40 ms for a delayed ACK (measured here: 88 ms instead of a few ms
+    desired -> reported). The socket is found among the process's file descriptors by its peer
+    address; setting the option on a duplicate descriptor sets it on the shared socket.
+    """
+    try:
+        peers = {info[4][:2] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+        fds = [
+            int(name)
+            for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")
+        ]
+    except OSError:
+        return 0
+    changed = 0
+    for fd in fds:
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        with sock:
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[:2] in peers:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    changed += 1
+            except OSError:
+                pass
+    return changed
