@@ -1,0 +1,84 @@
+"""devices/monoprice_mpr6zhmaut.iot: six zones on one port, the manual's status reply, echo, "#".
+
+Quoted from the Monoprice 10761 (MPR-6ZHMAUT) manual, "RS-232 Control": inquiry "?xx" CR, reply
+">xxaabbccddeeffgghhiijj"; control "<xxPPuu" CR, e.g. "<11CH01"; PR power 00/01, VO volume
+00-38, TR/BS 00-14, BL 00-20, CH 01-06. The amplifier echoes each command and prompts with "#".
+The simulator sends echo, reply and prompt in the amplifier's order (its "?11\\r\\r\\n#>11..."
+is written "?11\\r\\n>11...\\r\\n#" here: one CR after the echo, the prompt at the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyiot.lang.values import ValueError_
+from pyiot.sim import simulator_for
+from tests.devices.conftest import device_file, running, wait_for
+
+pytestmark = pytest.mark.timeout(10)
+
+ZONES = {"kitchen": 11, "dining": 12, "living": 13, "patio": 14, "master": 15, "office": 16}
+
+
+@pytest.fixture
+def amp():
+    return simulator_for(device_file("monoprice_mpr6zhmaut"), "kitchen")
+
+
+def test_six_zones_share_one_port(amp):
+    assert list(amp.sims) == list(ZONES)
+    assert (amp.terminator, amp.prompt, amp.echo) == ("\r\n", "#", True)
+    for zone in ZONES.values():
+        assert amp.respond(f"?{zone}") == f"?{zone}\r\n>{zone}00000000000000000100\r\n#".encode()
+
+
+def test_commands_then_inquiry_give_the_manuals_reply(amp):
+    for command in ("<11PR01", "<11VO13", "<11TR07", "<11BS07", "<11BL10", "<11CH04"):
+        assert amp.respond(command) == command.encode() + b"\r\n#"  # echo, then the prompt
+    assert amp.respond("?11") == b"?11\r\n>1100010000130707100400\r\n#"
+    assert amp.sims["kitchen"].values["volume"] == 13
+    assert amp.sims["kitchen"].values["source"] == 4
+    assert amp.sims["dining"].values["power"] is False  # zone 12 untouched
+
+
+def test_ranges_of_the_manual(amp):
+    amp.respond("<13VO38")
+    amp.respond("<13VO39")  # above 38: ignored
+    amp.respond("<13CH07")  # sources are 01-06
+    amp.respond("<13DT01")
+    assert amp.answer("?13") == [">1300000001380000000100"]  # dnd 01, volume 38
+
+
+def test_zones_of_a_second_amplifier_are_not_simulated(amp):
+    assert amp.respond("?21") == b"?21\r\n#"
+    assert amp.unrecognised_lines == 1
+
+
+def test_keypad_and_pa_are_read_only(amp):
+    amp.change("patio", "keypad", True)
+    amp.change("patio", "publicAddress", True)
+    assert amp.answer("?14") == [">1401000000000000000101"]
+    assert amp.respond("<14PA01") == b"<14PA01\r\n#"
+    assert amp.unrecognised_lines == 1
+
+
+def test_runtime_sets_and_reads_one_zone_among_six():
+    async def scenario() -> None:
+        model = device_file("monoprice_mpr6zhmaut")
+        async with running(model, "patio") as (engine, port):
+            await wait_for(lambda: "volume" in engine.values)
+            assert engine.values["power"] is False
+            assert await engine.set("power", True) is True
+            assert await engine.set("volume", 20) == 20
+            assert await engine.set("source", 3) == 3
+            patio = port.sims["patio"].values
+            assert (patio["power"], patio["volume"], patio["source"]) == (True, 20, 3)
+            assert port.sims["kitchen"].values["volume"] == 0
+            port.change("patio", "bass", 12)  # turned at the keypad
+            assert await engine.read("bass") == 12
+            with pytest.raises(ValueError_):
+                await engine.set("volume", 39)
+
+    asyncio.run(scenario())
