@@ -1,0 +1,63 @@
+"""devices/rotel_rc1570.iot: Rotel's "!"-terminated ASCII protocol.
+
+Quoted from the RC-1570 RS232 ASCII Controller Command List v1.40: "All commands sent to the
+attached Rotel device must have a terminating "!" character. Example Command: power_on!";
+power_on! -> power=on!, power_off! -> power=standby!, get_current_power! -> power=on!,
+volume_n! (n = 1 - 96) -> volume=##!, mute_on! -> mute=on!, cd! -> source=cd!,
+get_current_source! -> source=cd!.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyiot.sim import simulator_for
+from tests.devices.conftest import device_file, running, wait_for
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture
+def rotel():
+    return simulator_for(device_file("rotel_rc1570"))
+
+
+def test_the_command_lists_exchanges(rotel):
+    assert rotel.terminator == "!"
+    assert rotel.respond("get_current_power") == b"power=standby!"
+    assert rotel.respond("power_on") == b"power=on!"
+    assert rotel.respond("get_current_power") == b"power=on!"
+    assert rotel.respond("volume_30") == b"volume=30!"
+    assert rotel.respond("volume_5") == b"volume=05!"  # ## : two digits
+    assert rotel.respond("mute_on") == b"mute=on!"
+    assert rotel.respond("mute_off") == b"mute=off!"
+    assert rotel.respond("cd") == b"source=cd!"
+    assert rotel.respond("pc_usb") == b"source=pc_usb!"
+    assert rotel.respond("get_current_source") == b"source=pc_usb!"
+    assert rotel.respond("power_off") == b"power=standby!"
+
+
+def test_unknown_commands_get_nothing(rotel):
+    assert rotel.respond("volume_97") == b""  # n = 1 - 96
+    assert rotel.respond("dvd") == b""
+    assert rotel.unrecognised_lines == 1
+
+
+def test_runtime_over_the_bang_terminated_line():
+    async def scenario() -> None:
+        async with running(device_file("rotel_rc1570"), "preamp") as (engine, port):
+            preamp = port.sims["preamp"]
+            await wait_for(lambda: "source" in engine.values)
+            assert await engine.set("power", True) is True
+            assert await engine.set("volume", 42) == 42
+            assert await engine.set("source", "opt1") == "opt1"
+            assert await engine.set("mute", True) is True
+            assert (preamp.values["volume"], preamp.values["source"]) == (42, "opt1")
+            preamp.change("source", "tuner")
+            assert await engine.read("source") == "tuner"
+            port.change("preamp", "volume", 20)  # "provided automatically"
+            await wait_for(lambda: engine.values["volume"] == 20)
+
+    asyncio.run(scenario())
