@@ -387,6 +387,16 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
 
 
 # -------------------------------------------------------------------------------------- shadow
+class _NameThenValues(argparse.Action):
+    """`--shadow NAME [KEY=VALUE ...]`: argparse takes no positionals after an option, so the
+    KEY=VALUE words that follow the name are collected here and joined to the others."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        name, *rest = values
+        setattr(namespace, self.dest, name)
+        namespace.values = [*(getattr(namespace, "values", None) or []), *rest]
+
+
 def cmd_shadow(args: argparse.Namespace) -> int:
     return asyncio.run(_shadow(args))
 
@@ -528,7 +538,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "values", nargs="*", metavar="KEY=VALUE", help='typed as JSON: true, 12, "text", {...}'
     )
-    p.add_argument("--shadow", metavar="NAME", help="a named shadow (default: the classic one)")
+    p.add_argument(
+        "--shadow",
+        nargs="+",
+        action=_NameThenValues,
+        metavar=("NAME", "KEY=VALUE"),
+        help="a named shadow (default: the classic one)",
+    )
     add_connection_arguments(p, f"the local broker on 127.0.0.1:{DEFAULT_BROKER_PORT}")
     p.set_defaults(func=cmd_shadow)
     return parser

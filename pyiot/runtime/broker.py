@@ -138,7 +138,7 @@ def build_client(broker: Broker, client_id: str, lifecycle: Lifecycle) -> mqtt5.
     # The awsiotsdk builders always create TLS: a plain broker gets a client built here.
     if broker.username is not None:
         connect.username = broker.username
-        connect.password = (broker.password or "").encode("utf-8")
+        connect.password = broker.password or ""
     return mqtt5.Client(
         mqtt5.ClientOptions(
             host_name=broker.host,
@@ -149,6 +149,9 @@ def build_client(broker: Broker, client_id: str, lifecycle: Lifecycle) -> mqtt5.
             on_lifecycle_event_connection_success_fn=lifecycle.on_success,
             on_lifecycle_event_connection_failure_fn=lifecycle.on_failure,
             on_lifecycle_event_disconnection_fn=lifecycle.on_disconnect,
+            # awscrt appends AWS's SDK metrics to the user name ("app?SDK=..."), which any
+            # other broker then refuses as an unknown user.
+            disable_metrics=True,
         )
     )
 

@@ -73,7 +73,7 @@ class ShadowConnection:
         self._shadow = iotshadow.IotShadowClientV2(
             self._client,
             mqtt_request_response.ClientOptions(
-                max_request_response_subscriptions=4,
+                max_request_response_subscriptions=16,
                 max_streaming_subscriptions=32,
                 operation_timeout_in_seconds=REQUEST_TIMEOUT_SECONDS,
             ),
@@ -83,10 +83,22 @@ class ShadowConnection:
             await asyncio.wait_for(asyncio.shield(self._connected), timeout)
         except asyncio.TimeoutError:
             self._client.stop()
-            reason = f": {self._last_failure}" if self._last_failure else ""
+            if self._last_failure:
+                reason = f": {self._last_failure}"
+            elif isinstance(self.broker, TlsEndpoint):
+                # awscrt reports no failure when it distrusts the server's certificate.
+                reason = (
+                    " (no answer; check that --ca signs the endpoint's certificate and that "
+                    f"port {self.broker.port} is open)"
+                )
+            else:
+                reason = ""
             raise ConnectionError(
                 f"cannot reach the MQTT broker at {self.broker}{reason}"
             ) from None
+        except ConnectionError:
+            self._client.stop()
+            raise
 
     # awscrt threads -> loop ------------------------------------------------------------------
     def _on_success(self, data: Any) -> None:
@@ -108,11 +120,16 @@ class ShadowConnection:
         # awscrt names the cause (refused, TLS handshake, not authorized): keep it for the
         # message of a connect() that gives up.
         reason = str(data.exception)
-        connack = getattr(data, "connack_data", None)
+        connack = getattr(data, "connack_packet", None)
         if connack is not None and getattr(connack, "reason_code", None) is not None:
             reason = f"{reason} ({connack.reason_code.name})"
         self._last_failure = reason
         _LOGGER.debug("connection to %s failed: %s", self.broker, reason)
+        if self._connected is not None and _is_fatal(reason) and self._loop is not None:
+            # A refused certificate or login will be refused again: say so now rather than
+            # retrying until the timeout (after a first success, reconnects go on forever).
+            error = ConnectionError(f"cannot connect to {self.broker}: {reason}")
+            self._loop.call_soon_threadsafe(_resolve, self._connected, error)
 
     def _on_disconnect(self, data: Any) -> None:
         if not self._closing:
@@ -313,6 +330,21 @@ class ShadowConnection:
             if modeled is not None and getattr(modeled, "code", None):
                 raise ShadowError(f"{modeled.code} {modeled.message}") from err
             raise ShadowError(f"{err.message}: {err.inner_error}") from err
+
+
+# Failures of a first connection that retrying cannot cure: TLS refused (a certificate the
+# broker does not accept), or a CONNACK refusing the login.
+_FATAL = (
+    "AWS_IO_TLS",
+    "NOT_AUTHORIZED",
+    "BAD_USERNAME_OR_PASSWORD",
+    "BANNED",
+    "CLIENT_IDENTIFIER_NOT_VALID",
+)
+
+
+def _is_fatal(reason: str) -> bool:
+    return any(marker in reason for marker in _FATAL)
 
 
 def _retrieve(future: asyncio.Future) -> None:

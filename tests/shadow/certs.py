@@ -27,7 +27,7 @@ class CertFiles:
 
 
 @dataclass(frozen=True)
-class TestPki:
+class Pki:
     """A CA with one server certificate and one client certificate."""
 
     ca: Path
@@ -102,7 +102,7 @@ def _write_cert(cert: x509.Certificate, path: Path) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def make_pki(directory: Path, client_name: str = "pyiot-test-client") -> TestPki:
+def make_pki(directory: Path, client_name: str = "pyiot-test-client") -> Pki:
     """Write ca.pem, server.pem/server.key, client.pem/client.key into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -115,4 +115,4 @@ def make_pki(directory: Path, client_name: str = "pyiot-test-client") -> TestPki
         _write_cert(cert, directory / f"{role}.pem")
         _write_key(key, directory / f"{role}.key")
         files[role] = CertFiles(directory / f"{role}.pem", directory / f"{role}.key")
-    return TestPki(directory / "ca.pem", files["server"], files["client"])
+    return Pki(directory / "ca.pem", files["server"], files["client"])
