@@ -19,7 +19,8 @@ from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
 from pyiot.sim import DeviceSimulator, PortSimulator
 from tests.local.conftest import MqttProbe
 
-# An amplifier-like device: a bool, an int with a range, a read-only int; short timing so a
+# An amplifier-like device: a bool, an int with a range, a read-only int, an enum; short
+# timing so a
 # silent device fails a request in 0.4 s.
 AMP = r"""
 device Amp "amplifier for the shadow tests" {
@@ -43,6 +44,11 @@ device Amp "amplifier for the shadow tests" {
     property input: int 1..6 {
         query "INP?"
         reply /^INP(?P<value>\d)$/
+    }
+    property source: enum { hdmi1 = "30", hdmi2 = "A0" } {
+        query "SRC?"
+        reply /^SRC(?P<value>\w\w)$/
+        set   "SRC{value}"
     }
 }
 """

@@ -36,25 +36,26 @@ def test_several_keys_at_once_one_bad_each_way(any_order_stack: LocalStack, thin
             await rig.start_gateway(await rig.serve_devices())
             app = rig.apps[name]
             await app.until(lambda s: status(s).get("components", {}).get("amp1", {}).get("online"))
-            await app.set(power=True, volume=99, input=3, bass=4, pyiot={"x": 1}, mute="yes")
-            state = await app.until(
+            bad = {"volume": 99, "input": 3, "bass": 4, "pyiot": {"x": 1}, "mute": "yes"}
+            await app.set(power=True, source="vga", **bad)
+            await app.until(
                 lambda s: (
                     reported(s).get("power") is True
-                    and len(status(s).get("rejected", {})) == 5
+                    and len(status(s).get("rejected", {})) == 6
                     and not desired(s)
                 )
             )
             assert rig.sims[f"{name}.amp1"].sims["amp1"].values["power"] is True
             # Everything else keeps working: a good value for a rejected key clears its error.
-            await app.set(volume=12)
-            state = await app.until(
+            await app.set(volume=12, source="hdmi2")
+            return await app.until(
                 lambda s: (
                     reported(s).get("volume") == 12
-                    and "volume" not in status(s).get("rejected", {})
+                    and reported(s).get("source") == "hdmi2"
+                    and not {"volume", "source"} & status(s).get("rejected", {}).keys()
                     and not desired(s)
                 )
             )
-            return state
         finally:
             await rig.close()
 
@@ -62,11 +63,12 @@ def test_several_keys_at_once_one_bad_each_way(any_order_stack: LocalStack, thin
     rejected = status(final)["rejected"]
     assert set(rejected) == {"input", "bass", "pyiot", "mute"}
     assert rejected["input"] == {"value": 3, "reason": "input is read-only"}
-    assert rejected["bass"]["reason"].startswith("unknown property (known: input, power, volume)")
+    assert rejected["bass"]["reason"] == "unknown property (known: input, power, source, volume)"
     assert rejected["pyiot"] == {"value": '{"x":1}', "reason": "reserved for pyiot's own status"}
     assert rejected["mute"]["value"] == "yes"
     logged = caplog.text
     assert "rejected desired volume = 99: 99 is outside 0..38" in logged
+    assert "rejected desired source = 'vga': expected one of hdmi1, hdmi2, got 'vga'" in logged
     assert "rejected desired bass = 4: unknown property" in logged
 
 
