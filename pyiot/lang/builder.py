@@ -244,6 +244,7 @@ class ModelBuilder(Transformer):
     def group_query(self, items: list) -> GroupQuery:
         name, text, *rest = items
         group = GroupQuery(str(name), _unquote(text, self.path), _regex(rest[-1]), self._at(name))
+        group.positions = {"query": self._at(text), "reply": self._at(rest[-1])}
         for item in rest[:-1]:
             if isinstance(item, Condition):
                 group.poll_when = item
@@ -260,10 +261,17 @@ class ModelBuilder(Transformer):
 
     def set_command(self, items: list) -> list[tuple]:
         statements = [("set_format", _unquote(items[0], self.path), self._at(items[0]))]
-        if len(items) > 1:
-            entries, pos = items[1]
-            statements.append(("set_map", [(k, _wire(v)) for k, v in entries], pos))
+        for item in items[1:]:
+            if item[0] == "set_unanswered":
+                statements.append(item)
+            else:
+                entries, pos = item
+                statements.append(("set_map", [(k, _wire(v)) for k, v in entries], pos))
         return statements
+
+    @v_args(meta=True)
+    def unanswered(self, meta: Any, items: list) -> tuple:
+        return ("set_unanswered", True, self._meta_at(meta))
 
     inline_set = set_command
 

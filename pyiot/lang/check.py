@@ -58,8 +58,8 @@ def check_device(device: Device) -> list[Diagnostic]:
         problems.append(Diagnostic(at("transport", device.pos), "a tcp transport has no baud rate"))
     params = {p.name for p in device.params}
     for group in device.groups.values():
-        problems += regex_problems(group.reply, group.pos, set())
-        problems += format_problems(group.query, group.pos, params)
+        problems += regex_problems(group.reply, group.positions.get("reply", group.pos), set())
+        problems += format_problems(group.query, group.positions.get("query", group.pos), params)
         problems += condition_problems(group.poll_when, device)
     problems += condition_problems(device.poll_when, device)
     for prop in device.properties.values():
@@ -131,7 +131,9 @@ def _group_problems(prop: Property, device: Device) -> list[Diagnostic]:
         known = ", ".join(device.groups) or "none declared"
         return [Diagnostic(pos, f"unknown query '{prop.group}' (known: {known})")]
     problems = []
-    if prop.query is not None or prop.reply is not None:
+    # Its own reply may stay: a device that reports one value unasked (a turned knob) as
+    # well as in its full status fills the property both ways.
+    if prop.query is not None:
         problems.append(
             Diagnostic(pos, f"'{prop.name}' comes from query '{group.name}': drop its own query")
         )

@@ -106,6 +106,7 @@ class Property:
     value_map: dict[str, Value] = field(default_factory=dict)
     # value -> wire text for the set command (`set "PWR {value}" with { on = "ON" }`).
     set_map: list[tuple[Value, str]] = field(default_factory=list)
+    set_unanswered: bool = False  # `set "..." without reply`: done once written
     group: str | None = None  # `from status.volume`: the group query ...
     group_field: str | None = None  # ... and its named regex group
     poll_every: float | None = None
@@ -138,6 +139,7 @@ class GroupQuery:
     pos: SourcePos
     poll_every: float | None = None
     poll_when: Condition | None = None
+    positions: dict[str, SourcePos] = field(default_factory=dict)
 
 
 @dataclass

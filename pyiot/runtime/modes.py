@@ -73,17 +73,21 @@ class ModeTracker:
 
     async def allowed(self, prop: str) -> None:
         """Return when a set of `prop` may go out: wait through holds, raise on rejections."""
-        for hold in self.modes.holds:
-            if prop not in hold.props:
-                continue
-            while self.state not in hold.modes:
-                if hold.action == "reject":
-                    reason = hold.reason or f"not while {self.state}"
+        rules = [hold for hold in self.modes.holds if prop in hold.props]
+        while True:
+            # Refusals first, whatever order the file lists them in: a command the device
+            # refuses now must not wait for a mode it may never reach.
+            for rule in rules:
+                if rule.action == "reject" and self.state not in rule.modes:
+                    reason = rule.reason or f"not while {self.state}"
                     raise ModeRefused(f"{prop} refused in mode {self.state}: {reason}")
-                _LOGGER.info(
-                    "%s: holding set %s until %s", self.component, prop, " or ".join(hold.modes)
-                )
-                await self._changed.wait()
+            waiting = [r for r in rules if r.action == "hold" and self.state not in r.modes]
+            if not waiting:
+                return
+            _LOGGER.info(
+                "%s: holding set %s until %s", self.component, prop, " or ".join(waiting[0].modes)
+            )
+            await self._changed.wait()
 
     async def _fire(self, name: str) -> bool:
         if name not in self.machine.get_triggers(self.state):

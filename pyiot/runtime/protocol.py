@@ -190,6 +190,8 @@ class DeviceProtocol:
             return True
         prop = request.prop
         assert prop is not None
+        if prop.set_unanswered:
+            return bool(self.device.prompt)  # a prompt still says "done"
         return bool(
             self.replies.get(prop.name)
             or self.acks.get(prop.name)

@@ -183,6 +183,8 @@ class DeviceSimulator:
         return self._set_reply(prop)
 
     def _set_reply(self, prop: Property) -> list[str]:
+        if prop.set_unanswered:
+            return []
         ack = prop.ack or self.device.ack_reply
         if ack is not None:
             pattern = self._compile(ack)

@@ -15,6 +15,7 @@ import string
 
 from pyiot.lang.model import Property, Value
 from pyiot.lang.values import coerce, decode, encode
+from pyiot.sim.patterns import render
 
 # Zero-padded widths tried for a number whose reply pattern wants fixed digits (`\d\d`).
 _PAD_WIDTHS = range(2, 9)
@@ -28,6 +29,13 @@ def initial_value(prop: Property) -> Value:
         return kind_default if kind_default in values else values[0]
     if prop.type.kind == "enum":
         return next(iter(prop.type.choices))
+    if prop.type.kind == "string" and prop.reply is not None:
+        # The shortest text the reply pattern accepts (`.+` wants one character, not "").
+        with contextlib.suppress(ValueError, re.error):
+            pattern = prop.reply.compile()
+            found = pattern.search(render(pattern, {}))
+            if found is not None:
+                return found.group("value")
     return {
         "bool": False,
         "int": int(prop.type.minimum or 0),
@@ -71,9 +79,9 @@ def set_value_regex(prop: Property) -> str:
     alternatives = [re.escape(t) for t in sorted(set(texts), key=len, reverse=True)]
     if not prop.value_map:
         if prop.type.kind == "int" and prop.convert is None:
-            alternatives.append(r"-?\d+")
+            alternatives.append(r"[-+]?\d+")
         elif prop.type.kind in ("int", "float"):
-            alternatives.append(r"-?\d+(?:\.\d+)?")
+            alternatives.append(r"[-+]?\d+(?:\.\d+)?")
         elif prop.type.kind == "string":
             alternatives.append(".+?")
     return "|".join(alternatives) or ".+?"

@@ -129,12 +129,6 @@ def test_compiles_and_graph_renders(name, capsys):
             assert state in drawn
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyiot/lang/check.py check_device checks a group query's reply regex at group.pos (the "
-    "`query` keyword): a bad regex written on the next line is reported on the `query` line, "
-    "at a column past its end (GroupQuery keeps no position for its reply)",
-)
 def test_bad_regex_of_a_group_query_on_its_own_line_is_pointed_at():
     source = 'device D {\n    query status "?"\n        reply /^(?P<a>\\d/\n}\n'
     with pytest.raises(IotError) as err:

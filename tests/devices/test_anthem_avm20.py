@@ -44,11 +44,6 @@ def test_volume_is_written_with_sign_and_one_decimal(preamp):
     assert preamp.respond("P1?") == b"P1S0V+5.0M0D0E0\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyiot/sim/wire.py set_value_regex: a float set written with {value:+.1f} (P1VM+5.0) "
-    "is not recognised, the value pattern -?\\d+(?:\\.\\d+)? takes no leading '+'",
-)
 def test_a_volume_above_reference_is_taken(preamp):
     preamp.respond("P1P1")
     assert preamp.respond("P1VM+5.0") == b""
@@ -89,12 +84,6 @@ def test_runtime_turns_on_sets_input_and_reads_full_status():
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="language gap: a property filled by a group query (`from status.volume`) may not have "
-    "its own reply (pyiot/lang/check.py _group_problems), so the AVM 20's own report P1VM-30.0 "
-    "of a turn of the volume knob is not read until the next P1?",
-)
 def test_a_turn_of_the_volume_knob_is_read_at_once():
     async def scenario() -> None:
         async with running(device_file("anthem_avm20"), "preamp") as (engine, port):

@@ -99,11 +99,6 @@ def test_runtime_reports_err_as_a_refusal():
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyiot/runtime/modes.py ModeTracker.allowed: a `hold` written before a `reject` of the "
-    "same property waits in a mode the reject refuses (the set hangs instead of being refused)",
-)
 def test_hold_written_before_reject_still_refuses_while_off():
     text = (DEVICES / "epson_escvp21.iot").read_text(encoding="utf-8")
     reject = '        reject set source, mute unless on, warming "the lamp is off"\n'
