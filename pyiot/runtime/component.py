@@ -24,6 +24,7 @@ from pyiot.lang.values import Hooks, ValueError_
 from pyiot.runtime.framing import PROMPT, Prompt, framer_for
 from pyiot.runtime.modes import ModeRefused, ModeTracker
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
+from pyiot.runtime.sharing import COMMAND, POLL, PortTurns
 from pyiot.runtime.transport import Link, LinkClosed
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,11 +71,14 @@ class ComponentEngine:
         args: dict[str, Value] | None = None,
         modes: MachineTable | None = None,
         hooks: dict[str, Hooks] | None = None,
+        turns: PortTurns | None = None,
     ):
         self.name = name
         self.device = device
         self.args = dict(args or {})
         self.link = link
+        # On a shared port, one request at a time across its components.
+        self.turns = turns or PortTurns()
         self.protocol = DeviceProtocol(device, self.args, hooks)
         self.values: dict[str, Value] = {}
         self.status = ComponentStatus()
@@ -261,10 +265,11 @@ class ComponentEngine:
 
     async def _worker(self) -> None:
         while True:
-            request = await self._next_request()
+            request, priority = await self._next_request()
             await self._online.wait()
             try:
-                value = await self._perform(request)
+                async with self.turns.turn(priority):
+                    value = await self._perform(request)
             except (DeviceError, LinkClosed) as err:
                 if not request.done.done():
                     refused = isinstance(err, DeviceError) and err.refused
@@ -278,11 +283,14 @@ class ComponentEngine:
                 if not request.done.done():
                     request.done.set_result(value)
 
-    async def _next_request(self) -> Request:
+    async def _next_request(self) -> tuple[Request, int]:
+        """The next request and its priority on the port: user commands before polls."""
         while not (self._commands or self._polls):
             self._work.clear()
             await self._work.wait()
-        return (self._commands or self._polls).popleft()
+        if self._commands:
+            return self._commands.popleft(), COMMAND
+        return self._polls.popleft(), POLL
 
     async def _perform(self, request: Request) -> Value | None:
         """Send, wait for reply / ack / prompt / error / timeout, retry with backoff."""
