@@ -300,10 +300,13 @@ def _parse_device_option(text: str) -> tuple[str, str]:
 
 
 def _check_device_options(programs: list, endpoints: dict[str, str]) -> None:
-    """Each --device names one component: `COMPONENT`, or `THING.COMPONENT` when several
-    things have a component of that name."""
+    """Each --device names one component or port: `NAME`, or `THING.NAME` when several things
+    have one of that name."""
     qualified = [
-        f"{t.name}.{c}" for p in programs for t in p.model.things.values() for c in t.components
+        f"{t.name}.{c}"
+        for p in programs
+        for t in p.model.things.values()
+        for c in [*t.components, *t.ports]
     ]
     for name in endpoints:
         if name in qualified:
@@ -333,7 +336,12 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
                 model = program.model
                 for (thing, _, _), components in port_groups(model).items():
                     names = [f"{thing}.{c[0]}" for c in components]
-                    if any(n in endpoints or n.split(".", 1)[1] in endpoints for n in names):
+                    owner = model.things[thing]
+                    if any(
+                        endpoint_for(endpoints, owner, owner.components[c[0]])
+                        != endpoint_for({}, owner, owner.components[c[0]])
+                        for c in components
+                    ):
                         continue  # pointed at a real device on the command line
                     sim = PortSimulator(
                         [DeviceSimulator(n, model.devices[d], a) for n, d, a in components]
@@ -356,14 +364,15 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         # On AWS a policy usually ties the client id to a thing name: use the first thing's.
         client_id = settings.client_id or (things[0].name if settings.is_tls else None)
         shadow = ShadowConnection(broker, client_id)
+        # Built before connecting: a file asking for Python it may not run stops here.
+        gateway = Gateway(programs, shadow, endpoints, allow_python=args.allow_python)
         await shadow.connect()
         if settings.is_tls:
             _out(f"connected to {broker} as {shadow.client_id}")
-        gateway = Gateway(programs, shadow, endpoints)
         await gateway.start()
         for thing in things:
             comps = ", ".join(
-                f"{c.name} on {endpoint_for(endpoints, thing.name, c)}"
+                f"{c.name} on {endpoint_for(endpoints, thing, c)[1]}"
                 for c in thing.components.values()
             )
             _out(f"thing {thing.name}: {comps}")
@@ -413,9 +422,16 @@ async def _shadow(args: argparse.Namespace) -> int:
             raise UsageError("shadow set needs KEY=VALUE ...")
         for item in args.values:
             key, sep, raw = item.partition("=")
-            if not sep or not key:
+            if not sep or not key or "" in key.split("."):
                 raise UsageError(f"expected KEY=VALUE, got {item!r}")
-            desired[key] = parse_value(raw)
+            # `patio.volume=12` is {"patio": {"volume": 12}}: nested shadow names.
+            *parents, leaf = key.split(".")
+            node = desired
+            for name in parents:
+                node = node.setdefault(name, {})
+                if not isinstance(node, dict):
+                    raise UsageError(f"{key}: {name} is given a value and keys at once")
+            node[leaf] = parse_value(raw)
     elif args.values:
         raise UsageError(f"shadow {args.action} takes no KEY=VALUE")
     connection = ShadowConnection(broker, settings.client_id)
@@ -521,10 +537,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="COMPONENT=URL",
-        help="device port for a component (or THING.COMPONENT): /dev/ttyUSB0, "
+        help="device port for a component or a thing's port (or THING.NAME): /dev/ttyUSB0, "
         "socket://host:port, tcp://host:port",
     )
     p.add_argument("--data", type=Path, help="where the local broker keeps shadows")
+    p.add_argument(
+        "--allow-python",
+        action="store_true",
+        help="let the files run the Python hooks they name (trusted files only)",
+    )
     add_connection_arguments(p, local)
     p.set_defaults(func=cmd_run)
 

@@ -2,7 +2,8 @@
 
 One `pyiot run a.iot b.iot` is one MQTT client (one connection, one keep-alive, one client
 certificate on AWS) serving each thing's own shadow. Thing names must be unique across the
-files, as each names a shadow.
+files, as each names a shadow. Components on one port (six amplifier zones on one serial
+line) share one open link.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from pyiot.compiler.program import Program
-from pyiot.lang.model import Component
+from pyiot.lang.model import Component, Thing
+from pyiot.lang.shadow_names import shadow_paths
 from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.hooks import resolve_hooks
 from pyiot.runtime.shadow_client import ShadowConnection
+from pyiot.runtime.sharing import SharedLink
 from pyiot.runtime.thing import ThingRuntime
-from pyiot.runtime.transport import open_link
+from pyiot.runtime.transport import Link, open_link
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,18 +45,44 @@ def check_unique_things(programs: Sequence[Program]) -> None:
             seen[thing.name] = where
 
 
-def endpoint_for(endpoints: dict[str, str], thing: str, component: Component) -> str:
-    """The device URL of a component: `THING.COMPONENT=URL`, else `COMPONENT=URL`, else the
-    file's own."""
-    qualified = f"{thing}.{component.name}"
-    return endpoints.get(qualified, endpoints.get(component.name, component.endpoint))
+def endpoint_for(endpoints: dict[str, str], thing: Thing, component: Component) -> tuple[str, str]:
+    """(kind, address) of a component's device: `--device THING.NAME=URL`, else `NAME=URL`
+    (NAME the component, or the thing's `port` it sits on), else the file's own."""
+    port = thing.ports.get(component.port) if component.port else None
+    kind = port.kind if port is not None else component.endpoint_kind
+    for name in [component.name, *([component.port] if component.port else [])]:
+        for key in (f"{thing.name}.{name}", name):
+            if key in endpoints:
+                return kind, endpoints[key]
+    return kind, port.address if port is not None else component.endpoint
+
+
+def _ports(
+    programs: Sequence[Program], endpoints: dict[str, str]
+) -> dict[tuple, Link | SharedLink]:
+    """One link per port; a port that several components use is opened once and shared."""
+    users: dict[tuple[str, str], list[dict]] = {}
+    for program in programs:
+        for thing in program.model.things.values():
+            for comp in thing.components.values():
+                key = endpoint_for(endpoints, thing, comp)
+                settings = program.model.devices[comp.device].transport.settings
+                users.setdefault(key, []).append(settings)
+    ports: dict[tuple, Link | SharedLink] = {}
+    for (kind, address), settings in users.items():
+        link = open_link(kind, address, settings[0])
+        ports[(kind, address)] = SharedLink(link) if len(settings) > 1 else link
+    return ports
 
 
 class Gateway:
     """Builds and runs the engines and things of one or more programs.
 
     `endpoints` maps a component name (or `thing.component`) to the device URL to use instead
-    of the file's (from `--device NAME=URL` or the simulator).
+    of the file's (from `--device NAME=URL` or the simulator). Components on the same port
+    (the same kind and address) share one open link and take turns on it. `allow_python`
+    lets files load the Python hooks they name; without it such a file stops the gateway
+    before anything connects.
     """
 
     def __init__(
@@ -59,6 +90,7 @@ class Gateway:
         programs: Program | Sequence[Program],
         shadow: ShadowConnection,
         endpoints: dict[str, str] | None = None,
+        allow_python: bool = False,
     ):
         self.programs = [programs] if isinstance(programs, Program) else list(programs)
         check_unique_things(self.programs)
@@ -67,20 +99,29 @@ class Gateway:
         # Keyed `thing.component`: two things (or files) may use the same component name.
         self.engines: dict[str, ComponentEngine] = {}
         self.things: dict[str, ThingRuntime] = {}
+        ports = _ports(self.programs, endpoints)
         for program in self.programs:
             model = program.model
+            search_dir = Path(model.path).parent if model.path else None
             for thing in model.things.values():
                 engines = {}
                 for comp in thing.components.values():
                     device = model.devices[comp.device]
-                    address = endpoint_for(endpoints, thing.name, comp)
-                    link = open_link(comp.endpoint_kind, address, device.transport.settings)
+                    port = ports[endpoint_for(endpoints, thing, comp)]
                     engine = ComponentEngine(
-                        comp.name, device, program.machines[comp.device], link, comp.args
+                        comp.name,
+                        device,
+                        program.machines[comp.device],
+                        port.view() if isinstance(port, SharedLink) else port,
+                        comp.args,
+                        modes=program.modes.get(comp.device),
+                        hooks=resolve_hooks(device, allow_python, search_dir),
+                        turns=port.turns if isinstance(port, SharedLink) else None,
                     )
                     engines[comp.name] = engine
                     self.engines[f"{thing.name}.{comp.name}"] = engine
-                self.things[thing.name] = ThingRuntime(thing, engines, shadow)
+                paths = shadow_paths(thing, model)
+                self.things[thing.name] = ThingRuntime(thing, engines, shadow, paths)
 
     async def start(self) -> None:
         """Start the devices, then connect every thing to its shadow."""

@@ -7,6 +7,10 @@ as a command, and once the device confirms it the new value is reported and the 
 key cleared, so the delta empties. Invalid keys are rejected visibly under
 `reported.pyiot.rejected`; the rest keep working.
 
+Keys are paths: flat by default (`volume`), nested or renamed by the thing's `shadow { ... }`
+block (`kitchen.volume`); the paths come from `pyiot.lang.shadow_names`, which the checker uses
+too. A rejection is listed under the dotted path.
+
 Versions: `update/delta`, `update/documents` and `get` carry the shadow's version; events older
 than one already handled are dropped, events of the same version are not (AWS delivers
 `update/accepted` and `update/delta` of one update in either order).
@@ -17,13 +21,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 from typing import Any
 
 from pyiot.lang.model import Thing, Value
 from pyiot.lang.values import ValueError_
 from pyiot.runtime.component import ComponentEngine, ComponentStatus, DeviceError
+from pyiot.runtime.documents import (
+    Path,
+    diff,
+    dotted,
+    echo,
+    leaves,
+    lookup,
+    merge,
+    nest,
+    parents_of,
+    same,
+)
 from pyiot.runtime.shadow_client import ShadowConnection, ShadowError
 
 _LOGGER = logging.getLogger(__name__)
@@ -42,31 +57,41 @@ UPDATE_TIMEOUT = 3.0
 # The first get after (re)connecting may go unanswered (the service restarting with the
 # broker): it is retried after this long, then after longer and longer waits.
 GET_TIMEOUTS = (1.0, 2.0, 5.0, 10.0)
-# A rejected value is echoed in `reported`; a long or nested one is shortened to stay well
-# inside the shadow's size and depth limits.
-_ECHO_LIMIT = 200
+# An "unknown property" rejection lists the known keys, up to this many.
+_KNOWN_LISTED = 12
 
 
 class ThingRuntime:
     """Runs one thing's shadow side over a shared `ShadowConnection`."""
 
-    def __init__(self, thing: Thing, engines: dict[str, ComponentEngine], shadow: ShadowConnection):
+    def __init__(
+        self,
+        thing: Thing,
+        engines: dict[str, ComponentEngine],
+        shadow: ShadowConnection,
+        paths: dict[tuple[str, str], Path] | None = None,
+    ):
+        """`paths` maps (component, property) to its key path (default: flat, the name)."""
         self.name = thing.name
         self.engines = engines
         self.shadow = shadow
-        # Flat shadow names: each property appears under its own name.
-        self.keys: dict[str, tuple[ComponentEngine, str]] = {
-            prop: (engine, prop) for engine in engines.values() for prop in engine.device.properties
+        paths = paths or {}
+        self.keys: dict[Path, tuple[ComponentEngine, str]] = {
+            paths.get((name, prop), (prop,)): (engine, prop)
+            for name, engine in engines.items()
+            for prop in engine.device.properties
         }
+        self._paths = {(engine.name, prop): key for key, (engine, prop) in self.keys.items()}
+        self._parents = parents_of(set(self.keys))
         self._reported: dict[str, Any] = {}  # changes not yet sent
-        self._baseline: dict[str, Any] = {}  # the shadow's values the device has not told yet
+        self._baseline: dict[Path, Any] = {}  # the shadow's values the device has not told yet
         self._desired: dict[str, Any] = {}  # desired keys to clear (None) in the next update
         self._components: dict[str, dict[str, Any]] = {}
         self._rejections: dict[str, dict[str, Any]] = {}
         # The newest desired value seen per key, in shadow order: a command that finishes
         # after the application changed its mind must not clear the newer wish.
-        self._wanted: dict[str, Any] = {}
-        self._inflight: dict[str, tuple[int, Any]] = {}  # key -> (ticket, value being applied)
+        self._wanted: dict[Path, Any] = {}
+        self._inflight: dict[Path, tuple[int, Any]] = {}  # key -> (ticket, value being applied)
         self._tickets = itertools.count()
         self._version = -1
         self._stale = False
@@ -128,22 +153,27 @@ class ThingRuntime:
         self._stale = False
         document = document or {"desired": {}, "reported": {}, "delta": {}, "version": -1}
         self._version = document["version"]
-        self._reported = _diff(self._snapshot(), document["reported"])
+        self._reported = diff(self._snapshot(), document["reported"], STATUS_KEY)
         # Values the device has not told yet: its first report of each is compared with
         # the shadow, so a restarted pyiot does not send again what the shadow shows.
-        self._baseline = {
-            key: value
-            for key, value in document["reported"].items()
-            if key in self.keys and self.keys[key][1] not in self.keys[key][0].values
-        }
+        self._baseline = {}
+        for key, (engine, prop) in self.keys.items():
+            found, value = lookup(document["reported"], key)
+            if found and prop not in engine.values:
+                self._baseline[key] = value
         desired = document["desired"]
-        self._wanted.update({key: desired.get(key) for key in self.keys})
-        self._wanted.update(desired)
+        self._note_wanted(desired)
+        requests = list(leaves(desired, set(self.keys), self._parents))
+        self._wanted.update(requests)
         # Every desired key, not only the delta: `reported` may be stale (the device changed
         # while pyiot was away), so the device, not the document, says what is satisfied.
-        for key, value in desired.items():
+        for key, value in requests:
             self._want(key, value, check_device=True)
         self._schedule_flush(urgent=True)
+
+    def _note_wanted(self, desired: dict[str, Any]) -> None:
+        for key in self.keys:
+            self._wanted[key] = lookup(desired, key)[1]
 
     async def stop(self) -> None:
         for task in [*self._tasks, self._flushing, self._resyncing]:
@@ -152,9 +182,10 @@ class ThingRuntime:
 
     # device -> shadow ------------------------------------------------------------------------
     def _on_value(self, component: str, prop: str, value: Value) -> None:
-        if prop in self._baseline and _same(self._baseline.pop(prop), value):
+        key = self._paths[(component, prop)]
+        if key in self._baseline and same(self._baseline.pop(key), value):
             return  # the shadow shows it already
-        self._report({prop: value})
+        self._report(nest(key, value))
 
     def _on_status(self, component: str, status: ComponentStatus) -> None:
         entry = {"online": status.online, "error": status.last_error}
@@ -176,14 +207,17 @@ class ThingRuntime:
 
     def _snapshot(self) -> dict[str, Any]:
         """Everything `reported` should hold now."""
-        values = {p: v for engine in self.engines.values() for p, v in engine.values.items()}
+        snapshot: dict[str, Any] = {}
+        for key, (engine, prop) in self.keys.items():
+            if prop in engine.values:
+                snapshot = merge(snapshot, nest(key, engine.values[prop]))
         status: dict[str, Any] = {"components": dict(self._components)}
         if self._rejections:  # no empty object in the shadow when all is well
             status["rejected"] = dict(self._rejections)
-        return {**values, STATUS_KEY: status}
+        return {**snapshot, STATUS_KEY: status}
 
     def _report(self, changes: dict[str, Any], urgent: bool = False) -> None:
-        self._reported = _merge(self._reported, changes)
+        self._reported = merge(self._reported, changes)
         self._schedule_flush(urgent)
 
     def _schedule_flush(self, urgent: bool = False) -> None:
@@ -222,8 +256,8 @@ class ThingRuntime:
                 )
                 failing = True
                 # Keep what was not sent; newer values win.
-                self._reported = _merge(reported, self._reported)
-                self._desired = {**desired, **self._desired}
+                self._reported = merge(reported, self._reported)
+                self._desired = merge(desired, self._desired)
                 await self._wait_urgent(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -237,7 +271,7 @@ class ThingRuntime:
         if version < self._version:
             return  # older than what was handled already
         self._version = version
-        for key, value in delta.items():
+        for key, value in leaves(delta, set(self.keys), self._parents):
             self._wanted[key] = value
             self._want(key, value, check_device=False)
 
@@ -248,50 +282,53 @@ class ThingRuntime:
                 return
             self._version = version
         desired = document.get("state", {}).get("desired") or {}
+        self._note_wanted(desired)
         for key in self.keys:
-            self._wanted[key] = desired.get(key)
-        for key in self.keys.keys() & desired.keys():
-            # No delta comes for a wish equal to `reported`: if the device already meets it,
-            # clear it, or it would switch the device back the next time someone changes
-            # it at the device itself. If not, the report on its way will bring a delta.
-            self._satisfied_or(key, desired[key], apply=False)
+            found, value = lookup(desired, key)
+            if found:
+                # No delta comes for a wish equal to `reported`: if the device already meets
+                # it, clear it, or it would switch the device back the next time someone
+                # changes it at the device. If not, the report on its way brings a delta.
+                self._satisfied_or(key, value, apply=False)
 
-    def _want(self, key: str, value: Any, check_device: bool) -> None:
+    def _want(self, key: Path, value: Any, check_device: bool) -> None:
         """Act on one desired key: reject it, find it satisfied, or send the command."""
-        if key == STATUS_KEY:
+        if key[0] == STATUS_KEY:
             self._reject(key, value, "reserved for pyiot's own status")
             return
         if key not in self.keys:
-            self._reject(key, value, f"unknown property (known: {', '.join(sorted(self.keys))})")
+            self._reject(key, value, f"unknown property (known: {self._known()})")
             return
         pending = self._inflight.get(key)
-        if pending is not None and _same(pending[1], value):
+        if pending is not None and same(pending[1], value):
             return  # already on its way to the device
         if check_device and pending is None:
             self._satisfied_or(key, value, apply=True)
             return
         self._start_apply(key, value)
 
-    def _satisfied_or(self, key: str, value: Any, apply: bool) -> None:
+    def _known(self) -> str:
+        names = sorted(dotted(key) for key in self.keys)
+        more = len(names) - _KNOWN_LISTED
+        return ", ".join(names[:_KNOWN_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+    def _satisfied_or(self, key: Path, value: Any, apply: bool) -> None:
         engine, prop = self.keys[key]
-        if (
-            key not in self._inflight
-            and prop in engine.values
-            and _same(engine.values[prop], value)
-        ):
+        if key not in self._inflight and prop in engine.values and same(engine.values[prop], value):
             self._clear_desired(key, value)
             self._clear_rejection(key)
         elif apply:
             self._start_apply(key, value)
 
-    def _start_apply(self, key: str, value: Any) -> None:
+    def _start_apply(self, key: Path, value: Any) -> None:
         ticket = next(self._tickets)
         self._inflight[key] = (ticket, value)
-        task = asyncio.create_task(self._apply(key, value, ticket), name=f"{self.name}:{key}")
+        name = f"{self.name}:{dotted(key)}"
+        task = asyncio.create_task(self._apply(key, value, ticket), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _apply(self, key: str, value: Any, ticket: int) -> None:
+    async def _apply(self, key: Path, value: Any, ticket: int) -> None:
         engine, prop = self.keys[key]
         try:
             confirmed = await engine.set(prop, value)
@@ -303,76 +340,31 @@ class ThingRuntime:
                 self._reject(key, value, str(err))
             else:
                 # Silent device: desired stays, and is sent again when the device is back.
-                _LOGGER.warning("%s: %s = %r not applied: %s", self.name, key, value, err)
+                _LOGGER.warning("%s: %s = %r not applied: %s", self.name, dotted(key), value, err)
             return
         finally:
             if self._inflight.get(key, (None,))[0] == ticket:
                 del self._inflight[key]
         self.applied += 1
         if confirmed is not None:
-            self._reported[key] = confirmed
+            self._reported = merge(self._reported, nest(key, confirmed))
         self._clear_desired(key, value)
         self._clear_rejection(key)
         self._schedule_flush(urgent=True)
 
-    def _clear_desired(self, key: str, handled: Any) -> None:
-        if _same(self._wanted.get(key), handled):
-            self._desired[key] = None
+    def _clear_desired(self, key: Path, handled: Any) -> None:
+        if same(self._wanted.get(key), handled):
+            self._desired = merge(self._desired, nest(key, None))
             self._schedule_flush(urgent=True)
 
-    def _clear_rejection(self, key: str) -> None:
-        if self._rejections.pop(key, None) is not None:
-            self._report({STATUS_KEY: {"rejected": {key: None}}}, urgent=True)
+    def _clear_rejection(self, key: Path) -> None:
+        if self._rejections.pop(dotted(key), None) is not None:
+            self._report({STATUS_KEY: {"rejected": {dotted(key): None}}}, urgent=True)
 
-    def _reject(self, key: str, value: Any, reason: str) -> None:
-        _LOGGER.warning("%s: rejected desired %s = %r: %s", self.name, key, value, reason)
-        entry = {"value": _echo(value), "reason": reason}
-        self._rejections[key] = entry
-        self._report({STATUS_KEY: {"rejected": {key: entry}}}, urgent=True)
+    def _reject(self, key: Path, value: Any, reason: str) -> None:
+        name = dotted(key)
+        _LOGGER.warning("%s: rejected desired %s = %r: %s", self.name, name, value, reason)
+        entry = {"value": echo(value), "reason": reason}
+        self._rejections[name] = entry
+        self._report({STATUS_KEY: {"rejected": {name: entry}}}, urgent=True)
         self._clear_desired(key, value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: `true` is not `1`."""
-    return type(a) is type(b) and a == b
-
-
-def _echo(value: Any) -> Any:
-    """A rejected value as it can be shown in `reported` (scalars as they are)."""
-    if isinstance(value, (bool, int, float)) or value is None:
-        return value
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return text if len(text) <= _ECHO_LIMIT else text[:_ECHO_LIMIT] + "..."
-
-
-def _merge(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(older)
-    for key, value in newer.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _diff(ours: dict[str, Any], theirs: dict[str, Any], prune: bool = False) -> dict[str, Any]:
-    """What to send so that `theirs` (the shadow's reported) shows `ours`.
-
-    Keys the shadow has and we do not are left alone at the top (an application may report
-    its own), but inside pyiot's status section, which pyiot owns, they are deleted.
-    """
-    changes: dict[str, Any] = {}
-    for key, value in ours.items():
-        current = theirs.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            inner = _diff(value, current, prune or key == STATUS_KEY)
-            if inner:
-                changes[key] = inner
-        elif value is None:
-            if current is not None:  # null deletes: absent already says "none"
-                changes[key] = None
-        elif key not in theirs or not _same(current, value):
-            changes[key] = value
-    if prune:
-        changes.update({key: None for key in theirs.keys() - ours.keys()})
-    return changes

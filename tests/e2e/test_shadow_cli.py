@@ -43,13 +43,25 @@ def test_shadow_commands_on_a_broker_that_requires_a_login(cli, tmp_path) -> Non
 
     watch = cli("shadow", "watch", "lamp", "--shadow", "settings", "--broker", url)
     watch.wait_for(r"watching lamp \(shadow settings\)")
-    values = ["on=true", "level=12", 'label="kitchen"', 'curve={"points": [1, 2]}', "note=plain"]
+    values = [
+        "on=true",
+        "level=12",
+        'label="kitchen"',
+        'curve={"points": [1, 2]}',
+        "note=plain",
+        "zone.a=1",
+        "zone.b=x",
+    ]
     result = shadow("set", "lamp", "--shadow", "settings", *values)
     assert result.returncode == 0, result.stderr
     got = shadow("get", "lamp", "--shadow", "settings")
     assert got.returncode == 0, got.stderr
     typed = {"on": True, "level": 12, "label": "kitchen", "curve": {"points": [1, 2]}}
-    assert json.loads(got.stdout)["desired"] == {**typed, "note": "plain"}
+    assert json.loads(got.stdout)["desired"] == {
+        **typed,
+        "note": "plain",
+        "zone": {"a": 1, "b": "x"},
+    }
     document = json.loads(watch.wait_for(r"^\{.*\}$").group(0))
     assert document["state"]["desired"]["level"] == 12
     # The named shadow is not the classic one.
