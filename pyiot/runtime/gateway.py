@@ -19,6 +19,7 @@ from pyiot.lang.model import Component, Thing
 from pyiot.lang.shadow_names import shadow_paths
 from pyiot.runtime.component import ComponentEngine
 from pyiot.runtime.hooks import resolve_hooks
+from pyiot.runtime.rules import RuleRunner
 from pyiot.runtime.shadow_client import ShadowConnection
 from pyiot.runtime.sharing import SharedLink
 from pyiot.runtime.thing import ThingRuntime
@@ -99,6 +100,7 @@ class Gateway:
         # Keyed `thing.component`: two things (or files) may use the same component name.
         self.engines: dict[str, ComponentEngine] = {}
         self.things: dict[str, ThingRuntime] = {}
+        self.rules: list[RuleRunner] = []
         ports = _ports(self.programs, endpoints)
         for program in self.programs:
             model = program.model
@@ -122,6 +124,7 @@ class Gateway:
                     self.engines[f"{thing.name}.{comp.name}"] = engine
                 paths = shadow_paths(thing, model)
                 self.things[thing.name] = ThingRuntime(thing, engines, shadow, paths)
+                self.rules.append(RuleRunner(thing, engines))
 
     async def start(self) -> None:
         """Start the devices, then connect every thing to its shadow."""
@@ -137,6 +140,8 @@ class Gateway:
             thing.request_resync()
 
     async def stop(self) -> None:
+        for rules in self.rules:
+            await rules.stop()
         for thing in self.things.values():
             await thing.stop()
         for engine in self.engines.values():
