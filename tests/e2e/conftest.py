@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -27,10 +28,26 @@ def pyiot_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pyiot", *args]
 
 
+# A developer's own settings must not leak into tests: no PYIOT_* variables, and an empty
+# config folder (a ~/.config/pyiot/config.toml naming AWS would send `pyiot run` there).
+_CONFIG_HOME = tempfile.mkdtemp(prefix="pyiot-test-config-")
+
+
+def clean_environment() -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYIOT_")}
+    environment["XDG_CONFIG_HOME"] = _CONFIG_HOME
+    return environment
+
+
 def run_pyiot(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a short pyiot command to completion."""
     return subprocess.run(
-        pyiot_command(*args), capture_output=True, text=True, timeout=60, cwd=cwd or ROOT
+        pyiot_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd or ROOT,
+        env=clean_environment(),
     )
 
 
@@ -38,7 +55,7 @@ class CliProcess:
     """A long-running pyiot command whose output lines are collected as they come."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None):
-        environment = {k: v for k, v in os.environ.items() if k != "PYIOT_BROKER"}
+        environment = clean_environment()
         environment.update(env or {})
         self.process = subprocess.Popen(
             pyiot_command(*args),
