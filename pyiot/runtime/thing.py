@@ -92,6 +92,10 @@ class ThingRuntime:
         # after the application changed its mind must not clear the newer wish.
         self._wanted: dict[Path, Any] = {}
         self._inflight: dict[Path, tuple[int, Any]] = {}  # key -> (ticket, value being applied)
+        # key -> a value applied whose clearing the shadow has not shown yet: a delta that
+        # repeats it was published before the clearing and is stale, not a new wish.
+        self._applied: dict[Path, Any] = {}
+        self._applying: dict[Path, asyncio.Task] = {}  # key -> its latest apply task
         self._tickets = itertools.count()
         self._version = -1
         self._stale = False
@@ -173,7 +177,10 @@ class ThingRuntime:
 
     def _note_wanted(self, desired: dict[str, Any]) -> None:
         for key in self.keys:
-            self._wanted[key] = lookup(desired, key)[1]
+            found, value = lookup(desired, key)
+            self._wanted[key] = value
+            if not found or not same(self._applied.get(key), value):
+                self._applied.pop(key, None)
 
     async def stop(self) -> None:
         for task in [*self._tasks, self._flushing, self._resyncing]:
@@ -271,9 +278,28 @@ class ThingRuntime:
         if version < self._version:
             return  # older than what was handled already
         self._version = version
-        for key, value in leaves(delta, set(self.keys), self._parents):
+        wishes = [
+            (key, value)
+            for key, value in leaves(delta, set(self.keys), self._parents)
+            if not (key in self._applied and same(self._applied[key], value))
+        ]
+        for key, value in wishes:
             self._wanted[key] = value
-            self._want(key, value, check_device=False)
+        # A device's mode property goes first: `power=on, source=hdmi2` in one update means
+        # the source change is judged (held, refused) in the mode that power=on leads to.
+        firsts: dict[str, Path] = {}
+        for key, _ in wishes:
+            if key in self.keys:
+                engine, prop = self.keys[key]
+                if engine.modes is not None and prop == engine.modes.modes.source:
+                    firsts[engine.name] = key
+        for key, value in wishes:
+            after = None
+            if key in self.keys:
+                engine, _ = self.keys[key]
+                first = firsts.get(engine.name)
+                after = first if first is not None and first != key else None
+            self._want(key, value, check_device=False, after=after)
 
     def _on_document(self, document: dict[str, Any]) -> None:
         version = document.get("version")
@@ -291,7 +317,7 @@ class ThingRuntime:
                 # changes it at the device. If not, the report on its way brings a delta.
                 self._satisfied_or(key, value, apply=False)
 
-    def _want(self, key: Path, value: Any, check_device: bool) -> None:
+    def _want(self, key: Path, value: Any, check_device: bool, after: Path | None = None) -> None:
         """Act on one desired key: reject it, find it satisfied, or send the command."""
         if key[0] == STATUS_KEY:
             self._reject(key, value, "reserved for pyiot's own status")
@@ -305,7 +331,7 @@ class ThingRuntime:
         if check_device and pending is None:
             self._satisfied_or(key, value, apply=True)
             return
-        self._start_apply(key, value)
+        self._start_apply(key, value, after)
 
     def _known(self) -> str:
         names = sorted(dotted(key) for key in self.keys)
@@ -320,16 +346,22 @@ class ThingRuntime:
         elif apply:
             self._start_apply(key, value)
 
-    def _start_apply(self, key: Path, value: Any) -> None:
+    def _start_apply(self, key: Path, value: Any, after: Path | None = None) -> None:
         ticket = next(self._tickets)
         self._inflight[key] = (ticket, value)
         name = f"{self.name}:{dotted(key)}"
-        task = asyncio.create_task(self._apply(key, value, ticket), name=name)
+        before = self._applying.get(after) if after is not None else None
+        task = asyncio.create_task(self._apply(key, value, ticket, before), name=name)
+        self._applying[key] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _apply(self, key: Path, value: Any, ticket: int) -> None:
+    async def _apply(
+        self, key: Path, value: Any, ticket: int, before: asyncio.Task | None = None
+    ) -> None:
         engine, prop = self.keys[key]
+        if before is not None:
+            await asyncio.wait({before})
         try:
             confirmed = await engine.set(prop, value)
         except ValueError_ as err:
@@ -346,6 +378,7 @@ class ThingRuntime:
             if self._inflight.get(key, (None,))[0] == ticket:
                 del self._inflight[key]
         self.applied += 1
+        self._applied[key] = value
         if confirmed is not None:
             self._reported = merge(self._reported, nest(key, confirmed))
         self._clear_desired(key, value)

@@ -177,6 +177,10 @@ class DeviceSimulator:
             self._store(prop, dest_value if joined else value)
             self._enter(dest, now)
             self._settle(now)
+        elif modes is not None and prop.name == modes.source.name and modes.moves_by_set():
+            # The modes say which sets move the device; any other set of the mode property
+            # changes nothing (PWR ON while warming: the projector is busy igniting already).
+            _LOGGER.info("%s: %s = %s ignored while %s", self.name, prop.name, value, modes.mode)
         else:
             self._store(prop, value)
             self._follow(prop, now)

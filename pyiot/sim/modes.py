@@ -92,6 +92,14 @@ class ModeTracker:
                     return transition.dest
         return None
 
+    def moves_by_set(self) -> bool:
+        """Whether any `on set` trigger of the source property is declared at all."""
+        return any(
+            trigger.kind == "set" and trigger.prop == self.modes.source
+            for transition in self.modes.transitions
+            for trigger in transition.triggers
+        )
+
     def refusal(self, prop: str) -> ModeHold | None:
         """The `hold`/`reject` that forbids setting `prop` in the current mode, if one does.
 
