@@ -21,6 +21,16 @@ def check_thing(thing: Thing, model: IotFile) -> list[Diagnostic]:
             )
             continue
         problems += _check_args(component, device, device_pos)
+        if component.endpoint_kind == "custom":
+            module, sep, name = component.endpoint.partition(":")
+            if not (sep and module and name.isidentifier()):
+                problems.append(
+                    Diagnostic(
+                        component.positions.get("endpoint", component.pos),
+                        f'a custom transport names its class as "module:Class", '
+                        f"got {component.endpoint!r}",
+                    )
+                )
         if component.port is not None and component.port not in thing.ports:
             known = ", ".join(thing.ports) or "none declared"
             problems.append(

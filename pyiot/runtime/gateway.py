@@ -59,19 +59,21 @@ def endpoint_for(endpoints: dict[str, str], thing: Thing, component: Component) 
 
 
 def _ports(
-    programs: Sequence[Program], endpoints: dict[str, str]
+    programs: Sequence[Program], endpoints: dict[str, str], allow_python: bool = False
 ) -> dict[tuple, Link | SharedLink]:
     """One link per port; a port that several components use is opened once and shared."""
-    users: dict[tuple[str, str], list[dict]] = {}
+    users: dict[tuple[str, str], list[tuple[dict, Path | None]]] = {}
     for program in programs:
+        folder = Path(program.model.path).parent if program.model.path else None
         for thing in program.model.things.values():
             for comp in thing.components.values():
                 key = endpoint_for(endpoints, thing, comp)
                 settings = program.model.devices[comp.device].transport.settings
-                users.setdefault(key, []).append(settings)
+                users.setdefault(key, []).append((settings, folder))
     ports: dict[tuple, Link | SharedLink] = {}
     for (kind, address), settings in users.items():
-        link = open_link(kind, address, settings[0])
+        first, folder = settings[0]
+        link = open_link(kind, address, first, allow_python, folder)
         ports[(kind, address)] = SharedLink(link) if len(settings) > 1 else link
     return ports
 
@@ -101,7 +103,7 @@ class Gateway:
         self.engines: dict[str, ComponentEngine] = {}
         self.things: dict[str, ThingRuntime] = {}
         self.rules: list[RuleRunner] = []
-        ports = _ports(self.programs, endpoints)
+        ports = _ports(self.programs, endpoints, allow_python)
         for program in self.programs:
             model = program.model
             search_dir = Path(model.path).parent if model.path else None

@@ -34,11 +34,12 @@ def resolve_hooks(device: Device, allow: bool, search_dir: Path | None = None) -
                     f"{pos}: {device.name}.{prop.name} runs Python ({target}); "
                     "run with --allow-python if you trust this file"
                 )
-            hooks.setdefault(prop.name, {})[role] = _load(target, search_dir, str(pos))
+            hooks.setdefault(prop.name, {})[role] = load_python(target, search_dir, str(pos))
     return hooks
 
 
-def _load(target: str, search_dir: Path | None, where: str):
+def load_python(target: str, search_dir: Path | None, where: str):
+    """The object `module:name` names (a function, or a custom transport's class)."""
     module_name, _, function_name = target.partition(":")
     if search_dir is not None and str(search_dir) not in sys.path:
         sys.path.insert(0, str(search_dir))
@@ -48,5 +49,5 @@ def _load(target: str, search_dir: Path | None, where: str):
     except (ImportError, AttributeError) as err:
         raise PythonNotAllowed(f"{where}: cannot load {target}: {err}") from None
     if not callable(function):
-        raise PythonNotAllowed(f"{where}: {target} is not a function")
+        raise PythonNotAllowed(f"{where}: {target} cannot be called")
     return function

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 import serial
@@ -169,11 +170,29 @@ _SERIAL_SETTINGS = {
 }
 
 
-def open_link(kind: str, address: str, settings: dict[str, Any] | None = None) -> Link:
-    """A link for an endpoint: `tcp` + `host:port`, or `serial` + any pyserial URL.
+def open_link(
+    kind: str,
+    address: str,
+    settings: dict[str, Any] | None = None,
+    allow_python: bool = False,
+    search_dir: Path | None = None,
+) -> Link:
+    """A link for an endpoint: `tcp` + `host:port`, `serial` + any pyserial URL, or
+    `custom` + `module:Class` (a class implementing `Link`, built with the device's transport
+    settings; it is Python from the file, so it needs `allow_python`).
 
     A `tcp://host:port` URL given for a serial endpoint (e.g. on the command line) is a TCP link.
     """
+    if kind == "custom":
+        from pyiot.runtime.hooks import PythonNotAllowed, load_python
+
+        if not allow_python:
+            raise PythonNotAllowed(
+                f"custom transport {address} runs Python; run with --allow-python if you "
+                "trust this file"
+            )
+        link_class = load_python(address, search_dir, f"custom transport {address}")
+        return link_class(**(settings or {}))
     if kind == "tcp":
         return TcpLink(address)
     if address.startswith("tcp://"):
