@@ -120,6 +120,11 @@ class ModelBuilder(Transformer):
         low, high = items[0] if items else (None, None)
         return ValueType("int", low, high)
 
+    def hex_int_type(self, items: list) -> ValueType:
+        value_type = self.int_type(items)
+        value_type.base = 16
+        return value_type
+
     def float_type(self, items: list) -> ValueType:
         low, high = (None, None)
         step = None

@@ -29,6 +29,7 @@ class ValueType:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None
+    base: int = 10  # `int 0..100 hex`: the wire writes the number in hexadecimal
     # enum: value name -> wire code, in declaration order.
     choices: dict[str, str] = field(default_factory=dict)
 

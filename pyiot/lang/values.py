@@ -75,7 +75,10 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
     if kind == "string":
         return wire
     try:
-        number: float = int(wire) if kind == "int" and prop.convert is None else float(wire)
+        if prop.type.base != 10:
+            number: float = int(wire, prop.type.base)
+        else:
+            number = int(wire) if kind == "int" and prop.convert is None else float(wire)
     except ValueError:
         raise ValueError_(f"{prop.name}: {wire!r} is not a number") from None
     if prop.convert is not None:

@@ -78,7 +78,9 @@ def set_value_regex(prop: Property) -> str:
         texts += list(prop.type.choices.values())
     alternatives = [re.escape(t) for t in sorted(set(texts), key=len, reverse=True)]
     if not prop.value_map:
-        if prop.type.kind == "int" and prop.convert is None:
+        if prop.type.kind == "int" and prop.type.base == 16:
+            alternatives.append(r"[0-9A-Fa-f]+")
+        elif prop.type.kind == "int" and prop.convert is None:
             alternatives.append(r"[-+]?\d+")
         elif prop.type.kind in ("int", "float"):
             alternatives.append(r"[-+]?\d+(?:\.\d+)?")
