@@ -7,12 +7,17 @@ string escape) raise `BuildError` carrying a positioned diagnostic.
 
 from __future__ import annotations
 
-import ast
-import warnings
 from typing import Any
 
 from lark import Token, Transformer, v_args
 
+from pyiot.lang.build_values import (
+    BuildError,
+    ValueRules,
+    regex_token,
+    seconds,
+    unquote,
+)
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import (
     Comparison,
@@ -30,54 +35,15 @@ from pyiot.lang.model import (
     ModeTrigger,
     Param,
     Property,
-    Regex,
     Rule,
     RuleAction,
     ShadowName,
     Thing,
     Transport,
-    ValueType,
 )
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-
-class BuildError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
-        self.diagnostic = diagnostic
-
-
-def _unquote(token: Token, path: str) -> str:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "\q": an unknown escape stays as written
-            return ast.literal_eval(str(token))
-    except (SyntaxError, ValueError) as err:
-        reason = getattr(err, "msg", None) or str(err)
-        raise BuildError(
-            Diagnostic(SourcePos(path, token.line, token.column), f"bad string {token}: {reason}")
-        ) from None
-
-
-def _regex(token: Token) -> Regex:
-    text = str(token)
-    end = text.rindex("/")
-    return Regex(text[1:end].replace("\\/", "/"), text[end + 1 :])
-
-
-def _seconds(token: Token) -> float:
-    text = str(token)
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * _DURATION_UNITS[unit]
-    raise AssertionError(text)
-
-
-def _number(text: str) -> int | float:
-    return float(text) if "." in text else int(text)
-
-
-class ModelBuilder(Transformer):
+class ModelBuilder(ValueRules, Transformer):
     """Bottom-up: each rule returns a small tagged tuple or a model object."""
 
     def __init__(self, path: str):
@@ -92,100 +58,6 @@ class ModelBuilder(Transformer):
 
     def _error(self, pos: SourcePos, message: str) -> BuildError:
         return BuildError(Diagnostic(pos, message))
-
-    # literals ---------------------------------------------------------------------------------
-    def string(self, items: list[Token]) -> str:
-        return _unquote(items[0], self.path)
-
-    def number(self, items: list[Token]) -> int | float:
-        return _number(str(items[0]))
-
-    def negative(self, items: list[Token]) -> int | float:
-        return -_number(str(items[0]))
-
-    def boolean(self, items: list[Token]) -> bool:
-        return str(items[0]) == "true"
-
-    def duration(self, items: list[Token]) -> float:
-        return _seconds(items[0])
-
-    def name(self, items: list[Token]) -> str:
-        return str(items[0])
-
-    # types --------------------------------------------------------------------------------------
-    def bool_type(self, items: list) -> ValueType:
-        return ValueType("bool")
-
-    def int_type(self, items: list) -> ValueType:
-        low, high = items[0] if items else (None, None)
-        return ValueType("int", low, high)
-
-    def hex_int_type(self, items: list) -> ValueType:
-        value_type = self.int_type(items)
-        value_type.base = 16
-        return value_type
-
-    def float_type(self, items: list) -> ValueType:
-        low, high = (None, None)
-        step = None
-        for item in items:
-            if isinstance(item, tuple):
-                low, high = item
-            else:
-                step = _number(str(item))
-        return ValueType("float", low, high, step)
-
-    def string_type(self, items: list) -> ValueType:
-        return ValueType("string")
-
-    def enum_type(self, items: list[tuple[Token, str]]) -> ValueType:
-        choices: dict[str, str] = {}
-        for name, wire in items:
-            if str(name) in choices:
-                raise self._error(self._at(name), f"enum value '{name}' is declared twice")
-            choices[str(name)] = wire
-        return ValueType("enum", choices=choices)
-
-    def enum_value(self, items: list[Token]) -> tuple[Token, str]:
-        name = items[0]
-        wire = _unquote(items[1], self.path) if len(items) > 1 else str(name)
-        return (name, wire)
-
-    def range(self, items: list) -> tuple:
-        return (items[0], items[1])
-
-    # expressions (convert) ------------------------------------------------------------------------
-    def num(self, items: list[Token]) -> list:
-        return ["num", _number(str(items[0]))]
-
-    def variable(self, items: list[Token]) -> list:
-        return ["var", str(items[0])]
-
-    def neg(self, items: list) -> list:
-        return ["neg", items[0]]
-
-    def call(self, items: list) -> list:
-        return ["call", str(items[0]), items[1]]
-
-    def add(self, items: list) -> list:
-        return ["+", *items]
-
-    def sub(self, items: list) -> list:
-        return ["-", *items]
-
-    def mul(self, items: list) -> list:
-        return ["*", *items]
-
-    def div(self, items: list) -> list:
-        return ["/", *items]
-
-    # conditions -----------------------------------------------------------------------------------
-    def comparison(self, items: list) -> Comparison:
-        prop, op, value = items
-        return Comparison(str(prop), str(op), value, self._at(prop))
-
-    def condition(self, items: list[Comparison]) -> Condition:
-        return Condition(items)
 
     # device statements ----------------------------------------------------------------------------
     @v_args(meta=True)
@@ -202,7 +74,7 @@ class ModelBuilder(Transformer):
         return ("transport", Transport(str(items[0]), dict(items[1:])), self._at(items[0]))
 
     def prompt(self, items: list[Token]) -> tuple:
-        return ("prompt", _unquote(items[0], self.path), self._at(items[0]))
+        return ("prompt", unquote(items[0], self.path), self._at(items[0]))
 
     @v_args(meta=True)
     def echo(self, meta: Any, items: list) -> tuple:
@@ -211,61 +83,63 @@ class ModelBuilder(Transformer):
     def framing(self, items: list) -> list[tuple]:
         terminator = items[0]
         return [
-            ("line_terminator", _unquote(terminator, self.path), self._at(terminator)),
+            ("line_terminator", unquote(terminator, self.path), self._at(terminator)),
             *items[1:],
         ]
 
     def packet_framing(self, items: list) -> list[tuple]:
         template = items[0]
-        statements = [("packet", _unquote(template, self.path), self._at(template))]
+        statements = [("packet", unquote(template, self.path), self._at(template))]
         if len(items) > 1:
             statements.append(items[1])
         return statements
 
     def packet_end(self, items: list[Token]) -> tuple:
-        return ("packet_end", _unquote(items[0], self.path), self._at(items[0]))
+        return ("packet_end", unquote(items[0], self.path), self._at(items[0]))
 
     def timeout(self, items: list[Token]) -> tuple:
-        return ("timeout", _seconds(items[0]), self._at(items[0]))
+        return ("timeout", seconds(items[0]), self._at(items[0]))
 
     def retries(self, items: list[Token]) -> tuple:
         return ("retries", int(items[0]), self._at(items[0]))
 
     def backoff(self, items: list[Token]) -> tuple:
-        return ("backoff", _seconds(items[0]), self._at(items[0]))
+        return ("backoff", seconds(items[0]), self._at(items[0]))
 
     def poll(self, items: list) -> list[tuple]:
-        statements = [("poll_every", _seconds(items[0]), self._at(items[0]))]
+        statements = [("poll_every", seconds(items[0]), self._at(items[0]))]
         if len(items) > 1:
             statements.append(("poll_when", items[1], items[1].comparisons[0].pos))
         return statements
 
     def error_reply(self, items: list[Token]) -> tuple:
-        return ("error_reply", _regex(items[0]), self._at(items[0]))
+        return ("error_reply", regex_token(items[0]), self._at(items[0]))
 
     def ack_reply(self, items: list[Token]) -> tuple:
-        return ("ack", _regex(items[0]), self._at(items[0]))
+        return ("ack", regex_token(items[0]), self._at(items[0]))
 
     def group_query(self, items: list) -> GroupQuery:
         name, text, *rest = items
-        group = GroupQuery(str(name), _unquote(text, self.path), _regex(rest[-1]), self._at(name))
+        group = GroupQuery(
+            str(name), unquote(text, self.path), regex_token(rest[-1]), self._at(name)
+        )
         group.positions = {"query": self._at(text), "reply": self._at(rest[-1])}
         for item in rest[:-1]:
             if isinstance(item, Condition):
                 group.poll_when = item
             else:
-                group.poll_every = _seconds(item)
+                group.poll_every = seconds(item)
         return group
 
     # properties -----------------------------------------------------------------------------------
     def query(self, items: list[Token]) -> tuple:
-        return ("query", _unquote(items[0], self.path), self._at(items[0]))
+        return ("query", unquote(items[0], self.path), self._at(items[0]))
 
     def reply(self, items: list[Token]) -> tuple:
-        return ("reply", _regex(items[0]), self._at(items[0]))
+        return ("reply", regex_token(items[0]), self._at(items[0]))
 
     def set_command(self, items: list) -> list[tuple]:
-        statements = [("set_format", _unquote(items[0], self.path), self._at(items[0]))]
+        statements = [("set_format", unquote(items[0], self.path), self._at(items[0]))]
         for item in items[1:]:
             if item[0] == "set_unanswered":
                 statements.append(item)
@@ -298,7 +172,7 @@ class ModelBuilder(Transformer):
         key = items[0]
         if isinstance(key, Token):
             if key.type == "STRING":
-                key = _unquote(key, self.path)
+                key = unquote(key, self.path)
             elif key.type == "BOOL":
                 key = str(key) == "true"
             else:
@@ -321,7 +195,7 @@ class ModelBuilder(Transformer):
         return ("convert", Convert(items[0], items[1]), self._meta_at(meta))
 
     def python_hook(self, items: list[Token]) -> tuple:
-        return (f"python:{items[0]}", _unquote(items[1], self.path), self._at(items[1]))
+        return (f"python:{items[0]}", unquote(items[1], self.path), self._at(items[1]))
 
     def property(self, items: list) -> Property:
         name, value_type, *statements = items
@@ -336,7 +210,7 @@ class ModelBuilder(Transformer):
 
     @v_args(meta=True)
     def trigger_after(self, meta: Any, items: list[Token]) -> ModeTrigger:
-        return ModeTrigger("after", self._meta_at(meta), seconds=_seconds(items[0]))
+        return ModeTrigger("after", self._meta_at(meta), seconds=seconds(items[0]))
 
     @v_args(meta=True)
     def trigger_when(self, meta: Any, items: list[Comparison]) -> ModeTrigger:
@@ -360,7 +234,7 @@ class ModelBuilder(Transformer):
 
     def _hold(self, action: str, meta: Any, items: list) -> ModeHold:
         props, modes, *reason = items
-        text = _unquote(reason[0], self.path) if reason else None
+        text = unquote(reason[0], self.path) if reason else None
         return ModeHold(action, props, modes, self._meta_at(meta), text)
 
     def modes(self, items: list) -> tuple:
@@ -380,7 +254,7 @@ class ModelBuilder(Transformer):
         statements = []
         for item in _flatten(rest):
             if isinstance(item, Token) and item.type == "STRING":
-                device.description = _unquote(item, self.path)
+                device.description = unquote(item, self.path)
             elif isinstance(item, tuple) and item[0] == "params":
                 device.params = item[1]
             elif isinstance(item, Property):
@@ -417,7 +291,7 @@ class ModelBuilder(Transformer):
         return ("args", dict(items))
 
     def endpoint(self, items: list[Token]) -> Endpoint:
-        return Endpoint(str(items[0]), _unquote(items[1], self.path), self._at(items[1]))
+        return Endpoint(str(items[0]), unquote(items[1], self.path), self._at(items[1]))
 
     def port_ref(self, items: list[Token]) -> tuple:
         return ("port", str(items[0]), self._at(items[0]))
@@ -485,7 +359,7 @@ class ModelBuilder(Transformer):
         return thing
 
     def import_file(self, items: list[Token]) -> Import:
-        return Import(_unquote(items[0], self.path), self._at(items[0]))
+        return Import(unquote(items[0], self.path), self._at(items[0]))
 
     def start(self, items: list) -> IotFile:
         model = IotFile(self.path)

@@ -18,7 +18,8 @@ from lark import (
 )
 from lark.exceptions import VisitError
 
-from pyiot.lang.builder import BuildError, ModelBuilder
+from pyiot.lang.build_values import BuildError
+from pyiot.lang.builder import ModelBuilder
 from pyiot.lang.diagnostics import Diagnostic, IotError, SourcePos
 from pyiot.lang.model import IotFile
 
