@@ -288,8 +288,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_unique_things(programs)
     endpoints = dict(_parse_device_option(d) for d in args.device)
     settings = settings_from_args(args)
+    args.log_format = _log_format(args.log_format, programs)
     asyncio.run(_run(args, programs, endpoints, settings))
     return 0
+
+
+def _log_format(requested: str, programs: list) -> str:
+    """`auto` is the live table on a terminal and text lines otherwise; `json` switches the
+    log handlers to one JSON object per line, tagged with the thing and component."""
+    tty = sys.stdout.isatty()
+    if requested == "auto":
+        return "live" if tty else "text"
+    if requested == "live" and not tty:
+        raise UsageError("--log-format live needs a terminal; use text or json")
+    if requested == "json":
+        from pyiot.runtime.logformat import NameTagger, use_json_logs
+
+        things = {t.name: list(t.components) for p in programs for t in p.model.things.values()}
+        use_json_logs(NameTagger(things))
+    return requested
 
 
 def _parse_device_option(text: str) -> tuple[str, str]:
@@ -329,6 +346,7 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
     stack = None
     gateway = None
     shadow = None
+    view = None
     things = [t for p in programs for t in p.model.things.values()]
     try:
         if args.simulate:
@@ -366,6 +384,11 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         shadow = ShadowConnection(broker, client_id)
         # Built before connecting: a file asking for Python it may not run stops here.
         gateway = Gateway(programs, shadow, endpoints, allow_python=args.allow_python)
+        if args.log_format == "live":
+            from pyiot.runtime.liveview import LiveView
+
+            view = LiveView(gateway.engines, title=f"pyiot run on {broker}")
+            await view.start()  # the lines below print above the table
         await shadow.connect()
         if settings.is_tls:
             _out(f"connected to {broker} as {shadow.client_id}")
@@ -385,6 +408,8 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         _out(f"ready; try: pyiot shadow get {things[0].name}{hint}")
         await _until_stopped()
     finally:
+        if view is not None:
+            await view.stop()
         if gateway is not None:
             await gateway.stop()
         if shadow is not None:
@@ -545,6 +570,14 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-python",
         action="store_true",
         help="let the files run the Python hooks they name (trusted files only)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "live", "text", "json"],
+        default="auto",
+        help="live: a table of every component, updated as it changes (needs a terminal); "
+        "text: log lines; json: one JSON object per log line on stderr; auto (default): live "
+        "on a terminal, text otherwise",
     )
     add_connection_arguments(p, local)
     p.set_defaults(func=cmd_run)

@@ -1,0 +1,246 @@
+"""The live table `pyiot run` shows in a terminal: every component, its state and its values.
+
+One row per component: thing, component (and device), the protocol machine's state (and the
+device mode), online or offline since when, the property values (a value that just changed is
+highlighted for a moment), and the last error. Log records and the run's own lines print above
+the table.
+
+Nothing here blocks the event loop. The engines' listeners only note when something changed;
+a task on the loop takes a snapshot (plain data) four times a second and, when it differs from
+the last one, builds a new table and swaps it in. rich's refresh thread draws whatever table is
+current; it never reads an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.table import Table
+from rich.text import Text
+
+from pyiot.lang.values import render_value
+from pyiot.runtime.component import ComponentEngine, ComponentStatus
+
+# How long a value that just changed stays highlighted.
+HIGHLIGHT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """What one component's row shows, as plain data (compared to skip needless redraws)."""
+
+    thing: str
+    component: str
+    device: str
+    state: str
+    mode: str | None
+    online: bool
+    since: str
+    values: tuple[tuple[str, str | None, bool], ...]  # (property, shown value, just changed)
+    last_error: str | None
+    unrecognised: int
+
+
+class LiveView:
+    """A `rich.live.Live` table over the engines of a run.
+
+    `engines` maps `thing.component` to its engine (as `Gateway.engines` does). `render()`
+    builds the table from the engines as they are now; `start()`/`stop()` show it on
+    `console` and keep it current while the loop runs.
+    """
+
+    def __init__(
+        self,
+        engines: Mapping[str, ComponentEngine],
+        console: Console | None = None,
+        *,
+        title: str = "pyiot",
+        refresh_per_second: float = 4.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.engines = dict(engines)
+        self.console = console or Console()
+        self.title = title
+        self.caption = "Ctrl-C to stop"
+        self.refresh_per_second = refresh_per_second
+        self._clock = clock
+        started = time.strftime("%H:%M:%S")
+        self._changed_at: dict[tuple[str, str], float] = {}
+        self._status_since: dict[str, str] = {key: started for key in self.engines}
+        self._online: dict[str, bool] = {k: e.status.online for k, e in self.engines.items()}
+        self._listeners: list[tuple[ComponentEngine, Callable, Callable]] = []
+        self._rows: tuple[Row, ...] = ()
+        self._table: Table = self._table_of(self._rows)
+        self._live: Live | None = None
+        self._task: asyncio.Task | None = None
+        self._saved_handlers: list[logging.Handler] | None = None
+
+    # ---------------------------------------------------------------------------- listening
+    def _listen(self) -> None:
+        for key, engine in self.engines.items():
+
+            def on_value(component: str, prop: str, value: Any, key: str = key) -> None:
+                self._changed_at[(key, prop)] = self._clock()
+
+            def on_status(component: str, status: ComponentStatus, key: str = key) -> None:
+                if status.online != self._online.get(key):
+                    self._online[key] = status.online
+                    self._status_since[key] = time.strftime("%H:%M:%S")
+
+            engine.value_listeners.append(on_value)
+            engine.status_listeners.append(on_status)
+            self._listeners.append((engine, on_value, on_status))
+
+    def _unlisten(self) -> None:
+        for engine, on_value, on_status in self._listeners:
+            with contextlib.suppress(ValueError):
+                engine.value_listeners.remove(on_value)
+            with contextlib.suppress(ValueError):
+                engine.status_listeners.remove(on_status)
+        self._listeners = []
+
+    # ---------------------------------------------------------------------------- rendering
+    def rows(self) -> tuple[Row, ...]:
+        """The engines as they are now, one row each."""
+        now = self._clock()
+        rows = []
+        for key, engine in self.engines.items():
+            thing, _, component = key.rpartition(".")
+            values = tuple(
+                (
+                    prop,
+                    render_value(engine.values[prop]) if prop in engine.values else None,
+                    now - self._changed_at.get((key, prop), -HIGHLIGHT_SECONDS) < HIGHLIGHT_SECONDS,
+                )
+                for prop in engine.device.properties
+            )
+            status = engine.status
+            rows.append(
+                Row(
+                    thing=thing,
+                    component=component or engine.name,
+                    device=engine.device.name,
+                    state=str(getattr(engine, "state", status.state)),
+                    mode=status.mode,
+                    online=status.online,
+                    since=self._status_since.get(key, ""),
+                    values=values,
+                    last_error=status.last_error,
+                    unrecognised=status.unrecognised_lines,
+                )
+            )
+        return tuple(rows)
+
+    def render(self) -> Table:
+        """The table for the engines as they are now."""
+        return self._table_of(self.rows())
+
+    def _table_of(self, rows: tuple[Row, ...]) -> Table:
+        online = sum(row.online for row in rows)
+        table = Table(
+            title=f"{self.title}: {online}/{len(rows)} components online",
+            caption=self.caption,
+            expand=False,
+        )
+        table.add_column("thing", style="bold")
+        table.add_column("component")
+        table.add_column("state")
+        table.add_column("online")
+        table.add_column("properties")
+        table.add_column("last error", overflow="fold", max_width=40)
+        for row in rows:
+            table.add_row(
+                row.thing,
+                Text.assemble(row.component, (f"\n{row.device}", "dim")),
+                Text(row.state + (f"\nmode {row.mode}" if row.mode else "")),
+                Text(f"online\nsince {row.since}", "green")
+                if row.online
+                else Text(f"offline\nsince {row.since}", "red"),
+                _values_text(row),
+                Text(row.last_error, "red") if row.last_error else Text("-", "dim"),
+            )
+        return table
+
+    # ------------------------------------------------------------------------------ running
+    async def start(self) -> None:
+        """Show the table and keep it current; log records print above it."""
+        self._listen()
+        self._rows = self.rows()
+        self._table = self._table_of(self._rows)
+        self._live = Live(
+            console=self.console,
+            refresh_per_second=self.refresh_per_second,
+            get_renderable=lambda: self._table,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
+        self._live.start()
+        self._take_over_logging()
+        self._task = asyncio.get_running_loop().create_task(self._follow(), name="live view")
+
+    async def _follow(self) -> None:
+        period = 1.0 / self.refresh_per_second
+        while True:
+            await asyncio.sleep(period)
+            rows = self.rows()
+            if rows != self._rows:
+                self._rows = rows
+                self._table = self._table_of(rows)  # one assignment: rich's thread sees either
+
+    async def stop(self) -> None:
+        """Draw the last table, give the terminal back, and restore the log handlers."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._unlisten()
+        self._restore_logging()
+        if self._live is not None:
+            self._table = self.render()
+            self._live.stop()
+            self._live = None
+
+    def _take_over_logging(self) -> None:
+        """Records go to the live console (above the table) instead of the raw stderr."""
+        root = logging.getLogger()
+        self._saved_handlers = list(root.handlers)
+        level = min((h.level for h in root.handlers), default=logging.NOTSET)
+        handler = RichHandler(console=self.console, show_path=False, markup=False, level=level)
+        for old in self._saved_handlers:
+            root.removeHandler(old)
+        root.addHandler(handler)
+
+    def _restore_logging(self) -> None:
+        if self._saved_handlers is None:
+            return
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in self._saved_handlers:
+            root.addHandler(handler)
+        self._saved_handlers = None
+
+
+def _values_text(row: Row) -> Text:
+    text = Text()
+    for index, (prop, value, recent) in enumerate(row.values):
+        if index:
+            text.append("\n")
+        text.append(f"{prop} = ")
+        if value is None:
+            text.append("?", "dim")
+        else:
+            text.append(value, "bold yellow" if recent else "cyan")
+    if row.unrecognised:
+        text.append(f"\n({row.unrecognised} unrecognised lines)", "dim")
+    return text

@@ -1,0 +1,148 @@
+"""The live table of `pyiot run`, rendered as a terminal shows it, over a real ComponentEngine
+talking to the relay simulator on a real TCP socket."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from rich.console import Console
+
+from pyiot.compiler import Program, compile_file
+from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.liveview import LiveView
+from pyiot.runtime.transport import open_link
+from pyiot.sim import PortSimulator, simulator_for
+from tests.e2e.conftest import RELAY
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(scope="module")
+def relay_program() -> Program:
+    return compile_file(RELAY)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def shown(view: LiveView) -> str:
+    """The table as a 120-column terminal shows it, as plain text."""
+    console = Console(record=True, width=120, file=io.StringIO())
+    console.print(view.render())
+    return console.export_text()
+
+
+def row_of(text: str, word: str) -> list[str]:
+    """The cells of the table's first text line holding `word`."""
+    line = next(line for line in text.splitlines() if word in line)
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def with_relay(
+    program: Program, body: Callable[[ComponentEngine, PortSimulator], Awaitable[None]]
+) -> None:
+    async def scenario() -> None:
+        port = simulator_for(program.model, "relay1")
+        url = await port.serve_tcp()
+        engine = ComponentEngine(
+            "relay1",
+            program.model.devices["Relay"],
+            program.machines["Relay"],
+            open_link("serial", url, {"baud": 9600}),
+        )
+        try:
+            await body(engine, port)
+        finally:
+            await asyncio.wait_for(engine.stop(), timeout=5)
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+def test_table_shows_component_state_online_and_values(relay_program) -> None:
+    async def body(engine: ComponentEngine, port: PortSimulator) -> None:
+        view = LiveView({"relayOne.relay1": engine}, title="pyiot run")
+        before = shown(view)
+        assert "0/1 components online" in before
+        assert row_of(before, "relay1") == [
+            "relayOne",
+            "relay1",
+            "offline",
+            "offline",
+            "relayState = ?",
+            "-",
+        ]
+        assert "relayState = ?" in before  # nothing read yet
+
+        await engine.start()
+        await eventually(lambda: "relayState = false" in shown(view))
+        text = shown(view)
+        assert "pyiot run: 1/1 components online" in text
+        row = row_of(text, "relay1")
+        assert row == ["relayOne", "relay1", "idle", "online", "relayState = false", "-"], text
+        assert row_of(text, "since")[1] == "Relay"  # the device, under the component
+
+        await engine.set("relayState", True)
+        assert row_of(shown(view), "relay1")[4] == "relayState = true"
+        port.change("relay1", "relayState", False)  # the relay's own button
+        await eventually(lambda: "relayState = false" in shown(view))
+
+    with_relay(relay_program, body)
+
+
+def test_lost_device_shows_offline_with_its_error(relay_program) -> None:
+    async def body(engine: ComponentEngine, port: PortSimulator) -> None:
+        view = LiveView({"relayOne.relay1": engine})
+        await engine.start()
+        await eventually(lambda: engine.status.online)
+        await port.close()  # the device goes away
+        await eventually(lambda: "0/1 components online" in shown(view))
+        text = shown(view)
+        row = row_of(text, "relay1")
+        assert row[2:4] == ["offline", "offline"], text
+        assert row[5].startswith("device link lost")
+        assert "0/1 components online" in text
+        # The last value read stays on show while the device is away.
+        assert "relayState = false" in text
+
+    with_relay(relay_program, body)
+
+
+def test_live_display_follows_changes_and_prints_logs_above(relay_program) -> None:
+    """Started as `pyiot run` starts it on a terminal: the table is redrawn when a value
+    changes, a log record prints on the same console, and stop gives the handlers back."""
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=120, record=True)
+    root = logging.getLogger()
+    handlers_before = list(root.handlers)
+
+    async def body(engine: ComponentEngine, port: PortSimulator) -> None:
+        view = LiveView({"relayOne.relay1": engine}, console)
+        await engine.start()
+        await view.start()
+        try:
+            await eventually(lambda: "relayState = false" in console.export_text(clear=False))
+            assert root.handlers != handlers_before  # records now go to the live console
+            await engine.set("relayState", True)
+            await eventually(lambda: "relayState = true" in console.export_text(clear=False))
+            logging.getLogger("pyiot.test").warning("relay1: a warning for the screen")
+            await eventually(
+                lambda: "relay1: a warning for the screen" in console.export_text(clear=False)
+            )
+        finally:
+            await view.stop()
+        assert root.handlers == handlers_before
+        # The escape codes that redraw in place went to the terminal.
+        assert "\x1b[" in terminal.getvalue()
+
+    with_relay(relay_program, body)
