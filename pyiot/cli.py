@@ -336,12 +336,31 @@ def _check_device_options(programs: list, endpoints: dict[str, str]) -> None:
             raise UsageError(f"--device: {name!r} is ambiguous; use one of {', '.join(owners)}")
 
 
+def _check_python_allowed(programs: list, endpoints: dict[str, str], allowed: bool) -> None:
+    """Without --allow-python, a file naming Python (hooks, a custom transport) stops the run
+    here, before a broker or simulator is started, with the error the Gateway would give."""
+    if allowed:
+        return
+    from pyiot.runtime.gateway import endpoint_for
+    from pyiot.runtime.hooks import resolve_hooks
+    from pyiot.runtime.transport import open_link
+
+    for program in programs:
+        for thing in program.model.things.values():
+            for component in thing.components.values():
+                kind, address = endpoint_for(endpoints, thing, component)
+                if kind == "custom":
+                    open_link(kind, address)  # raises PythonNotAllowed
+                resolve_hooks(program.model.devices[component.device], allow=False)
+
+
 async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, str], settings):
     from pyiot.runtime.gateway import Gateway, endpoint_for
     from pyiot.runtime.shadow_client import ShadowConnection
     from pyiot.sim import DeviceSimulator, PortSimulator, port_groups
 
     _check_device_options(programs, endpoints)
+    _check_python_allowed(programs, endpoints, args.allow_python)
     simulators: list[PortSimulator] = []
     stack = None
     gateway = None
@@ -361,6 +380,13 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
                         for c in components
                     ):
                         continue  # pointed at a real device on the command line
+                    kind, address = endpoint_for({}, owner, owner.components[components[0][0]])
+                    if kind == "custom":
+                        # The link is Python the user allowed, a stand-in of its own (GPIO on
+                        # mock pins): a simulator's socket cannot take its place.
+                        names = ", ".join(c[0] for c in components)
+                        _out(f"simulator: {names} not simulated: on custom transport {address}")
+                        continue
                     sim = PortSimulator(
                         [DeviceSimulator(n, model.devices[d], a) for n, d, a in components]
                     )
@@ -569,7 +595,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-python",
         action="store_true",
-        help="let the files run the Python hooks they name (trusted files only)",
+        help="let the files run the Python they name: hooks, custom transports (trusted files "
+        "only)",
     )
     p.add_argument(
         "--log-format",
