@@ -54,7 +54,8 @@ def endpoint_for(endpoints: dict[str, str], thing: Thing, component: Component) 
     for name in [component.name, *([component.port] if component.port else [])]:
         for key in (f"{thing.name}.{name}", name):
             if key in endpoints:
-                return kind, endpoints[key]
+                # A URL from the command line or the simulator replaces a custom transport too.
+                return ("serial" if kind == "custom" else kind), endpoints[key]
     return kind, port.address if port is not None else component.endpoint
 
 

@@ -192,7 +192,10 @@ def open_link(
                 "trust this file"
             )
         link_class = load_python(address, search_dir, f"custom transport {address}")
-        return link_class(**(settings or {}))
+        try:
+            return link_class(**(settings or {}))
+        except TypeError as err:  # a setting the class does not take
+            raise ValueError(f"custom transport {address}: {err}") from None
     if kind == "tcp":
         return TcpLink(address)
     if address.startswith("tcp://"):
