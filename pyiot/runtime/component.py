@@ -21,7 +21,7 @@ from pyiot.compiler.machine import build_machine
 from pyiot.compiler.tables import AWAITING_REPLY, OFFLINE, MachineTable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import Hooks, ValueError_
-from pyiot.runtime.framing import PROMPT, Prompt, framer_for
+from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
 from pyiot.runtime.modes import ModeRefused, ModeTracker
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
 from pyiot.runtime.sharing import COMMAND, POLL, PortTurns
@@ -58,7 +58,14 @@ StatusListener = Callable[[str, ComponentStatus], None]
 
 
 class ComponentEngine:
-    """Runs one component: connects, polls, sends commands, and keeps its property values."""
+    """Runs one component: connects, polls, sends commands, and keeps its property values.
+
+    `protocol` and `framer` replace the ones the device model implies (the Python API of
+    `pyiot.legacy` brings its own: decorated methods decide what a line means, `eol` frames).
+    With `assume_sets=False` a set the device accepts without stating the value (an
+    acknowledgement, a prompt, a write nothing answers) stores nothing: values come only from
+    what the device says.
+    """
 
     state: str  # set by the machine
 
@@ -72,6 +79,10 @@ class ComponentEngine:
         modes: MachineTable | None = None,
         hooks: dict[str, Hooks] | None = None,
         turns: PortTurns | None = None,
+        *,
+        protocol: DeviceProtocol | None = None,
+        framer: Framer | None = None,
+        assume_sets: bool = True,
     ):
         self.name = name
         self.device = device
@@ -79,12 +90,13 @@ class ComponentEngine:
         self.link = link
         # On a shared port, one request at a time across its components.
         self.turns = turns or PortTurns()
-        self.protocol = DeviceProtocol(device, self.args, hooks)
+        self.protocol = protocol or DeviceProtocol(device, self.args, hooks)
+        self.assume_sets = assume_sets
         self.values: dict[str, Value] = {}
         self.status = ComponentStatus()
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
-        self._framer = framer_for(device)
+        self._framer = framer or framer_for(device)
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
         self._work = asyncio.Event()
@@ -305,7 +317,8 @@ class ComponentEngine:
                 # Write-only: nothing can confirm it, so the write is the whole exchange.
                 await self.send()
                 await self.sent()
-                self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
+                if self.assume_sets:
+                    self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
             for attempt in range(retries + 1):
                 self._outcome = asyncio.get_running_loop().create_future()
@@ -333,7 +346,8 @@ class ComponentEngine:
             if self.modes is not None and prop.name == self.modes.modes.source:
                 return None  # decided by the mode it moves to, in `set`
             # Acknowledged without a value: the device took what was asked.
-            self._store({prop.name: request.value})  # type: ignore[dict-item]
+            if self.assume_sets:
+                self._store({prop.name: request.value})  # type: ignore[dict-item]
         return self.values.get(prop.name)
 
     def _resolve_outcome(self, outcome: Any) -> None:
