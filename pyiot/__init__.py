@@ -1,5 +1,21 @@
-"""pyiot: put serial and TCP devices on AWS IoT Core (or a local broker) from a `.iot` file."""
+"""pyiot: put serial and TCP devices on AWS IoT Core (or a local broker) from a `.iot` file.
+
+`from pyiot import Component, Thing` gives the original pyIOT Python API (see
+docs/python-api.md); it loads on first use, so `import pyiot` stays light.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Component", "Thing", "__version__"]
+
+_LEGACY = ("Component", "Thing")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LEGACY:
+        from pyiot import legacy
+
+        return getattr(legacy, name)
+    raise AttributeError(f"module 'pyiot' has no attribute {name!r}")
