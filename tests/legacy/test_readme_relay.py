@@ -4,14 +4,17 @@ whose `start()` blocks until `exit()`. The application only talks to the Device 
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 import serial
 
 from pyiot import Component, Thing
-from tests.e2e.conftest import desired, reported
+from pyiot.local import LocalStack, TlsFiles
+from tests.e2e.conftest import ShadowApp, desired, reported
 from tests.legacy.conftest import started
+from tests.shadow.certs import make_pki
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,3 +162,65 @@ def test_change_at_the_device_is_found_by_the_next_query(stack, devices, app) ->
         devices.preset(sim, "relay1", "relayState", True)  # switched by hand, not announced
         shadow.wait_until(lambda d: relay_state(d) is True, timeout=5)
         assert time.monotonic() - started_at < 2
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch) -> None:
+    """No developer's PYIOT_* variables or ~/.config/pyiot: the Thing decides alone."""
+    for key in [k for k in os.environ if k.startswith("PYIOT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+
+
+def test_readme_thing_call_over_mutual_tls(devices, mosquitto_path, tmp_path, clean_env):
+    """The README's Thing(...) with every AWS argument, against an AWS-like endpoint: mosquitto
+    requiring client certificates, beside pyiot's shadow service."""
+    pki = make_pki(tmp_path / "pki", client_name="relayOne")
+    tls = TlsFiles(pki.ca, pki.server.cert, pki.server.key)
+    with LocalStack(port=None, data_dir=tmp_path / "data", tls=tls, tls_port=None) as stack:
+        sim, port = devices.serve("relay.iot")
+        shadow = ShadowApp(stack.url, "relayOne")
+        ser = serial.Serial(port, 9600, timeout=0.5)
+        relayComponent = Relay(name="RelayComponent1", stream=ser, synchronous=True)  # noqa: N806
+        relayThing = Thing(  # noqa: N806
+            endpoint=f"localhost:{stack.tls_port}",
+            thingName="relayOne",
+            rootCAPath=str(pki.ca),
+            certificatePath=str(pki.client.cert),
+            privateKeyPath=str(pki.client.key),
+            region="us-east-1",
+            components=relayComponent,
+        )
+        try:
+            with started(relayThing, stop=relayComponent.exit):
+                shadow.set_desired(relayState=True)
+                shadow.wait_until(lambda d: relay_state(d) is True and not desired(d))
+                devices.wait_value(sim, "relay1", "relayState", True)
+                # Over TLS, as the thing's certificate, with the thing's name as client id.
+                assert (
+                    "as relayOne (p5, c1, k30, u'relayOne')" in stack.mosquitto.log_path.read_text()
+                )
+        finally:
+            shadow.client.disconnect()
+            shadow.client.loop_stop()
+
+
+def test_without_a_broker_the_thing_starts_the_local_stack(
+    devices, mosquitto_path, tmp_path, clean_env
+):
+    sim, port = devices.serve("relay.iot")
+    relay = Relay(name="relay", stream=port, synchronous=True)
+    thing = Thing(thingName="relayOne", components=relay, data_dir=tmp_path / "shadows")
+    with started(thing, stop=relay.exit):
+        deadline = time.monotonic() + 10
+        while thing.broker is None:
+            assert time.monotonic() < deadline, "the thing never said where its broker is"
+            time.sleep(0.02)
+        shadow = ShadowApp(thing.broker, "relayOne")
+        try:
+            shadow.set_desired(relayState=True)
+            shadow.wait_until(lambda d: relay_state(d) is True and not desired(d))
+        finally:
+            shadow.client.disconnect()
+            shadow.client.loop_stop()
+    assert (tmp_path / "shadows" / "shadows.sqlite3").is_file()
