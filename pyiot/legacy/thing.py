@@ -94,6 +94,12 @@ class Thing:
                     )
                 self._localShadow[prop] = value
             component._thing = self
+        if endpoint and broker:
+            raise ValueError("give a Thing an endpoint (AWS IoT Core) or a broker, not both")
+        if endpoint and not (certificatePath and privateKeyPath):
+            raise ValueError(
+                "an endpoint needs the thing's certificate: certificatePath and privateKeyPath"
+            )
         options = {"broker": broker, "endpoint": endpoint, "client_id": client_id}
         if endpoint:
             options.update(cert=certificatePath, key=privateKeyPath, ca=rootCAPath)
@@ -154,6 +160,7 @@ class Thing:
             await self._stopped.wait()
         finally:
             await self._shutdown(stack, shadow, runtime, engines)
+            self._stop_requested.clear()  # the thing may be started again
 
     async def _broker(self) -> tuple[Any, str | None, Any]:
         """(broker, client id, local stack or None) from the options, pyiot's configuration,
@@ -186,6 +193,7 @@ class Thing:
     async def _shutdown(self, stack, shadow, runtime, engines: dict[str, LegacyEngine]) -> None:
         if self._batching is not None:
             self._batching.cancel()
+        self._changes = {}
         if runtime is not None:
             await runtime.stop()
         for engine in engines.values():

@@ -103,6 +103,7 @@ def test_readme_relay_as_published_never_reports_off(stack, devices, app, legacy
         assert "PublishedRelay.toRelayState" in line
         assert "OFF is not a valid value for property relayState" in line
         # ... but the class cannot say "off": the shadow keeps showing the relay on.
+        shadow.wait_until(lambda d: desired(d).get("relayState") is False)
         state = shadow.wait_until(lambda d: not desired(d))
         assert relay_state(state) is True
 
