@@ -207,7 +207,12 @@ class ComponentEngine:
         assert self._current is not None
         _LOGGER.debug("%s -> %r", self.name, self._current.text)
         self._pending = None
-        await self.link.write(self._framer.encode(self._current.text))
+        try:
+            await self.link.write(self._framer.encode(self._current.text))
+        except LinkClosed:
+            raise
+        except Exception as err:  # a custom link's own failure: the link is gone all the same
+            raise LinkClosed(f"write failed: {err!r}") from err
 
     async def on_enter_retrying(self) -> None:
         self._resolve_outcome(None)
@@ -264,7 +269,12 @@ class ComponentEngine:
 
     async def _reader(self) -> None:
         while True:
-            data = await self.link.read()
+            try:
+                data = await self.link.read()
+            except LinkClosed:
+                raise
+            except Exception as err:  # a custom link's own failure, not a crash of pyiot
+                raise LinkClosed(f"read failed: {err!r}") from err
             for frame in self._framer.feed(data):
                 await self._route(frame)
 
