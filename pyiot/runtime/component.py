@@ -209,9 +209,11 @@ class ComponentEngine:
         self._pending = None
         try:
             await self.link.write(self._framer.encode(self._current.text))
-        except LinkClosed:
-            raise
-        except Exception as err:  # a custom link's own failure: the link is gone all the same
+        except Exception as err:  # a custom link's own failure too: the link is gone
+            # Closing wakes the reader with LinkClosed, so the connection loop reconnects.
+            await self.link.close()
+            if isinstance(err, LinkClosed):
+                raise
             raise LinkClosed(f"write failed: {err!r}") from err
 
     async def on_enter_retrying(self) -> None:

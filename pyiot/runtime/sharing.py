@@ -139,4 +139,7 @@ class _LinkView:
         await self.shared.link.write(data)
 
     async def close(self) -> None:
+        was_open = self.is_open
         await self.shared._close(self)
+        if was_open:
+            self.queue.put_nowait(LinkClosed(f"{self.url} closed"))  # wake a waiting read

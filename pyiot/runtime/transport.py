@@ -157,6 +157,7 @@ class SerialLink:
         port, self._port = self._port, None
         if port is not None:
             port.close()
+            self._queue.put_nowait(LinkClosed(f"{self.url} closed"))  # wake a waiting read
 
 
 # `.iot` transport settings -> pyserial keyword arguments.
