@@ -120,12 +120,16 @@ class GatewayRun:
         return connection
 
     async def __aenter__(self) -> GatewayRun:
-        app_connection = await self._connect()
-        for name in self.program.model.things:
-            self.apps[name] = App(app_connection, name)
-            await self.apps[name].watch()
-        self.gateway = Gateway([self.program], await self._connect(), self.endpoints)
-        await self.gateway.start()
+        try:
+            app_connection = await self._connect()
+            for name in self.program.model.things:
+                self.apps[name] = App(app_connection, name)
+                await self.apps[name].watch()
+            self.gateway = Gateway([self.program], await self._connect(), self.endpoints)
+            await self.gateway.start()
+        except BaseException:
+            await self.__aexit__()  # `async with` does not when entering fails
+            raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

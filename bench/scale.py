@@ -1,0 +1,236 @@
+"""Scale: N relays on TCP simulators, each polled once a second, in one process.
+
+A simulator process serves N relays (devices/relay.iot's protocol), one TCP port each, and
+notes when each poll arrives. Then, each in a fresh process against the same simulators:
+
+- pyiot: N ComponentEngines (`poll every 1s`, TCP links), as `pyiot run` runs components;
+- the baseline: a minimal asyncio loop per relay (connect, write `RELAY?`, read the line,
+  sleep a second), no pyiot.
+
+For each: CPU (per cent of one core, over the measuring window), RSS at its end, and missed
+polls, counted at the devices: a gap of k seconds between two polls of one relay is k - 1
+missed polls (rounded), a relay never polled in the window misses all.
+
+    python bench/scale.py [--n 100 1000] [--seconds 20] [--warmup 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PERIOD = 1.0
+RELAY = (ROOT / "devices" / "relay.iot").read_text(encoding="utf-8")
+DEVICE = RELAY[RELAY.index("\ndevice Relay") : RELAY.index("\nthing ")].replace(
+    "poll every 5s", "poll every 1s"
+)
+
+
+def _more_files() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+# ----------------------------------------------------------------------------- simulators
+def run_simulators(count: int, record: Path) -> None:
+    """Serve `count` relays; on stdin EOF write {port: [arrival times]} to `record`."""
+    from pyiot.compiler import Program
+    from pyiot.lang import load
+    from pyiot.sim import DeviceSimulator, PortSimulator
+
+    _more_files()
+    device = Program.from_model(load(DEVICE, "relay.iot")).model.devices["Relay"]
+    arrivals: dict[int, list[float]] = {}
+
+    class Timed(PortSimulator):
+        def respond(self, line: str) -> bytes:
+            self.times.append(time.monotonic())
+            return super().respond(line)
+
+    async def serve() -> None:
+        sims = []
+        for _ in range(count):
+            sim = Timed([DeviceSimulator("relay1", device)])
+            sim.times = []
+            url = await sim.serve_tcp()
+            arrivals[int(url.rsplit(":", 1)[1])] = sim.times
+            sims.append(sim)
+        print(json.dumps(sorted(arrivals)), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes it
+        record.write_text(json.dumps(arrivals))
+        for sim in sims:
+            await sim.close()
+
+    asyncio.run(serve())
+
+
+# --------------------------------------------------------------------------------- workers
+def rss_kib() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in KiB."""
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+    return found["VmRSS"], found["VmHWM"]
+
+
+async def run_pyiot(ports: list[int]) -> list:
+    from pyiot.compiler import Program
+    from pyiot.lang import load
+    from pyiot.runtime.component import ComponentEngine
+    from pyiot.runtime.transport import open_link
+
+    program = Program.from_model(load(DEVICE, "relay.iot"))
+    engines = [
+        ComponentEngine(
+            f"relay{n}",
+            program.model.devices["Relay"],
+            program.machines["Relay"],
+            open_link("tcp", f"127.0.0.1:{port}"),
+        )
+        for n, port in enumerate(ports)
+    ]
+    for engine in engines:
+        await engine.start()
+    return engines
+
+
+async def run_baseline(ports: list[int]) -> list:
+    """The minimal poll loop: what any asyncio program pays to poll N devices."""
+    values: dict[int, bool] = {}
+
+    async def poll(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(6, 1, 1)  # TCP_NODELAY
+        while True:
+            writer.write(b"RELAY?\n")
+            line = await asyncio.wait_for(reader.readline(), 0.5)
+            if line.startswith(b"RELAY"):
+                values[port] = line[5:].strip() == b"ON"
+            await asyncio.sleep(PERIOD)
+
+    return [asyncio.create_task(poll(port)) for port in ports]
+
+
+def run_worker(mode: str, ports: list[int], warmup: float, seconds: float) -> None:
+    _more_files()
+
+    async def work() -> dict:
+        started = await (run_pyiot if mode == "pyiot" else run_baseline)(ports)
+        await asyncio.sleep(warmup)
+        cpu, wall, begin = time.process_time(), time.perf_counter(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        rss, peak = rss_kib()
+        result = {
+            "cpu": cpu / wall,
+            "rss_kib": rss,
+            "peak_kib": peak,
+            "window": [begin, time.monotonic()],
+        }
+        if mode == "pyiot":
+            result["online"] = sum(engine.status.online for engine in started)
+        return result
+
+    print(json.dumps(asyncio.run(work())), flush=True)
+    os._exit(0)  # the N connections and tasks need no orderly goodbye
+
+
+def missed_polls(arrivals: dict[str, list[float]], begin: float, end: float) -> tuple[int, int]:
+    """(polls in the window, missed polls) over all relays."""
+    polls = missed = 0
+    for times in arrivals.values():
+        inside = [t for t in times if begin <= t <= end]
+        polls += len(inside)
+        if not inside:
+            missed += round((end - begin) / PERIOD)
+            continue
+        edges = [begin, *inside, end]
+        for earlier, later in zip(edges, edges[1:], strict=False):
+            missed += max(0, round((later - earlier) / PERIOD) - 1)
+    return polls, missed
+
+
+def measure(count: int, warmup: float, seconds: float) -> dict[str, dict]:
+    python = sys.executable
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for mode in ("baseline", "pyiot"):
+            record = Path(folder) / f"{mode}.json"
+            sims = subprocess.Popen(
+                [python, __file__, "simulators", str(count), str(record)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            assert sims.stdout is not None and sims.stdin is not None
+            ports = json.loads(sims.stdout.readline())
+            worker = subprocess.run(
+                [python, __file__, "worker", mode, json.dumps(ports), str(warmup), str(seconds)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            sims.stdin.close()
+            sims.wait()
+            if worker.returncode:
+                raise SystemExit(f"{mode} worker failed:\n{worker.stderr}")
+            result = json.loads(worker.stdout.strip().splitlines()[-1])
+            result["polls"], result["missed"] = missed_polls(
+                json.loads(record.read_text()), *result["window"]
+            )
+            results[mode] = result
+    return results
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "simulators":
+        run_simulators(int(sys.argv[2]), Path(sys.argv[3]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        run_worker(sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    args = parser.parse_args()
+    print(f"N relays polled every {PERIOD:g} s in one process, {args.seconds:g} s window")
+    print(
+        f"{'N':>6} {'poller':<10}{'CPU % core':>11}{'RSS MB':>8}{'peak MB':>9}"
+        f"{'polls':>8}{'missed':>8}"
+    )
+    for count in args.n:
+        results = measure(count, args.warmup, args.seconds)
+        for mode, r in results.items():
+            print(
+                f"{count:>6} {mode:<10}{r['cpu'] * 100:>11.1f}{r['rss_kib'] / 1024:>8.1f}"
+                f"{r['peak_kib'] / 1024:>9.1f}{r['polls']:>8}{r['missed']:>8}"
+            )
+        ours = results["pyiot"]
+        if count >= 1000:
+            print(
+                f"       pyiot at {count}: CPU {ours['cpu']:.0%} of a core (target <= 50%), "
+                f"RSS {ours['rss_kib'] / 1024:.0f} MB (target <= 200), missed "
+                f"{ours['missed']} (target 0); {ours.get('online')} of {count} online"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Many things on one connection: `pyiot run` serves each thing's shadow over one MQTT client.
+
+Found by the scale benchmark (bench/scale.py), which therefore measures the components alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyiot.compiler import Program
+from pyiot.lang import load
+from pyiot.local import LocalStack
+from pyiot.sim import DeviceSimulator, PortSimulator
+from tests.faults.conftest import RELAY, TIMEOUT, GatewayRun
+from tests.shadow.conftest import desired, reported
+
+pytestmark = TIMEOUT
+
+THINGS = 20
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "pyiot/runtime/shadow_client.py:ShadowConnection.connect: the awsiotsdk client is made "
+        "with max_streaming_subscriptions=32 and each thing opens two streams (update/delta, "
+        "update/documents), so the 17th thing's subscription halts with "
+        "AWS_ERROR_MQTT_REQUEST_RESPONSE_NO_SUBSCRIPTION_CAPACITY and Gateway.start raises: "
+        "`pyiot run` cannot serve more than 16 things"
+    ),
+)
+def test_twenty_things_on_one_connection(own_stack: LocalStack) -> None:
+    source = RELAY + "".join(
+        f'thing house{n} {{ component relay1: Relay on serial "/dev/null" }}\n'
+        for n in range(THINGS)
+    )
+    program = Program.from_model(load(source, "houses.iot"))
+
+    async def scenario() -> None:
+        ports = [
+            PortSimulator([DeviceSimulator("relay1", program.model.devices["Relay"])])
+            for _ in range(THINGS)
+        ]
+        endpoints = {f"house{n}.relay1": await port.serve_tcp() for n, port in enumerate(ports)}
+        try:
+            async with GatewayRun(own_stack, program, endpoints) as run:
+                last = run.apps[f"house{THINGS - 1}"]
+                await last.set(relayState=True)
+                await last.until(
+                    lambda s: reported(s).get("relayState") is True and not desired(s), 5
+                )
+        finally:
+            for port in ports:
+                await port.close()
+
+    asyncio.run(scenario())
