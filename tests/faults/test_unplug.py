@@ -251,14 +251,6 @@ def test_tcp_device_killed_and_restarted(own_stack, tmp_path, pyiot_log) -> None
     check("tcp", CYCLES_TCP, pyiot_log, figures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/transport.py:TcpLink.read: a reset connection raises "
-        "ConnectionResetError, not LinkClosed; ComponentEngine._connection_loop catches only "
-        "LinkClosed, so its task dies: the shadow keeps online=true and it never reconnects"
-    ),
-)
 def test_tcp_device_killed_with_unread_bytes_is_seen_and_reconnected(
     own_stack, tmp_path, pyiot_log
 ) -> None:
