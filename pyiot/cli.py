@@ -407,7 +407,7 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
             _out(f"local broker: {stack.url} (shadows in {stack.store_path})")
         # On AWS a policy usually ties the client id to a thing name: use the first thing's.
         client_id = settings.client_id or (things[0].name if settings.is_tls else None)
-        shadow = ShadowConnection(broker, client_id)
+        shadow = ShadowConnection(broker, client_id, things=len(things))
         # Built before connecting: a file asking for Python it may not run stops here.
         gateway = Gateway(programs, shadow, endpoints, allow_python=args.allow_python)
         if args.log_format == "live":

@@ -28,28 +28,28 @@ def coerce(value_type: ValueType, value: object) -> Value:
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        raise ValueError_(f"expected true or false, got {value!r}")
+        raise ValueError_(f"expected true or false, got {_show(value)}")
     if kind == "enum":
         if isinstance(value, str) and value in value_type.choices:
             return value
-        raise ValueError_(f"expected one of {', '.join(value_type.choices)}, got {value!r}")
+        raise ValueError_(f"expected one of {', '.join(value_type.choices)}, got {_show(value)}")
     if kind in ("int", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError_(f"expected a number, got {value!r}")
+            raise ValueError_(f"expected a number, got {_show(value)}")
         if kind == "int":
             if isinstance(value, float) and not value.is_integer():
-                raise ValueError_(f"expected a whole number, got {value!r}")
+                raise ValueError_(f"expected a whole number, got {_show(value)}")
             value = int(value)
         else:
             value = float(value)
         low, high = value_type.minimum, value_type.maximum
         if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError_(f"{value!r} is outside {low:g}..{high:g}")
+            raise ValueError_(f"{_show(value)} is outside {low:g}..{high:g}")
         return value
     if kind == "string":
         if isinstance(value, str):
             return value
-        raise ValueError_(f"expected a string, got {value!r}")
+        raise ValueError_(f"expected a string, got {_show(value)}")
     raise AssertionError(kind)
 
 
@@ -102,7 +102,7 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
         for wire, mapped in prop.value_map.items():
             if _same(mapped, value):
                 return wire
-        raise ValueError_(f"{prop.name}: no wire text maps to {value!r}")
+        raise ValueError_(f"{prop.name}: no wire text maps to {_show(value)}")
     if prop.type.kind == "enum":
         return prop.type.choices[str(value)]
     if prop.convert is not None and isinstance(value, (int, float)):
@@ -110,6 +110,12 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
         # Wire numbers are usually whole: let `{value:02d}` work when the result is integral.
         return int(round(number)) if abs(number - round(number)) < 1e-9 else number
     return value
+
+
+def _show(value: object) -> str:
+    """A value as a message quotes it: short, however large the value (shadows are 8 KB)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _same(a: object, b: object) -> bool:

@@ -306,6 +306,8 @@ class ComponentEngine:
             else:
                 if not request.done.done():
                     request.done.set_result(value)
+                if self.status.last_error is not None:
+                    self._set_status(error=None)  # it answers again
 
     async def _next_request(self) -> tuple[Request, int]:
         """The next request and its priority on the port: user commands before polls."""

@@ -51,8 +51,12 @@ DocumentListener = Callable[[dict[str, Any]], None]
 class ShadowConnection:
     """One MQTT connection serving the shadows of one or more things."""
 
-    def __init__(self, broker: Broker, client_id: str | None = None):
+    def __init__(self, broker: Broker, client_id: str | None = None, things: int = 1):
         self.broker = broker
+        # Each thing keeps two streams open (update/delta, update/documents); the
+        # request-response client refuses streams beyond its declared capacity, which is a
+        # cap, not an allocation: leave room for a large gateway.
+        self.max_streams = max(1024, 2 * things + 8)
         self.client_id = client_id or f"pyiot-{uuid.uuid4().hex[:12]}"
         self.on_reconnect: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,7 +78,7 @@ class ShadowConnection:
             self._client,
             mqtt_request_response.ClientOptions(
                 max_request_response_subscriptions=16,
-                max_streaming_subscriptions=32,
+                max_streaming_subscriptions=self.max_streams,
                 operation_timeout_in_seconds=REQUEST_TIMEOUT_SECONDS,
             ),
         )

@@ -43,6 +43,9 @@ from pyiot.runtime.shadow_client import ShadowConnection, ShadowError
 
 _LOGGER = logging.getLogger(__name__)
 
+# Rejections shown in `reported.pyiot.rejected` at most (the oldest make way for new ones).
+MAX_REJECTIONS_SHOWN = 10
+
 # pyiot's own status lives under this key in `reported` (properties may not use it).
 STATUS_KEY = "pyiot"
 # Device-side changes come in bursts (several properties in one reply, every poll on
@@ -92,10 +95,11 @@ class ThingRuntime:
         # after the application changed its mind must not clear the newer wish.
         self._wanted: dict[Path, Any] = {}
         self._inflight: dict[Path, tuple[int, Any]] = {}  # key -> (ticket, value being applied)
-        # key -> a value applied whose clearing the shadow has not shown yet: a delta that
-        # repeats it was published before the clearing and is stale, not a new wish.
-        self._applied: dict[Path, Any] = {}
+        # key -> a value applied or rejected whose clearing the shadow has not shown yet: a
+        # delta that repeats it was published before the clearing and is stale, not a wish.
+        self._handled: dict[Path, Any] = {}
         self._applying: dict[Path, asyncio.Task] = {}  # key -> its latest apply task
+        self._unanswered: set[str] = set()  # components that left a command unanswered
         self._tickets = itertools.count()
         self._version = -1
         self._stale = False
@@ -177,10 +181,11 @@ class ThingRuntime:
 
     def _note_wanted(self, desired: dict[str, Any]) -> None:
         for key in self.keys:
+            self._wanted[key] = lookup(desired, key)[1]
+        for key in list(self._handled):  # unknown keys too: rejected ones are handled
             found, value = lookup(desired, key)
-            self._wanted[key] = value
-            if not found or not same(self._applied.get(key), value):
-                self._applied.pop(key, None)
+            if not found or not same(self._handled[key], value):
+                del self._handled[key]
 
     async def stop(self) -> None:
         for task in [*self._tasks, self._flushing, self._resyncing]:
@@ -201,7 +206,12 @@ class ThingRuntime:
             return
         self._components[component] = entry
         self._report({STATUS_KEY: {"components": {component: entry}}})
-        if status.online and previous is not None and not previous["online"]:
+        back_online = status.online and previous is not None and not previous["online"]
+        # A device that ignored a command answers again: its error clears, and it gets what
+        # it missed.
+        speaks_again = status.online and status.last_error is None and component in self._unanswered
+        if back_online or speaks_again:
+            self._unanswered.discard(component)
             self._retry_wanted(component)
 
     def _retry_wanted(self, component: str) -> None:
@@ -281,7 +291,7 @@ class ThingRuntime:
         wishes = [
             (key, value)
             for key, value in leaves(delta, set(self.keys), self._parents)
-            if not (key in self._applied and same(self._applied[key], value))
+            if not (key in self._handled and same(self._handled[key], value))
         ]
         for key, value in wishes:
             self._wanted[key] = value
@@ -340,7 +350,9 @@ class ThingRuntime:
 
     def _satisfied_or(self, key: Path, value: Any, apply: bool) -> None:
         engine, prop = self.keys[key]
-        if key not in self._inflight and prop in engine.values and same(engine.values[prop], value):
+        # An offline device's last value is no promise of its state when it comes back.
+        known = engine.status.online and prop in engine.values
+        if key not in self._inflight and known and same(engine.values[prop], value):
             self._clear_desired(key, value)
             self._clear_rejection(key)
         elif apply:
@@ -371,14 +383,16 @@ class ThingRuntime:
             if err.refused:
                 self._reject(key, value, str(err))
             else:
-                # Silent device: desired stays, and is sent again when the device is back.
+                # Silent device: desired stays, and is sent again once the device speaks
+                # again (a value read) or comes back online.
+                self._unanswered.add(engine.name)
                 _LOGGER.warning("%s: %s = %r not applied: %s", self.name, dotted(key), value, err)
             return
         finally:
             if self._inflight.get(key, (None,))[0] == ticket:
                 del self._inflight[key]
         self.applied += 1
-        self._applied[key] = value
+        self._handled[key] = value
         if confirmed is not None:
             self._reported = merge(self._reported, nest(key, confirmed))
         self._clear_desired(key, value)
@@ -396,8 +410,18 @@ class ThingRuntime:
 
     def _reject(self, key: Path, value: Any, reason: str) -> None:
         name = dotted(key)
-        _LOGGER.warning("%s: rejected desired %s = %r: %s", self.name, name, value, reason)
         entry = {"value": echo(value), "reason": reason}
+        self._handled[key] = value
+        _LOGGER.warning(
+            "%s: rejected desired %s = %r: %s", self.name, name, echo(value), entry["reason"]
+        )
+        self._rejections.pop(name, None)  # the newest go last: the oldest make way first
         self._rejections[name] = entry
-        self._report({STATUS_KEY: {"rejected": {name: entry}}}, urgent=True)
+        update: dict[str, Any] = {name: entry}
+        # Keep the newest few: a stream of unknown keys must not fill the shadow's 8 KB.
+        while len(self._rejections) > MAX_REJECTIONS_SHOWN:
+            oldest = next(iter(self._rejections))
+            del self._rejections[oldest]
+            update[oldest] = None
+        self._report({STATUS_KEY: {"rejected": update}}, urgent=True)
         self._clear_desired(key, value)

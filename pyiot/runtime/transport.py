@@ -57,15 +57,22 @@ class TcpLink:
 
     async def read(self) -> bytes:
         assert self._reader is not None
-        data = await self._reader.read(4096)
+        try:
+            data = await self._reader.read(4096)
+        except OSError as err:  # reset by the peer: the device went away as much as a close
+            raise LinkClosed(f"{self.host}:{self.port}: {err}") from err
         if not data:
             raise LinkClosed(f"{self.host}:{self.port} closed the connection")
         return data
 
     async def write(self, data: bytes) -> None:
-        assert self._writer is not None
-        self._writer.write(data)
-        await self._writer.drain()
+        if self._writer is None:
+            raise LinkClosed(f"{self.host}:{self.port} is not open")
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as err:
+            raise LinkClosed(f"{self.host}:{self.port}: {err}") from err
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -115,6 +115,10 @@ class DeviceSimulator:
                 return [self.report(target.name)]
             for prop, pattern in self._sets:
                 found = pattern.fullmatch(line)
+                if found is not None and "value" not in pattern.groupindex:
+                    # A command with no value in it (a button: `Main.Volume+`): taken.
+                    _LOGGER.info("%s: %s pressed", self.name, prop.name)
+                    return self._set_reply(prop) if prop.reply is None else []
                 if found is not None:
                     return self._take_set(prop, found.group("value"))
         except ValueError as err:  # a value its reply pattern cannot carry: a file to fix

@@ -16,8 +16,6 @@ import random
 import string
 from typing import Any
 
-import pytest
-
 from pyiot.local import LocalStack
 from pyiot.local.shadow_doc import MAX_DEPTH, MAX_STATE_BYTES
 from pyiot.runtime.documents import echo
@@ -189,13 +187,6 @@ def test_bad_desired_documents_are_rejected_visibly(own_stack: LocalStack, pyiot
     rejected_visibly(own_stack, pyiot_log, everything=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/thing.py:ThingRuntime._reject: see the two tests below (a huge value's "
-        "reason is kept whole; rejections pile up until the shadow refuses pyiot's updates)"
-    ),
-)
 def test_all_kinds_of_bad_documents_are_rejected_visibly(
     own_stack: LocalStack, pyiot_log: LogLines
 ):
@@ -230,16 +221,6 @@ async def reject_in_turn(
         await port.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/thing.py:ThingRuntime._on_delta: pyiot's own update (clearing the keys "
-        "of a document it rejected at once, e.g. unknown ones) makes the service publish the "
-        "delta again while a known key's rejection is done; that key is not in _inflight nor "
-        "_applied, so it is validated and rejected a second time: two log lines and two "
-        "reports for one bad value"
-    ),
-)
 def test_one_log_line_per_rejection(own_stack: LocalStack, pyiot_log: LogLines) -> None:
     """An unknown key beside a wrong-typed one, 30 times: 60 rejections, 60 log lines."""
     wishes = [{f"unknown{n}": n, "volume": f"loud{n}"} for n in range(30)]
@@ -247,35 +228,16 @@ def test_one_log_line_per_rejection(own_stack: LocalStack, pyiot_log: LogLines) 
     assert len(pyiot_log.matching("rejected desired")) == 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/lang/values.py:coerce via pyiot/runtime/thing.py:ThingRuntime._reject: the "
-        "reason repeats the whole value (`expected a number, got 'vvv...'`) while `value` is "
-        "shortened to 200 characters, so reported.pyiot.rejected keeps each huge bad value in "
-        "full: after two 3,000-character ones the shadow is near its 8 KB limit and the "
-        "application's third 3,000-character desired update is refused (413)"
-    ),
-)
 def test_huge_bad_values_are_echoed_short(own_stack: LocalStack, pyiot_log: LogLines) -> None:
     wishes = [{key: key[0] * 3000} for key in ("volume", "power", "source")]
     state = asyncio.run(reject_in_turn(own_stack, pyiot_log, wishes))
-    for key in ("volume", "power", "source"):
+    # The good `power = true` at the end cleared power's rejection; the others stay, short.
+    assert "power" not in status(state)["rejected"]
+    for key in ("volume", "source"):
         entry = status(state)["rejected"][key]
         assert len(json.dumps(entry)) < 600, f"{key}: {len(json.dumps(entry))} bytes"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/thing.py:ThingRuntime._reject: an unknown key's rejection stays in "
-        "reported.pyiot.rejected for ever (only a good value for the same key clears it); "
-        "after ~40 different unknown keys the shadow is at its 8 KB limit: the application's "
-        "next desired update is refused (413), and pyiot's own updates are refused and dropped "
-        "(thing.py:_flush logs 'shadow refused the update'), so rejections stop showing, "
-        "desired keys stay and values are no longer reported"
-    ),
-)
 def test_many_unknown_keys_do_not_fill_the_shadow(
     own_stack: LocalStack, pyiot_log: LogLines
 ) -> None:

@@ -385,15 +385,6 @@ def online_error(state: dict) -> tuple[bool | None, str | None]:
     return entry.get("online"), entry.get("error")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/thing.py:ThingRuntime._apply/_retry_wanted: a set that got no reply "
-        "leaves the wish in desired, but it is sent again only when the component goes "
-        "offline -> online; a silent device's link stays up, so when it speaks again the "
-        "wish is never sent (docs/runtime.md promises it is)"
-    ),
-)
 def test_silent_device_gets_the_wish_when_it_speaks_again(own_stack, quick) -> None:
     program = relay_program("mute")
 

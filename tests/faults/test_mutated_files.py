@@ -20,8 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pyiot.cli import main
 from pyiot.compiler import compile_file
 from pyiot.lang.model import Property
@@ -221,16 +219,6 @@ thing lamp { component lamp1: Lamp on serial "/dev/null" }
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason=(
-        "pyiot/sim/device.py:DeviceSimulator.answer: a `set` without {value} (which `pyiot "
-        'compile` accepts) matches its own command, then `found.group("value")` raises '
-        "IndexError: `pyiot simulate` prints 'Unhandled exception in client_connected_cb' "
-        "with a traceback and drops the connection"
-    ),
-)
 def test_set_without_value_is_answered_by_the_simulator(tmp_path) -> None:
     path = tmp_path / "lamp.iot"
     path.write_text(CONSTANT_SET, encoding="utf-8")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from pyiot.compiler import Program
 from pyiot.lang import load
 from pyiot.local import LocalStack
@@ -21,16 +19,6 @@ pytestmark = TIMEOUT
 THINGS = 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/shadow_client.py:ShadowConnection.connect: the awsiotsdk client is made "
-        "with max_streaming_subscriptions=32 and each thing opens two streams (update/delta, "
-        "update/documents), so the 17th thing's subscription halts with "
-        "AWS_ERROR_MQTT_REQUEST_RESPONSE_NO_SUBSCRIPTION_CAPACITY and Gateway.start raises: "
-        "`pyiot run` cannot serve more than 16 things"
-    ),
-)
 def test_twenty_things_on_one_connection(own_stack: LocalStack) -> None:
     source = RELAY + "".join(
         f'thing house{n} {{ component relay1: Relay on serial "/dev/null" }}\n'

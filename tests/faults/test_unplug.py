@@ -24,8 +24,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pyiot.compiler import Program
 from pyiot.local import LocalStack
 from pyiot.local.mosquitto import free_port
@@ -291,14 +289,6 @@ def test_tcp_device_killed_with_unread_bytes_is_seen_and_reconnected(
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pyiot/runtime/thing.py:ThingRuntime._on_document/_satisfied_or: a desired value equal "
-        "to the last value of an offline device is taken as met and cleared at once; the "
-        "device comes back in another state and the wish is lost"
-    ),
-)
 def test_wish_equal_to_the_stale_value_of_an_unplugged_device_is_applied(
     own_stack, tmp_path, pyiot_log
 ) -> None:
