@@ -8,16 +8,32 @@ validation, no retries. Every hop sets TCP_NODELAY so the comparison is about py
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import signal
 import socket
 import sys
 import threading
+import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import serial
 from awscrt import mqtt5
 
 from pyiot.runtime.shadow_client import disable_nagle_towards
+
+# bench/latency_stages.py: with PYIOT_BENCH_MARKS=FILE, note when each stage happens.
+_MARKS_FILE = os.environ.get("PYIOT_BENCH_MARKS")
+_MARKS: list[tuple[str, float]] = []
+if _MARKS_FILE:
+    atexit.register(lambda: Path(_MARKS_FILE).write_text(json.dumps(_MARKS)))
+
+
+def mark(stage: str) -> None:
+    if _MARKS_FILE:
+        _MARKS.append((stage, time.perf_counter()))
 
 
 def main(broker_url: str, device_url: str, thing: str) -> None:
@@ -28,12 +44,16 @@ def main(broker_url: str, device_url: str, thing: str) -> None:
     update_topic = f"$aws/things/{thing}/shadow/update"
 
     def on_publish(data: mqtt5.PublishReceivedData) -> None:
+        mark("delta callback")
         state = json.loads(data.publish_packet.payload).get("state", {})
         if "relayState" not in state:
             return
+        mark("command written")
         device.write(b"RELAYON\n" if state["relayState"] else b"RELAYOFF\n")
         value = device.readline().strip() == b"RELAYON"
+        mark("reply read")
         report = {"state": {"reported": {"relayState": value}, "desired": {"relayState": None}}}
+        mark("update published")
         client.publish(
             mqtt5.PublishPacket(
                 topic=update_topic, payload=json.dumps(report), qos=mqtt5.QoS.AT_LEAST_ONCE
@@ -61,7 +81,9 @@ def main(broker_url: str, device_url: str, thing: str) -> None:
         )
     ).result(10)
     print("ready", flush=True)
-    threading.Event().wait()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # exit cleanly: atexit writes marks
+    stop.wait()
 
 
 if __name__ == "__main__":

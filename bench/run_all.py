@@ -9,7 +9,9 @@
 - scale.py: 100 and 1,000 relays polled at 1 Hz in one process (CPU, RSS, missed polls),
   beside a minimal asyncio poll loop;
 - parse.py: parse + check + compile of devices/ and of a generated 10,000-line file, beside
-  Lark's bare parse.
+  Lark's bare parse;
+- latency_stages.py: where a round trip's time goes, stage by stage, pyiot beside the
+  hand-written driver (the evidence for the latency target).
 
 `--quick` shortens each (fewer rounds, shorter windows): for a smoke test, not for figures.
 Run on an otherwise idle machine: the figures are timings.
@@ -40,6 +42,7 @@ def main() -> None:
             else ["--n", "100", "1000", "--seconds", "20", "--warmup", "5"],
         ),
         ("parse.py", ["--lines", "10000"]),
+        ("latency_stages.py", ["--rounds", "100" if args.quick else "500"]),
     ]
     failed = []
     for script, options in runs:
