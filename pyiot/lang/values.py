@@ -7,6 +7,7 @@ by the caller, who decides whether Python from a `.iot` file may run at all.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
 from pyiot.lang.expr import ExprError, evaluate
@@ -110,6 +111,27 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
         # Wire numbers are usually whole: let `{value:02d}` work when the result is integral.
         return int(round(number)) if abs(number - round(number)) < 1e-9 else number
     return value
+
+
+_OPERATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def compare(op: str, value: object, expected: object) -> bool:
+    """`value OP expected` as conditions mean it: `true` is not `1`, and values that cannot be
+    ordered (a string and a number) compare false rather than raise."""
+    if isinstance(value, bool) is not isinstance(expected, bool):
+        return op == "!="
+    try:
+        return bool(_OPERATORS[op](value, expected))
+    except TypeError:
+        return False
 
 
 def _show(value: object) -> str:

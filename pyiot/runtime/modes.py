@@ -10,24 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import operator
 from collections.abc import Callable
 
 from pyiot.compiler.machine import build_machine
 from pyiot.compiler.tables import MachineTable
 from pyiot.lang.model import Device, Value
-from pyiot.lang.values import render_value
+from pyiot.lang.values import compare, render_value
 
 _LOGGER = logging.getLogger(__name__)
-
-_OPERATORS = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 
 
 class ModeRefused(Exception):
@@ -65,7 +55,7 @@ class ModeTracker:
     async def observed(self, prop: str, value: Value) -> None:
         """A value was read: fire a matching `when`, or follow the device to a named mode."""
         for name, (when_prop, op, expected) in self.table["whens"].items():
-            if when_prop == prop and _compare(op, value, expected) and await self._fire(name):
+            if when_prop == prop and compare(op, value, expected) and await self._fire(name):
                 return
         names_a_mode = isinstance(value, str) and value in self.modes.names
         if prop == self.modes.source and names_a_mode and value != self.state:
@@ -98,10 +88,3 @@ class ModeTracker:
         for state in self.machine.states.values():
             for timer in getattr(state, "runner", {}).values():
                 timer.cancel()
-
-
-def _compare(op: str, value: Value, expected: Value) -> bool:
-    try:
-        return bool(_OPERATORS[op](value, expected))
-    except TypeError:
-        return False

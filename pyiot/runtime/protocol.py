@@ -8,21 +8,11 @@ component's parameters, so zone 11 never mistakes zone 12's reply for its own).
 from __future__ import annotations
 
 import asyncio
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
-from pyiot.lang.values import Hooks, ValueError_, coerce, decode, encode
-
-_OPERATORS = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+from pyiot.lang.values import Hooks, ValueError_, coerce, compare, decode, encode
 
 
 @dataclass
@@ -140,10 +130,7 @@ class DeviceProtocol:
         for c in condition.comparisons:
             if c.prop not in values:
                 return False
-            try:
-                if not _OPERATORS[c.op](values[c.prop], c.value):
-                    return False
-            except TypeError:
+            if not compare(c.op, values[c.prop], c.value):
                 return False
         return True
 

@@ -8,21 +8,11 @@ a source change meanwhile. Pure logic: the caller passes the time in.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyiot.lang.model import Device, ModeHold, Modes, Property, Value
 from pyiot.lang.values import ValueError_, coerce
-
-_OPERATORS: dict[str, Callable[[object, object], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+from pyiot.lang.values import compare as values_compare
 
 
 def compare(prop: Property, value: Value, op: str, literal: Value) -> bool:
@@ -34,12 +24,7 @@ def compare(prop: Property, value: Value, op: str, literal: Value) -> bool:
         expected = coerce(prop.type, literal)
     except ValueError_:
         return False
-    if isinstance(value, bool) is not isinstance(expected, bool):
-        return op == "!="
-    try:
-        return bool(_OPERATORS[op](value, expected))
-    except TypeError:
-        return False
+    return values_compare(op, value, expected)
 
 
 @dataclass(frozen=True)
