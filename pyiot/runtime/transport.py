@@ -48,6 +48,7 @@ class TcpLink:
         if not host or not port.isdigit():
             raise ValueError(f"a tcp address is host:port, got {address!r}")
         self.host, self.port = host.strip("[]"), int(port)
+        self.url = f"tcp://{host}:{port}"  # for log lines
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -205,7 +206,7 @@ def open_link(
         except TypeError as err:  # a setting the class does not take
             raise ValueError(f"custom transport {address}: {err}") from None
     if kind == "tcp":
-        return TcpLink(address)
+        return TcpLink(address.removeprefix("tcp://"))
     if address.startswith("tcp://"):
         return TcpLink(address.removeprefix("tcp://"))
     return SerialLink(address, settings)
