@@ -1,13 +1,9 @@
-"""A simulated device speaking binary frames (Onkyo eISCP), to the engine over real TCP."""
+"""A simulated device speaking binary frames (Onkyo eISCP). The engine against it over real
+TCP is tested with the shipped device file, tests/devices/test_onkyo_eiscp.py."""
 
 from __future__ import annotations
 
-import asyncio
-
-from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine
-from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
 
 RECEIVER = r"""
@@ -38,31 +34,3 @@ def test_simulator_answers_framed_queries_with_frames() -> None:
     sim = simulator_for(load(RECEIVER, "onkyo.iot"))
     assert sim.respond("!1PWRQSTN") == frame(b"!1PWR00\r")
     assert sim.respond("!1PWR01") == frame(b"!1PWR01\r")
-
-
-def test_engine_and_simulator_over_tcp() -> None:
-    async def scenario() -> None:
-        program = Program.from_model(load(RECEIVER, "onkyo.iot"))
-        sim = simulator_for(program.model)
-        url = await sim.serve_tcp()
-        device = program.model.devices["Onkyo"]
-        engine = ComponentEngine(
-            "receiver",
-            device,
-            program.machines["Onkyo"],
-            open_link("tcp", url.removeprefix("socket://")),
-        )
-        await engine.start()
-        try:
-            for _ in range(300):
-                if "power" in engine.values:
-                    break
-                await asyncio.sleep(0.01)
-            assert engine.values["power"] is False
-            assert await engine.set("power", True) is True
-            assert sim.sims["receiver"].values["power"] is True
-        finally:
-            await engine.stop()
-            await sim.close()
-
-    asyncio.run(scenario())
