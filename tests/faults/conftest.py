@@ -20,8 +20,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.local import LocalStack, MosquittoNotFound
-from pyiot.local.mosquitto import find_mosquitto
+from pyiot.local import LocalStack
 from pyiot.runtime.gateway import Gateway
 from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
 from tests.shadow.conftest import App
@@ -87,14 +86,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 # ------------------------------------------------------------------------------- local stack
-@pytest.fixture(scope="session")
-def mosquitto_path() -> str:
-    try:
-        return find_mosquitto()
-    except MosquittoNotFound as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
 def own_stack(mosquitto_path: str, tmp_path: Path) -> Iterator[LocalStack]:
     """A broker and shadow service of this test's own (it may restart or kill them)."""

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from pyiot.lang import load_file
-from pyiot.local import LocalStack, MosquittoNotFound
-from pyiot.local.mosquitto import find_mosquitto
+from pyiot.local import LocalStack
 from pyiot.sim import PortSimulator, simulator_for
 from tests.e2e.conftest import ShadowApp
 
@@ -84,14 +83,6 @@ class DeviceRoom:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
-
-
-@pytest.fixture(scope="session")
-def mosquitto_path() -> str:
-    try:
-        return find_mosquitto()
-    except MosquittoNotFound as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

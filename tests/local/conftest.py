@@ -14,16 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pyiot.local import LocalStack, MosquittoNotFound
-from pyiot.local.mosquitto import find_mosquitto
-
-
-@pytest.fixture(scope="session")
-def mosquitto_path() -> str:
-    try:
-        return find_mosquitto()
-    except MosquittoNotFound as exc:
-        pytest.skip(str(exc))
+from pyiot.local import LocalStack
 
 
 @pytest.fixture(scope="module")

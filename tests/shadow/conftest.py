@@ -12,8 +12,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.local import LocalStack, MosquittoNotFound
-from pyiot.local.mosquitto import find_mosquitto
+from pyiot.local import LocalStack
 from pyiot.runtime.gateway import Gateway
 from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
 from pyiot.sim import DeviceSimulator, PortSimulator
@@ -61,14 +60,6 @@ def amp_program(*things: str, component: str = "amp1") -> Program:
         for name in things
     )
     return Program.from_model(load(AMP + body, f"{things[0]}.iot"))
-
-
-@pytest.fixture(scope="session")
-def mosquitto_path() -> str:
-    try:
-        return find_mosquitto()
-    except MosquittoNotFound as exc:
-        pytest.skip(str(exc))
 
 
 def _stack(tmp_path_factory: pytest.TempPathFactory, delta_first: bool) -> Iterator[LocalStack]:
