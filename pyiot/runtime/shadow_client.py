@@ -231,15 +231,7 @@ class ShadowConnection:
         def on_event(event: Any) -> None:
             loop.call_soon_threadsafe(listener, event.state or {}, event.version or 0)
 
-        client = self._shadow_client()
-        if shadow is None:
-            create = client.create_shadow_delta_updated_stream
-            request: Any = iotshadow.ShadowDeltaUpdatedSubscriptionRequest(thing_name=thing)
-        else:
-            create = client.create_named_shadow_delta_updated_stream
-            request = iotshadow.NamedShadowDeltaUpdatedSubscriptionRequest(
-                thing_name=thing, shadow_name=shadow
-            )
+        create, request = self._stream("delta", thing, shadow)
         return self._open_stream(thing, on_event, create, request, on_resubscribed)
 
     def watch_documents(
@@ -266,16 +258,37 @@ class ShadowConnection:
             }
             loop.call_soon_threadsafe(listener, document)
 
-        client = self._shadow_client()
-        if shadow is None:
-            create = client.create_shadow_updated_stream
-            request: Any = iotshadow.ShadowUpdatedSubscriptionRequest(thing_name=thing)
-        else:
-            create = client.create_named_shadow_updated_stream
-            request = iotshadow.NamedShadowUpdatedSubscriptionRequest(
-                thing_name=thing, shadow_name=shadow
-            )
+        create, request = self._stream("documents", thing, shadow)
         return self._open_stream(thing, on_event, create, request, on_resubscribed)
+
+    def _stream(self, kind: str, thing: str, shadow: str | None) -> tuple[Callable, Any]:
+        """awsiotsdk's stream factory and request for `kind` ("delta": update/delta,
+        "documents": update/documents) of a classic or a named shadow."""
+        client = self._shadow_client()
+        classic, named = {
+            "delta": (
+                (
+                    client.create_shadow_delta_updated_stream,
+                    iotshadow.ShadowDeltaUpdatedSubscriptionRequest,
+                ),
+                (
+                    client.create_named_shadow_delta_updated_stream,
+                    iotshadow.NamedShadowDeltaUpdatedSubscriptionRequest,
+                ),
+            ),
+            "documents": (
+                (client.create_shadow_updated_stream, iotshadow.ShadowUpdatedSubscriptionRequest),
+                (
+                    client.create_named_shadow_updated_stream,
+                    iotshadow.NamedShadowUpdatedSubscriptionRequest,
+                ),
+            ),
+        }[kind]
+        if shadow is None:
+            create, request_class = classic
+            return create, request_class(thing_name=thing)
+        create, request_class = named
+        return create, request_class(thing_name=thing, shadow_name=shadow)
 
     def _open_stream(self, thing, on_event, create, request, on_resubscribed) -> asyncio.Future:
         assert self._loop is not None
