@@ -6,15 +6,31 @@ A mixin of `ModelBuilder` (pyiot/lang/builder.py), with the token helpers both u
 from __future__ import annotations
 
 import ast
+import difflib
+import math
 import warnings
 from typing import Any
 
 from lark import Token
 
+from pyiot.lang import limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Comparison, Condition, Regex, ValueType
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+TYPE_NAMES = ("bool", "int", "float", "string", "enum")
+# Words other languages use for the types, and the type each means here.
+_TYPE_ALIASES = {
+    "boolean": "bool",
+    "integer": "int",
+    "number": "float",
+    "double": "float",
+    "real": "float",
+    "decimal": "float",
+    "str": "string",
+    "text": "string",
+    "char": "string",
+}
 
 
 class BuildError(Exception):
@@ -34,22 +50,102 @@ def unquote(token: Token, path: str) -> str:
         ) from None
 
 
-def regex_token(token: Token) -> Regex:
+def regex_token(token: Token, path: str = "<string>") -> Regex:
     text = str(token)
     end = text.rindex("/")
-    return Regex(text[1:end].replace("\\/", "/"), text[end + 1 :])
+    source = text[1:end].replace("\\/", "/")
+    _check_regex_depth(token, path)
+    return Regex(source, text[end + 1 :])
 
 
-def seconds(token: Token) -> float:
+def _check_regex_depth(token: Token, path: str) -> None:
+    """Groups nested past `MAX_REGEX_DEPTH`: an error at the "(" that goes too deep.
+
+    Counted on the text as written, so the column is exact; escapes and character classes
+    hold no groups.
+    """
+    text = str(token)
+    depth, in_class, i = 0, False, 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if text[i + 1 : i + 2] == "]":  # "[]...]": a leading "]" is a member
+                i += 1
+        elif char == "(":
+            depth += 1
+            if depth > limits.MAX_REGEX_DEPTH:
+                raise _build_error(
+                    path,
+                    token.line,
+                    token.column + i,
+                    f"regex groups nest more than {limits.MAX_REGEX_DEPTH} deep",
+                )
+        elif char == ")":
+            depth = max(depth - 1, 0)
+        i += 1
+
+
+def _build_error(path: str, line: int, column: int, message: str) -> BuildError:
+    return BuildError(Diagnostic(SourcePos(path, line, column), message))
+
+
+def seconds(token: Token, path: str = "<string>") -> float:
+    """A duration token in seconds; an error at it when it is absurd (over a week)."""
     text = str(token)
     for unit in ("ms", "s", "m", "h"):
         if text.endswith(unit):
-            return float(text[: -len(unit)]) * _DURATION_UNITS[unit]
+            digits = text[: -len(unit)]
+            value = float(digits) * _DURATION_UNITS[unit] if len(digits) <= 40 else math.inf
+            if not value <= limits.MAX_SECONDS:
+                raise _build_error(
+                    path,
+                    token.line,
+                    token.column,
+                    f"duration {_short(text)} is longer than a week, the most pyiot takes",
+                )
+            return value
     raise AssertionError(text)
 
 
 def number_of(text: str) -> int | float:
     return float(text) if "." in text else int(text)
+
+
+def number_at(token: Token, path: str = "<string>") -> int | float:
+    """A number token's value; an error at it beyond what JSON holds exactly (2**53)."""
+    text = str(token)
+    if len(text) <= limits.MAX_NUMBER_CHARS:
+        value = number_of(text)
+        if math.isfinite(value) and abs(value) <= limits.MAX_NUMBER:
+            return value
+    raise _build_error(
+        path,
+        token.line,
+        token.column,
+        f"number {_short(text)} is too large: numbers in a .iot file stay within "
+        f"±{limits.MAX_NUMBER} (2**53, what JSON readers hold exactly)",
+    )
+
+
+def count_at(token: Token, path: str, what: str, maximum: int) -> int:
+    """A whole-number token (`retries 3`) no larger than `maximum`."""
+    text = str(token)
+    if len(text) <= limits.MAX_NUMBER_CHARS and int(text) <= maximum:
+        return int(text)
+    raise _build_error(
+        path, token.line, token.column, f"{what} {_short(text)} is too many (at most {maximum})"
+    )
+
+
+def _short(text: str) -> str:
+    """A token as a message quotes it: never more than a few dozen characters."""
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} characters)"
 
 
 class ValueRules:
@@ -60,21 +156,24 @@ class ValueRules:
     def _at(self, item: Token | Any) -> SourcePos:
         return SourcePos(self.path, item.line, item.column)
 
+    def _error(self, pos: SourcePos, message: str) -> BuildError:
+        return BuildError(Diagnostic(pos, message))
+
     # literals ---------------------------------------------------------------------------------
     def string(self, items: list[Token]) -> str:
         return unquote(items[0], self.path)
 
     def number(self, items: list[Token]) -> int | float:
-        return number_of(str(items[0]))
+        return number_at(items[0], self.path)
 
     def negative(self, items: list[Token]) -> int | float:
-        return -number_of(str(items[0]))
+        return -number_at(items[0], self.path)
 
     def boolean(self, items: list[Token]) -> bool:
         return str(items[0]) == "true"
 
     def duration(self, items: list[Token]) -> float:
-        return seconds(items[0])
+        return seconds(items[0], self.path)
 
     def name(self, items: list[Token]) -> str:
         return str(items[0])
@@ -84,8 +183,17 @@ class ValueRules:
         return ValueType("bool")
 
     def int_type(self, items: list) -> ValueType:
-        low, high = items[0] if items else (None, None)
-        return ValueType("int", low, high)
+        value_type = self._numeric("int", items)
+        step = value_type.step
+        if step is not None and not float(step).is_integer():
+            # The step token is the last item: an int moves in whole steps.
+            token = items[-1]
+            raise self._error(
+                self._at(token), f"an int moves in whole steps; step {token} is not one"
+            )
+        if step is not None:
+            value_type.step = int(step)
+        return value_type
 
     def hex_int_type(self, items: list) -> ValueType:
         value_type = self.int_type(items)
@@ -93,14 +201,33 @@ class ValueRules:
         return value_type
 
     def float_type(self, items: list) -> ValueType:
+        return self._numeric("float", items)
+
+    def _numeric(self, kind: str, items: list) -> ValueType:
         low, high = (None, None)
         step = None
         for item in items:
             if isinstance(item, tuple):
                 low, high = item
             else:
-                step = number_of(str(item))
-        return ValueType("float", low, high, step)
+                step = number_at(item, self.path)
+                if step == 0:
+                    raise self._error(self._at(item), "a step must be above zero")
+        return ValueType(kind, low, high, step)
+
+    def step(self, items: list[Token]) -> Token:
+        return items[0]
+
+    def unknown_type(self, items: list[Token]) -> ValueType:
+        word = str(items[0])
+        guess = _TYPE_ALIASES.get(word.lower()) or next(
+            iter(difflib.get_close_matches(word.lower(), TYPE_NAMES, n=1, cutoff=0.6)), None
+        )
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        raise self._error(
+            self._at(items[0]),
+            f"unknown type '{_short(word)}'{hint} (types: {', '.join(TYPE_NAMES)})",
+        )
 
     def string_type(self, items: list) -> ValueType:
         return ValueType("string")
@@ -123,7 +250,7 @@ class ValueRules:
 
     # expressions (convert) ------------------------------------------------------------------------
     def num(self, items: list[Token]) -> list:
-        return ["num", number_of(str(items[0]))]
+        return ["num", number_at(items[0], self.path)]
 
     def variable(self, items: list[Token]) -> list:
         return ["var", str(items[0])]

@@ -11,9 +11,11 @@ from typing import Any
 
 from lark import Token, Transformer, v_args
 
+from pyiot.lang import limits
 from pyiot.lang.build_values import (
     BuildError,
     ValueRules,
+    count_at,
     regex_token,
     seconds,
     unquote,
@@ -98,37 +100,38 @@ class ModelBuilder(ValueRules, Transformer):
         return ("packet_end", unquote(items[0], self.path), self._at(items[0]))
 
     def timeout(self, items: list[Token]) -> tuple:
-        return ("timeout", seconds(items[0]), self._at(items[0]))
+        return ("timeout", seconds(items[0], self.path), self._at(items[0]))
 
     def retries(self, items: list[Token]) -> tuple:
-        return ("retries", int(items[0]), self._at(items[0]))
+        retries = count_at(items[0], self.path, "retries", limits.MAX_RETRIES)
+        return ("retries", retries, self._at(items[0]))
 
     def backoff(self, items: list[Token]) -> tuple:
-        return ("backoff", seconds(items[0]), self._at(items[0]))
+        return ("backoff", seconds(items[0], self.path), self._at(items[0]))
 
     def poll(self, items: list) -> list[tuple]:
-        statements = [("poll_every", seconds(items[0]), self._at(items[0]))]
+        statements = [("poll_every", seconds(items[0], self.path), self._at(items[0]))]
         if len(items) > 1:
             statements.append(("poll_when", items[1], items[1].comparisons[0].pos))
         return statements
 
     def error_reply(self, items: list[Token]) -> tuple:
-        return ("error_reply", regex_token(items[0]), self._at(items[0]))
+        return ("error_reply", regex_token(items[0], self.path), self._at(items[0]))
 
     def ack_reply(self, items: list[Token]) -> tuple:
-        return ("ack", regex_token(items[0]), self._at(items[0]))
+        return ("ack", regex_token(items[0], self.path), self._at(items[0]))
 
     def group_query(self, items: list) -> GroupQuery:
         name, text, *rest = items
         group = GroupQuery(
-            str(name), unquote(text, self.path), regex_token(rest[-1]), self._at(name)
+            str(name), unquote(text, self.path), regex_token(rest[-1], self.path), self._at(name)
         )
         group.positions = {"query": self._at(text), "reply": self._at(rest[-1])}
         for item in rest[:-1]:
             if isinstance(item, Condition):
                 group.poll_when = item
             else:
-                group.poll_every = seconds(item)
+                group.poll_every = seconds(item, self.path)
         return group
 
     # properties -----------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ class ModelBuilder(ValueRules, Transformer):
         return ("query", unquote(items[0], self.path), self._at(items[0]))
 
     def reply(self, items: list[Token]) -> tuple:
-        return ("reply", regex_token(items[0]), self._at(items[0]))
+        return ("reply", regex_token(items[0], self.path), self._at(items[0]))
 
     def set_command(self, items: list) -> list[tuple]:
         statements = [("set_format", unquote(items[0], self.path), self._at(items[0]))]
@@ -210,7 +213,7 @@ class ModelBuilder(ValueRules, Transformer):
 
     @v_args(meta=True)
     def trigger_after(self, meta: Any, items: list[Token]) -> ModeTrigger:
-        return ModeTrigger("after", self._meta_at(meta), seconds=seconds(items[0]))
+        return ModeTrigger("after", self._meta_at(meta), seconds=seconds(items[0], self.path))
 
     @v_args(meta=True)
     def trigger_when(self, meta: Any, items: list[Comparison]) -> ModeTrigger:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 
-from pyiot.lang import expr
+from pyiot.lang import expr, limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Condition, Device, IotFile, Modes, Property, Regex
 from pyiot.lang.packets import parse_template
@@ -290,14 +290,26 @@ def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> lis
 
 def format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagnostic]:
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
+        parsed = [(f, spec) for _, f, spec, _ in string.Formatter().parse(fmt) if f is not None]
     except ValueError as err:
         return [Diagnostic(pos, f"bad format string: {err}")]
-    return [
+    problems = [
         Diagnostic(
             pos,
             f"unknown field '{{{name}}}' in format; known: {', '.join(sorted(allowed)) or 'none'}",
         )
-        for name in fields
+        for name, _ in parsed
         if name.split(".")[0].split("[")[0] not in allowed
     ]
+    for name, spec in parsed:
+        # "{value:999999999d}" pads every command to a gigabyte: widths stay small.
+        widths = [int(n[:12]) for n in re.findall(r"\d+", spec or "")]
+        if any(w > limits.MAX_FORMAT_WIDTH for w in widths):
+            problems.append(
+                Diagnostic(
+                    pos,
+                    f"format field '{{{name}}}' asks for a width or precision above "
+                    f"{limits.MAX_FORMAT_WIDTH}",
+                )
+            )
+    return problems

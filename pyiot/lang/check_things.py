@@ -21,6 +21,10 @@ def check_thing(thing: Thing, model: IotFile) -> list[Diagnostic]:
             )
             continue
         problems += _check_args(component, device, device_pos)
+        if component.endpoint_kind == "tcp":
+            problems += tcp_address_problems(
+                component.endpoint, component.positions.get("endpoint", component.pos)
+            )
         if component.endpoint_kind == "custom":
             module, sep, name = component.endpoint.partition(":")
             if not (sep and module and name.isidentifier()):
@@ -39,9 +43,32 @@ def check_thing(thing: Thing, model: IotFile) -> list[Diagnostic]:
                     f"unknown port '{component.port}' (ports of {thing.name}: {known})",
                 )
             )
+    for port in thing.ports.values():
+        if port.kind == "tcp":
+            problems += tcp_address_problems(port.address, port.pos)
     problems += _shadow_problems(thing, model)
     problems += _rule_problems(thing, model)
     return problems
+
+
+def tcp_address_problems(address: str, pos: SourcePos) -> list[Diagnostic]:
+    """`on tcp "HOST:PORT"` (also `tcp://` or `socket://` before it): a host and a port 1-65535.
+
+    Checked here so a missing port is a compile error, not a failure when the link opens.
+    """
+    rest = address
+    for scheme in ("tcp://", "socket://"):
+        rest = rest.removeprefix(scheme)
+    host, colon, port = rest.rpartition(":")
+    example = 'e.g. tcp "192.168.1.20:60128"'
+    if not colon or not host or host in ("[", "[]"):
+        return [Diagnostic(pos, f"a tcp address is HOST:PORT ({example}); {address!r} has no port")]
+    if not (port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= 65535):
+        got = f"got {port[:20]!r} in {address[:60]!r}"
+        return [Diagnostic(pos, f"a tcp port is a number from 1 to 65535; {got}")]
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        return [Diagnostic(pos, f"write an IPv6 host in brackets: \"[{host}]:{port}\"")]
+    return []
 
 
 def _check_args(component: Component, device: Device, pos: SourcePos) -> list[Diagnostic]:

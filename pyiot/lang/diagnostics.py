@@ -7,7 +7,9 @@ Every problem the language layer finds, syntax or semantic, becomes a `Diagnosti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
+# The widest source excerpt shown under a message; a longer line is cut around the caret.
+_SHOWN_WIDTH = 100
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,20 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self, source: str | None = None) -> str:
-        """Format as `FILE:LINE:COL: error: MESSAGE`, then the source line and a caret."""
+        """Format as `FILE:LINE:COL: error: MESSAGE`, then the source line and a caret.
+
+        Without `source`, the line is read from the file only when it is a `.iot` file (never
+        quote a foreign file an import named, nor wait on a device), through the same checks
+        as any source.
+        """
         head = f"{self.pos}: {self.severity}: {self.message}"
         if source is None:
+            if not self.pos.file.endswith(".iot"):
+                return head
+            from pyiot.lang.source import read_source
+
             try:
-                source = Path(self.pos.file).read_text(encoding="utf-8")
+                source = read_source(self.pos.file)
             except OSError:
                 return head
         # Lines as positions count them: split at "\n" only (a form feed or a lone "\r" is
@@ -44,7 +55,15 @@ class Diagnostic:
         if not 1 <= self.pos.line <= len(lines):
             return head
         text = lines[self.pos.line - 1].rstrip("\r").expandtabs(1)
-        caret = " " * (max(self.pos.column, 1) - 1) + "^"
+        offset = max(self.pos.column, 1) - 1
+        if len(text) > _SHOWN_WIDTH:
+            # A window around the column, marked as cut, so one huge line stays one screen line.
+            start = max(0, min(offset - _SHOWN_WIDTH // 2, len(text) - _SHOWN_WIDTH))
+            end = start + _SHOWN_WIDTH
+            prefix = "..." if start else ""
+            text = prefix + text[start:end] + ("..." if end < len(text) else "")
+            offset = offset - start + len(prefix)
+        caret = " " * offset + "^"
         return f"{head}\n    {text}\n    {caret}"
 
 
@@ -52,12 +71,18 @@ class IotError(Exception):
     """Raised when a `.iot` file cannot be used; holds every diagnostic found."""
 
     def __init__(
-        self, diagnostics: list[Diagnostic], source: str | None = None, path: str | None = None
+        self,
+        diagnostics: list[Diagnostic],
+        source: str | None = None,
+        path: str | None = None,
+        sources: dict[str, str] | None = None,
     ):
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.pos.file, d.pos.line, d.pos.column))
         self.source = source
-        # `source` is the text of `path`; diagnostics in other (imported) files read theirs.
+        # `source` is the text of `path`; `sources` holds the text of imported .iot files.
+        # Diagnostics in other files show no source line unless theirs is a .iot file.
         self.path = path
+        self.sources = dict(sources or {})
         super().__init__(self.diagnostics[0].message if self.diagnostics else "invalid file")
 
     @property
@@ -70,10 +95,12 @@ class IotError(Exception):
 
     def render(self) -> str:
         """All diagnostics, each with its source line and caret."""
-        return "\n".join(
-            d.render(self.source if self.path in (None, d.pos.file) else None)
-            for d in self.diagnostics
-        )
+        return "\n".join(d.render(self._source_of(d.pos.file)) for d in self.diagnostics)
+
+    def _source_of(self, file: str) -> str | None:
+        if self.path in (None, file):
+            return self.source
+        return self.sources.get(file)
 
     def __str__(self) -> str:
         first = self.diagnostics[0]

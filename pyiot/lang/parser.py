@@ -12,12 +12,14 @@ from pathlib import Path
 from lark import (
     Lark,
     Token,
+    Tree,
     UnexpectedCharacters,
     UnexpectedInput,
     UnexpectedToken,
 )
 from lark.exceptions import VisitError
 
+from pyiot.lang import limits
 from pyiot.lang.build_values import BuildError
 from pyiot.lang.builder import ModelBuilder
 from pyiot.lang.diagnostics import Diagnostic, IotError, SourcePos
@@ -32,7 +34,7 @@ _TERMINAL_WORDS = {
     "INT": "a whole number",
     "DURATION": "a duration such as 500ms or 5s",
     "BOOL": "true or false",
-    "TRANSPORT_KIND": "serial or tcp",
+    "TRANSPORT_KIND": "serial, tcp or custom",
     "LBRACE": "'{'",
     "RBRACE": "'}'",
     "LPAR": "'('",
@@ -64,6 +66,9 @@ def parse(source: str, path: str = "<string>") -> IotFile:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
         raise IotError([_syntax_diagnostic(err, source, path)], source) from None
+    too_deep = _too_deep(tree, path)
+    if too_deep is not None:
+        raise IotError([too_deep], source)
     try:
         return ModelBuilder(path).transform(tree)
     except VisitError as err:
@@ -73,9 +78,34 @@ def parse(source: str, path: str = "<string>") -> IotFile:
         raise
 
 
+def _too_deep(tree: Tree, path: str) -> Diagnostic | None:
+    """The first place the tree nests deeper than `MAX_DEPTH`, found without recursion.
+
+    The builder (Lark's transformer) and the checks walk the tree recursively, and a compiled
+    driver writes expressions as nested literals: 5,000 unary minuses would exhaust Python's
+    stack with no position to show. The parser itself is LALR and needs no stack of its own.
+    """
+    stack: list[tuple[Tree, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.MAX_DEPTH:
+            meta = node.meta
+            line = getattr(meta, "line", 1) if not meta.empty else 1
+            column = getattr(meta, "column", 1) if not meta.empty else 1
+            return Diagnostic(
+                SourcePos(path, line, column),
+                f"nested more than {limits.MAX_DEPTH} levels deep; write it more simply",
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
+
+
 # Common mistakes, each with a few examples that fail the way it does; Lark's `match_examples`
 # finds the one whose parser state matches the user's error.
-_TRANSPORT_HINT = 'a component sits `on serial "URL"`, `on tcp "HOST:PORT"` or `on PORTNAME`'
+_TRANSPORT_HINT = (
+    'a component sits `on serial "URL"`, `on tcp "HOST:PORT"`, `on custom "module:Class"` '
+    "or `on PORTNAME`"
+)
 _FRIENDLY: dict[str, list[str]] = {
     _TRANSPORT_HINT: [
         'thing t { component c: D on usb "x" }',
@@ -124,6 +154,11 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
         message = "unterminated /regex/ (it must close with / on the same line)"
         return Diagnostic(SourcePos(path, line, column), message)
     history = list(err.token_history or [])
+    if token.type == "NAME" and err.expected == {"TRANSPORT_KIND"}:
+        return Diagnostic(
+            SourcePos(path, line, column),
+            f"unknown transport '{token}'; a device's transport is serial, tcp or custom",
+        )
     hint = err.match_examples(_lark().parse, _FRIENDLY, use_accepts=True)
     if hint == _TRANSPORT_HINT and history:
         # `on udp "x"` fails at the string, but the mistake is the word before it.
