@@ -7,20 +7,20 @@ The module needs no `.iot` file and no parser at run time; `pyiot run driver.py`
 from __future__ import annotations
 
 import keyword
+import math
 import pprint
 
 from pyiot.compiler.program import Program
 
 _TEMPLATE = '''\
-"""pyiot driver compiled from {source} by `pyiot compile` (pyiot {version}).
-
-Generated: edit the .iot file and compile again rather than editing this module.
-Run it with `pyiot run {module}` or `python {module} [pyiot run options]`.
-"""
+{docstring}
 
 from pyiot.compiler.program import Program
 
-# The validated model of {source}: devices, properties, things and components.
+# The .iot file this driver was compiled from, as given to `pyiot compile`.
+SOURCE = {source}
+
+# The validated model: devices, properties, things and components.
 MODEL = {model}
 
 # One protocol state machine per device type: states, transitions, timers.
@@ -42,21 +42,27 @@ if __name__ == "__main__":
     sys.exit(main(["run", __file__, *sys.argv[1:]]))
 '''
 
+# Every piece of text from a file or a path reaches the module through `repr` (literals) or
+# `_docstring` (escaped): nothing from the input is ever written into the source raw.
+
 _CLASS = """\
 class {class_name}:
     {docstring}
 
-    device = PROGRAM.model.devices[{name!r}]
-    machine = MACHINES[{name!r}]
-    properties = {properties!r}
+    device = PROGRAM.model.devices[{name}]
+    machine = MACHINES[{name}]
+    properties = {properties}
 """
 
 # Names the module itself defines or uses: a device class must not rebind them.
-_MODULE_NAMES = {"MODEL", "MACHINES", "PROGRAM", "Program", "sys", "main"}
+_MODULE_NAMES = {"MODEL", "MACHINES", "MODES", "PROGRAM", "SOURCE", "Program", "sys", "main"}
 
 
 def _class_name(device_name: str) -> str:
     """A device's class name: its own, with "_" added where Python or the module needs it."""
+    if not device_name.isidentifier() or not device_name.isascii():
+        # The grammar allows only ASCII identifiers; a model from elsewhere gets a safe name.
+        return "Device_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in device_name)
     if (
         keyword.iskeyword(device_name)
         or device_name in _MODULE_NAMES
@@ -66,9 +72,48 @@ def _class_name(device_name: str) -> str:
     return device_name
 
 
+def _escaped(text: str, keep_newlines: bool = False) -> str:
+    """`text` for inside a triple-quoted literal: it reads back as exactly `text`.
+
+    Backslashes and every quote are escaped, so nothing can close the literal; characters that
+    are not printable (newlines unless kept, NUL, lone surrogates) become escapes.
+    """
+    out = []
+    for char in text:
+        if char in ('\\', '"'):
+            out.append("\\" + char)
+        elif char.isprintable() or (keep_newlines and char == "\n"):
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    return "".join(out)
+
+
 def _docstring(text: str) -> str:
-    """A triple-quoted literal of any text: quotes, backslashes and control characters escaped."""
-    return '"""' + repr(text)[1:-1].replace('"', '\\"') + '"""'
+    """A triple-quoted literal of any text (a device's description)."""
+    return '"""' + _escaped(text, keep_newlines=True) + '"""'
+
+
+def _literal(data: object) -> str:
+    """Plain data as a Python literal, after checking it holds only what `repr` writes safely.
+
+    Strings, numbers and booleans `repr` as literals that evaluate back to themselves; a
+    float that is not finite would `repr` as a bare name (`inf`), which is why it is refused.
+    """
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"cannot write {item!r} into a driver")
+        elif item is not None and not isinstance(item, (str, int, bool)):
+            raise ValueError(f"cannot write a {type(item).__name__} into a driver")
+    return pprint.pformat(data, indent=1, width=100, sort_dicts=False)
 
 
 def driver_source(program: Program, module_name: str) -> str:
@@ -79,18 +124,25 @@ def driver_source(program: Program, module_name: str) -> str:
     classes = "\n\n".join(
         _CLASS.format(
             class_name=_class_name(name),
-            name=name,
+            name=repr(name),
             docstring=_docstring(device.description or f"Device {name}"),
-            properties=tuple(device.properties),
+            properties=_literal(tuple(device.properties)),
         )
         for name, device in model.devices.items()
     )
+    module = _escaped(module_name)
+    docstring = (
+        f'"""pyiot driver compiled from {_escaped(model.path)} by `pyiot compile` '
+        f"(pyiot {_escaped(__version__)}).\n\n"
+        "Generated: edit the .iot file and compile again rather than editing this module.\n"
+        f"Run it with `pyiot run {module}` or `python {module} [pyiot run options]`.\n"
+        '"""'
+    )
     return _TEMPLATE.format(
-        source=model.path,
-        version=__version__,
-        module=module_name,
-        model=pprint.pformat(model.to_data(), indent=1, width=100, sort_dicts=False),
-        machines=pprint.pformat(program.machines, indent=1, width=100, sort_dicts=False),
-        modes=pprint.pformat(program.modes, indent=1, width=100, sort_dicts=False),
+        docstring=docstring,
+        source=repr(model.path),
+        model=_literal(model.to_data()),
+        machines=_literal(program.machines),
+        modes=_literal(program.modes),
         classes=classes,
     )

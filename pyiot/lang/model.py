@@ -28,7 +28,7 @@ class ValueType:
     kind: str  # bool, int, float, string, enum
     minimum: float | None = None
     maximum: float | None = None
-    step: float | None = None
+    step: float | None = None  # allowed values: minimum (or 0) plus whole steps
     base: int = 10  # `int 0..100 hex`: the wire writes the number in hexadecimal
     # enum: value name -> wire code, in declaration order.
     choices: dict[str, str] = field(default_factory=dict)
@@ -36,9 +36,12 @@ class ValueType:
     def describe(self) -> str:
         if self.kind == "enum":
             return "enum {" + ", ".join(self.choices) + "}"
-        if self.minimum is None and self.maximum is None:
-            return self.kind
-        return f"{self.kind} {self.minimum:g}..{self.maximum:g}"
+        text = self.kind
+        if self.minimum is not None and self.maximum is not None:
+            text += f" {self.minimum:g}..{self.maximum:g}"
+        if self.step is not None:
+            text += f" step {self.step:g}"
+        return text
 
 
 @dataclass

@@ -69,4 +69,4 @@ def read_source(path: str | Path, limit: int = limits.MAX_FILE_BYTES) -> str:
     try:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError as err:
-        raise SourceError(path, f"not UTF-8 text (byte {err.start})") from None
+        raise SourceError(path, f"not UTF-8 text (byte {err.start + 1})") from None

@@ -7,6 +7,7 @@ by the caller, who decides whether Python from a `.iot` file may run at all.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 
@@ -20,10 +21,13 @@ class ValueError_(ValueError):
     """A value that does not fit a property's type (message says why, for the shadow and log)."""
 
 
-def coerce(value_type: ValueType, value: object) -> Value:
+def coerce(value_type: ValueType, value: object, on_step: bool = True) -> Value:
     """Validate a value from JSON (a shadow's desired state) against a type; return it typed.
 
     `False` and `0` are values, not absences: the original pyIOT rejected them by testing truth.
+    A number off the type's `step` is rejected, never rounded (a wish silently changed is worse
+    than one refused with a reason); `on_step=False` skips that check, for values a device
+    reports (what the device says is what it holds).
     """
     kind = value_type.kind
     if kind == "bool":
@@ -46,6 +50,8 @@ def coerce(value_type: ValueType, value: object) -> Value:
         low, high = value_type.minimum, value_type.maximum
         if (low is not None and value < low) or (high is not None and value > high):
             raise ValueError_(f"{_show(value)} is outside {low:g}..{high:g}")
+        if on_step and value_type.step is not None:
+            _check_step(value_type, value)
         return value
     if kind == "string":
         if isinstance(value, str):
@@ -54,11 +60,67 @@ def coerce(value_type: ValueType, value: object) -> Value:
     raise AssertionError(kind)
 
 
+# How far (in steps) a value may sit from the grid and still be on it: 21.5 - 16 is not always
+# exactly 11 steps of 0.5 in binary floating point, yet it is what the user wrote.
+STEP_TOLERANCE = 1e-9
+
+
+def on_grid(value_type: ValueType, value: float) -> tuple[float, float] | None:
+    """None when `value` is on the type's step grid, else the allowed values either side.
+
+    The grid starts at the range's bottom (or 0 without one): `float 16..30 step 0.5` allows
+    16, 16.5, ... 30. The neighbours offered stay inside the range.
+    """
+    step = value_type.step
+    if step is None:
+        return None
+    base = value_type.minimum if value_type.minimum is not None else 0
+    steps = (value - base) / step
+    if abs(steps - round(steps)) <= STEP_TOLERANCE:
+        return None
+    below = base + math.floor(steps) * step
+    above = below + step
+    low, high = value_type.minimum, value_type.maximum
+    if high is not None and above > high + step * STEP_TOLERANCE:
+        above = below
+    if low is not None and below < low - step * STEP_TOLERANCE:
+        below = above
+    places = max(_places(step), _places(base))
+    return (_tidy(below, places), _tidy(above, places))
+
+
+def _places(number: float) -> int:
+    """Decimal places a number was written with (0.25 -> 2)."""
+    text = repr(float(number))
+    if "e" in text:
+        return 15
+    return 0 if text.endswith(".0") else len(text.split(".")[1])
+
+
+def _tidy(number: float, places: int = 15) -> float:
+    """A grid value as a user would write it (21.5, not 21.499999999999996)."""
+    tidy = round(float(number), places)
+    return int(tidy) if tidy.is_integer() else tidy
+
+
+def _check_step(value_type: ValueType, value: float) -> None:
+    neighbours = on_grid(value_type, value)
+    if neighbours is None:
+        return
+    below, above = neighbours
+    nearest = f"{below} or {above}" if below != above else f"{below}"
+    base = value_type.minimum if value_type.minimum is not None else 0
+    raise ValueError_(
+        f"{_show(value)} is between steps of {_tidy(value_type.step or 0)} from {_tidy(base)}; "
+        f"nearest allowed: {nearest}"
+    )
+
+
 def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
     """Wire text captured from a reply -> typed value."""
     if hooks and "decode" in hooks:
         try:
-            return coerce(prop.type, hooks["decode"](wire))
+            return coerce(prop.type, hooks["decode"](wire), on_step=False)
         except (ValueError, TypeError, ArithmeticError) as err:
             raise ValueError_(f"{prop.name}: decode hook failed on {wire!r}: {err}") from None
     if prop.value_map:

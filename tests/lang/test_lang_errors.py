@@ -44,6 +44,21 @@ BAD = {
     "bool_map_one_sided.iot": (4, 9, ["must give both true and false"]),
     "query_without_reply.iot": (3, 15, ["has a query but no reply"]),
     "empty_terminator.iot": (2, 18, ["line terminator must not be empty"]),
+    # Common slips: a type from another language, a tcp address without its port, a transport
+    # pyiot does not have (every choice named, custom too).
+    "unknown_type.iot": (2, 26, ["unknown type 'boolean'", "did you mean 'bool'?"]),
+    "tcp_without_port.iot": (7, 41, ["HOST:PORT", "'127.0.0.1' has no port"]),
+    "unknown_transport.iot": (2, 15, ["unknown transport 'telnet'", "serial, tcp or custom"]),
+    # Absurd numbers and nesting: positioned errors, never a traceback or a broken driver.
+    "duration_too_long.iot": (2, 13, ["longer than a week", "(401 characters)"]),
+    "number_too_large.iot": (2, 29, ["too large", "2**53", "(4301 characters)"]),
+    "nested_too_deep.iot": (4, 82, ["nested more than 60 levels deep"]),
+    "regex_nested_too_deep.iot": (4, 117, ["regex groups nest more than 100 deep"]),
+    "retries_too_many.iot": (2, 13, ["retries 1000000 is too many", "at most 100"]),
+    "format_width_too_large.iot": (3, 13, ["width or precision above 1000"]),
+    # Steps: an int moves in whole steps; a value in the file must be on the steps too.
+    "int_step_not_whole.iot": (2, 37, ["an int moves in whole steps"]),
+    "step_off_grid_value.iot": (6, 28, ["21.3 is between steps of 0.5", "21 or 21.5"]),
 }
 
 
