@@ -224,15 +224,18 @@ def condition_problems(condition: Condition | None, device: Device) -> list[Diag
         if prop is None:
             problems.append(Diagnostic(c.pos, f"unknown property '{c.prop}' in condition"))
             continue
-        problems += _value_problems(prop, c.value, c.pos)
+        problems += _value_problems(prop, c.value, c.pos, on_step=c.op in ("==", "!="))
         if c.op not in ("==", "!=") and prop.type.kind not in ("int", "float"):
             problems.append(Diagnostic(c.pos, f"'{c.op}' compares numbers; {c.prop} is not one"))
     return problems
 
 
-def _value_problems(prop: Property, value: object, pos: SourcePos) -> list[Diagnostic]:
+def _value_problems(
+    prop: Property, value: object, pos: SourcePos, on_step: bool = True
+) -> list[Diagnostic]:
+    # `setpoint > 20.7` is a fine threshold; `setpoint == 20.7` can never hold on steps of 0.5.
     try:
-        coerce(prop.type, value)
+        coerce(prop.type, value, on_step=on_step)
     except ValueError_ as err:
         return [Diagnostic(pos, f"{prop.name}: {err}")]
     return []
@@ -261,7 +264,8 @@ def _check_modes(modes: Modes, device: Device) -> list[Diagnostic]:
             if prop is None:
                 problems.append(Diagnostic(trigger.pos, f"unknown property '{trigger.prop}'"))
                 continue
-            problems += _value_problems(prop, trigger.value, trigger.pos)
+            exact = trigger.op in ("==", "!=")
+            problems += _value_problems(prop, trigger.value, trigger.pos, on_step=exact)
             if trigger.kind == "set" and not prop.writable:
                 problems.append(Diagnostic(trigger.pos, f"'{prop.name}' has no set command"))
     for hold in modes.holds:
