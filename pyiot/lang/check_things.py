@@ -67,7 +67,8 @@ def tcp_address_problems(address: str, pos: SourcePos) -> list[Diagnostic]:
         got = f"got {port[:20]!r} in {address[:60]!r}"
         return [Diagnostic(pos, f"a tcp port is a number from 1 to 65535; {got}")]
     if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        return [Diagnostic(pos, f"write an IPv6 host in brackets: \"[{host}]:{port}\"")]
+        fixed = f'"[{host}]:{port}"'
+        return [Diagnostic(pos, f"an IPv6 host in a tcp address goes in brackets: {fixed}")]
     return []
 
 

@@ -111,9 +111,13 @@ _FRIENDLY: dict[str, list[str]] = {
         'thing t { component c: D on usb "x" }',
         'thing t { component c: D on udp "/dev/x" }',
     ],
-    "a property needs a type: `property NAME: bool | int | float | string | enum {...}`": [
+    "a property or parameter needs a type: `NAME: bool | int | float | string | enum {...}`": [
         "device D { property p { } }",
         'device D { property p query "x" }',
+        "device D { property p: 5 }",
+        'device D { property p: "int" }',
+        "device D(z: 5) { }",
+        "device D(y: int, z: 5) { }",
     ],
     "a map entry is `WIRE = VALUE`, entries separated by commas": [
         "device D { property p: bool { map { ON true } } }",

@@ -155,3 +155,39 @@ def test_unknown_transport_kind_keeps_the_file_name():
     with pytest.raises(IotError) as caught:
         load('thing t { component c: D on udp "x" }', "house.iot")
     assert str(caught.value).startswith("house.iot:1:29: error: ")
+
+
+@pytest.mark.parametrize(
+    ("source", "column", "fragment"),
+    [
+        ("device D { property p: integer }", 24, "unknown type 'integer'; did you mean 'int'?"),
+        ("device D(zone: number) { }", 16, "unknown type 'number'; did you mean 'float'?"),
+        ("device D { property p: xyzzy }", 24, "unknown type 'xyzzy' (types: bool, int"),
+        ("device D { property p: 5 }", 24, "needs a type: `NAME: bool | int | float"),
+        ("device D(zone: 5) { }", 16, "needs a type"),
+        ('thing t { component c: D on telnet "x" }', 29, '`on custom "module:Class"`'),
+    ],
+)
+def test_slips_in_types_and_transports_get_a_sentence(source: str, column: int, fragment: str):
+    with pytest.raises(IotError) as caught:
+        load(source)
+    assert (caught.value.line, caught.value.column) == (1, column)
+    assert fragment in caught.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "host:", "host:0", "host:65536", "host:http", ":23", "fe80::1:23", "tcp://h"],
+)
+def test_a_tcp_address_needs_host_and_port(address: str):
+    with pytest.raises(IotError) as caught:
+        load(f'device D {{ transport tcp }}\nthing t {{ port p: tcp "{address}" }}')
+    assert (caught.value.line, caught.value.column) == (2, 23)
+    assert "tcp" in caught.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1:23", "tcp://av.local:60128", "socket://10.0.0.2:4999", "[fe80::1]:23"]
+)
+def test_tcp_addresses_with_a_port_pass(address: str):
+    load(f'device D {{ transport tcp }}\nthing t {{ component c: D on tcp "{address}" }}')

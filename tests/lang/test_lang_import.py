@@ -60,7 +60,7 @@ def test_import_cycles_are_harmless(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "hint"),
     [
-        ("device D { property p { } }", "a property needs a type"),
+        ("device D { property p { } }", "a property or parameter needs a type"),
         ("device D { property p: bool { map { ON true } } }", "a map entry is `WIRE = VALUE`"),
         ("thing t { component c: D }", "a component needs its device and where it is"),
         ('thing t { component c: D on usb "x" }', "unknown transport 'usb'"),
