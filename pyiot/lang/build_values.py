@@ -81,17 +81,16 @@ def _check_regex_depth(token: Token, path: str) -> None:
             depth += 1
             if depth > limits.MAX_REGEX_DEPTH:
                 raise _build_error(
-                    path,
-                    token.line,
-                    token.column + i,
-                    f"regex groups nest more than {limits.MAX_REGEX_DEPTH} deep",
+                    path, token, f"regex groups nest more than {limits.MAX_REGEX_DEPTH} deep", i
                 )
         elif char == ")":
             depth = max(depth - 1, 0)
         i += 1
 
 
-def _build_error(path: str, line: int, column: int, message: str) -> BuildError:
+def _build_error(path: str, token: Token, message: str, offset: int = 0) -> BuildError:
+    """An error at a token (`offset` characters into it)."""
+    line, column = token.line or 1, (token.column or 1) + offset
     return BuildError(Diagnostic(SourcePos(path, line, column), message))
 
 
@@ -105,8 +104,7 @@ def seconds(token: Token, path: str = "<string>") -> float:
             if not value <= limits.MAX_SECONDS:
                 raise _build_error(
                     path,
-                    token.line,
-                    token.column,
+                    token,
                     f"duration {_short(text)} is longer than a week, the most pyiot takes",
                 )
             return value
@@ -126,8 +124,7 @@ def number_at(token: Token, path: str = "<string>") -> int | float:
             return value
     raise _build_error(
         path,
-        token.line,
-        token.column,
+        token,
         f"number {_short(text)} is too large: numbers in a .iot file stay within "
         f"±{limits.MAX_NUMBER} (2**53, what JSON readers hold exactly)",
     )
@@ -138,9 +135,7 @@ def count_at(token: Token, path: str, what: str, maximum: int) -> int:
     text = str(token)
     if len(text) <= limits.MAX_NUMBER_CHARS and int(text) <= maximum:
         return int(text)
-    raise _build_error(
-        path, token.line, token.column, f"{what} {_short(text)} is too many (at most {maximum})"
-    )
+    raise _build_error(path, token, f"{what} {_short(text)} is too many (at most {maximum})")
 
 
 def _short(text: str) -> str:
