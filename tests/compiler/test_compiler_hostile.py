@@ -34,6 +34,8 @@ HOSTILE_NAMES = [
     f"x'''+{MARK}+'''.iot",
     f'x"""\n{MARK}\n""".iot',  # a newline: breaks out of the comment that named the file
     f'x\\"""+{MARK}+"""\\.iot',
+    # Bytes that are not UTF-8 in a Linux file name (Python holds them as lone surrogates).
+    os.fsdecode(b"x\xff") + f'"""+{MARK}+""".iot',
 ]
 
 
@@ -57,7 +59,7 @@ thing t {
 
 
 @pytest.mark.parametrize(
-    "name", HOSTILE_NAMES, ids=["triple-double", "triple-single", "newline", "backslash"]
+    "name", HOSTILE_NAMES, ids=["triple-double", "triple-single", "newline", "backslash", "not-utf8"]
 )
 def test_hostile_file_names_and_values_do_not_run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
@@ -71,6 +73,7 @@ def test_hostile_file_names_and_values_do_not_run(
         [sys.executable, "-m", "pyiot", "compile", name, "-o", "driver.py"],
         capture_output=True,
         text=True,
+        errors="replace",  # the output names the file, whose name may not be UTF-8
         cwd=folder,
         timeout=PATIENCE * 4,
     )
@@ -85,6 +88,7 @@ def test_hostile_file_names_and_values_do_not_run(
         ],
         capture_output=True,
         text=True,
+        errors="replace",  # the output names the file, whose name may not be UTF-8
         cwd=folder,
         timeout=PATIENCE * 4,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), *sys.path])},
