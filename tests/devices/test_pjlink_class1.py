@@ -3,7 +3,8 @@
 Quoted from the PJLink Class 1 tables makers reproduce: "%1POWR 1" CR is answered
 "%1POWR=OK" CR; POWR ? answers 0 standby, 1 on, 2 cooling, 3 warming up; AVMT ? answers 30
 (video and audio mute off); errors are "%1xxxx=ERR1".."ERR4" with xxxx the command itself.
-The independent client is pypjlink2 (`pypjlink.Projector`), which speaks PJLink over a socket.
+The independent client is pypjlink2 (`pypjlink.Projector`), which speaks PJLink over a socket;
+the file's driver also meets the exchange recorded in pypjlink's own tests (greeting included).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import asyncio
 
 import pytest
 
-from pyiot.runtime.component import DeviceError
+from pyiot.compiler import Program
+from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
 from tests.devices.conftest import Clock, device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -122,5 +126,48 @@ def test_pypjlink2_drives_the_simulated_projector():
         assert after[2] == ("DIGITAL", 2)
         assert after[4] == (True, True)
         assert port.sims["projector"].values["input"] == "digital2"
+
+    asyncio.run(scenario())
+
+
+def test_runtime_against_pypjlinks_recorded_projector():
+    """pypjlink's own tests record a projector without a password as b"PJLINK 0\\r" on
+    connecting, then b"%1POWR=1\\r" to a power query: the file's driver, against a server that
+    plays those bytes, ignores the greeting and reads the power."""
+    recorded = {b"%1POWR ?": b"%1POWR=1\r"}
+    heard: list[bytes] = []
+
+    async def projector(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"PJLINK 0\r")
+        buffer = b""
+        while data := await reader.read(4096):
+            buffer += data
+            while b"\r" in buffer:
+                line, buffer = buffer.split(b"\r", 1)
+                heard.append(line)
+                writer.write(recorded.get(line, b"%1" + line[2:6] + b"=ERR3\r"))
+        writer.close()
+
+    async def scenario() -> None:
+        model = device_file(NAME)
+        program = Program.from_model(model)
+        server = await asyncio.start_server(projector, "127.0.0.1", 0)
+        host, port = server.sockets[0].getsockname()[:2]
+        engine = ComponentEngine(
+            "projector",
+            program.model.devices["PJLinkProjector"],
+            program.machines["PJLinkProjector"],
+            open_link("tcp", f"{host}:{port}"),
+            {},
+            modes=program.modes.get("PJLinkProjector"),
+        )
+        await engine.start()
+        try:
+            await eventually(lambda: engine.status.online)
+            assert await engine.read("power") == "on"
+            assert b"%1POWR ?" in heard
+        finally:
+            await engine.stop()
+            server.close()
 
     asyncio.run(scenario())
