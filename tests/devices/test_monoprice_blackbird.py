@@ -13,8 +13,12 @@ import asyncio
 
 import pytest
 
+from pyiot.compiler import Program
+from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running
+from tests.devices.conftest import component_of, device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -127,3 +131,59 @@ def test_pyblackbird_routes_and_locks_the_simulated_matrix():
 def test_pyblackbird_reads_a_zone_status():
     _port, seen = _served([lambda c: c.zone_status(1)])
     assert seen[0].av == 1
+
+
+# Bytes recorded in pyblackbird's tests (tests/test_blackbird.py), request -> answer.
+RECORDED = {
+    b"Status1.": b"AV: 02->01\r\nIR: 02->01\r\n",
+    b"%9962.": b"PWON \r",
+    b"PWON.": b"PWON\r",
+    b"PWOFF.": b"PWOFF\r",
+}
+
+
+async def _recorded_matrix(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    buffer = b""
+    while data := await reader.read(4096):
+        buffer += data
+        while b"\r" in buffer:
+            line, buffer = buffer.split(b"\r", 1)
+            writer.write(RECORDED.get(line, b""))
+    writer.close()
+
+
+def _engine_on(component: str, url: str):
+    model = device_file(NAME)
+    program = Program.from_model(model)
+    comp = component_of(model, component)
+    return ComponentEngine(
+        component,
+        program.model.devices[comp.device],
+        program.machines[comp.device],
+        open_link("serial", url),
+        comp.args,
+    )
+
+
+def test_runtime_reads_pyblackbirds_recorded_answers():
+    """The driver against pyblackbird's recorded bytes: the status answer's CR LF line ends
+    (the file frames with CR) and its IR line do not stop it reading output 1's input."""
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(_recorded_matrix, "127.0.0.1", 0)
+        host, port = server.sockets[0].getsockname()[:2]
+        out1 = _engine_on("out1", f"socket://{host}:{port}")
+        system = _engine_on("system", f"socket://{host}:{port}")
+        await out1.start()
+        await system.start()
+        try:
+            await eventually(lambda: out1.status.online and system.status.online)
+            assert await out1.read("input") == 2
+            assert await system.read("power") == "on"
+            assert await system.set("power", "off") == "off"
+        finally:
+            await out1.stop()
+            await system.stop()
+            server.close()
+
+    asyncio.run(scenario())
