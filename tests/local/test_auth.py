@@ -72,8 +72,13 @@ def test_password_line_is_what_mosquitto_accepts(mosquitto_path, tmp_path: Path)
         # The shadow service logged in with its own account (it answered nothing otherwise).
         assert stack.shadow_service is not None
         passwords = (tmp_path / "mosquitto" / "passwords").read_text()
-        assert passwords.count("\n") == 2 and f"{SERVICE_USER}:$7$" in passwords
-        assert (tmp_path / "mosquitto" / "passwords").stat().st_mode & 0o077 == 0
+        assert passwords.count("\n") == 1 and passwords.startswith("alice:$7$")
+        # Its account lives on a listener of its own, in a file of its own.
+        service = (tmp_path / "mosquitto" / "service-passwords").read_text()
+        assert service.startswith(f"{SERVICE_USER}:$7$")
+        assert connect(stack.port, SERVICE_USER, "guess") != "Success"
+        for name in ("passwords", "service-passwords"):
+            assert (tmp_path / "mosquitto" / name).stat().st_mode & 0o077 == 0
 
 
 def test_listening_beyond_loopback_needs_a_login_or_tls(tmp_path: Path) -> None:
@@ -94,7 +99,7 @@ def test_wildcard_listener_with_a_password_file(mosquitto_path, make_probe, tmp_
         assert connect(stack.port, "bob", "pw-of-bob") == "Success"
         # The shadow service answers through the authenticated listener.
         probe = make_probe("127.0.0.1", stack.port, ("bob", "pw-of-bob"))
-        thing = f"t{uuid.uuid4().hex[:8]}"
+        thing = "bob"  # a login reaches the shadows of the thing named like it
         accepted = probe.request(
             f"$aws/things/{thing}/shadow/update", {"state": {"reported": {"a": 1}}}
         )
