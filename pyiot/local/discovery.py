@@ -254,7 +254,7 @@ async def choose_broker(
             if not lock_is_held(folder):
                 raise
             continue  # another process claimed the folder first: use its stack
-        say(f"local broker: {stack.url}{stack.port_note} (shadows in {stack.store_path})")
+        say(f"local broker: {stack.url} (shadows in {stack.store_path}){stack.port_note}")
         return BrokerChoice(BrokerAddress.parse(stack.url), settings.client_id, stack)
     raise StackError(f"could not start or find the local stack of {folder}")
 
@@ -270,6 +270,13 @@ async def check_shadow_service(connection: Any, broker: Any, thing: str) -> None
     try:
         await connection.get(thing, timeout=SHADOW_PROBE_TIMEOUT_S)
     except ShadowError as err:
+        if "PUBLISH_FAILURE" in str(err):
+            # MQTT 5: the broker refused the request (its ACL): say so, not awscrt's code.
+            raise StackError(
+                f"{broker} refuses shadow requests for {thing} from this client: the login "
+                "must reach that thing (`pyiot broker --grant USER=THING`, or a login or "
+                "certificate named like the thing)"
+            ) from None
         if "no answer" not in str(err):
             return  # answered, with an error: a service is there
         raise StackError(

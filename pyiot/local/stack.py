@@ -73,7 +73,8 @@ def default_data_dir() -> Path:
 class LocalStack(Service):
     """mosquitto + :class:`ShadowService` + :class:`ShadowStore`, started and stopped together.
 
-    ``port`` is the broker port: that port or :class:`PortInUse`, never another one. With
+    ``port`` is the broker port: that port or :class:`PortInUse`, never another one (0: any
+    free port). With
     ``port=None`` the stack takes ``prefer_port`` if it is free, else any free port (then
     :attr:`port_note` says why). ``listen`` is the address to listen on; ``users`` (name ->
     password) and ``password_file`` (made with mosquitto_passwd) require a login on the plain
@@ -173,6 +174,8 @@ class LocalStack(Service):
         _LOGGER.info("local stack on %s, shadows in %s", self.url, self.store_path)
 
     def _choose_port(self, probe_host: str) -> int:
+        if self.requested_port == 0:  # as for bind(): any free port
+            return free_port(None)
         if self.requested_port is not None:
             return exact_port(self.requested_port, probe_host)
         port = free_port(self.prefer_port)
