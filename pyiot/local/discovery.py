@@ -81,7 +81,14 @@ class FolderLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise :class:`StackError` naming the stack that holds it."""
-        fd = open_private(self.path, os.O_RDWR)
+        try:
+            # Read-only is enough for flock, and works in a folder that is read-only.
+            fd = open_private(self.path, os.O_RDONLY)
+        except OSError as err:
+            raise StackError(
+                f"cannot claim the data folder {self.path.parent}: {err.strerror}; pyiot must "
+                "write there (or pick another one with --data)"
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -24,8 +24,8 @@ class UnsafePath(RuntimeError):
 def private_dir(path: Path) -> Path:
     """Make ``path`` (and missing parents) a folder only its owner can enter; return it.
 
-    An existing folder must be a real folder (not a link) owned by this user; its mode is
-    tightened to 0700.
+    An existing folder must be a real folder (not a link) owned by this user; group and
+    others lose their access to it.
     """
     path = Path(path)
     if not path.exists() and not path.is_symlink():
@@ -39,8 +39,8 @@ def private_dir(path: Path) -> Path:
         raise UnsafePath(f"{path} is not a folder")
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         raise UnsafePath(f"{path} belongs to another user (uid {info.st_uid})")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
     return path
 
 

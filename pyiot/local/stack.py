@@ -184,9 +184,9 @@ class LocalStack(Service):
         return port
 
     def _start(self) -> None:
-        workdir = private_dir(self.data_dir / "mosquitto")
-        # Opened first: a store pyiot cannot use stops the start before any broker runs.
+        # Opened first: a store pyiot cannot use stops the start before anything is written.
         self.store = ShadowStore(self.store_path)
+        workdir = private_dir(self.data_dir / "mosquitto")
         port = self._choose_port(self.host)
         # The shadow service always logs in: the ACL gives its account alone the replies.
         self._service_credentials = service = new_service_credentials()
