@@ -34,7 +34,7 @@ class _StopSignals:
     """SIGINT and SIGTERM as a request to stop, from the moment pyiot starts.
 
     Installed first thing, so a signal during start-up never kills pyiot half-way (leaving a
-    broker behind): a command that runs until stopped (run, broker, simulate, shadow) notes
+    broker behind): a command that runs until stopped (run, broker, simulate, shadow watch) notes
     the request, finishes or skips the rest of its start-up, and stops in order, exit 0. A
     second Ctrl-C gives up waiting (exit 130). Other commands stop at once.
     """
@@ -97,7 +97,9 @@ def _main(argv: list[str] | None) -> int:
     from pyiot.lang import IotError
 
     # Commands that run until stopped handle a stop request themselves, in order.
-    _STOP.deferred = args.func in (cmd_run, cmd_broker, cmd_simulate, cmd_shadow)
+    _STOP.deferred = args.func in (cmd_run, cmd_broker, cmd_simulate) or (
+        args.func is cmd_shadow and getattr(args, "action", None) == "watch"
+    )
     try:
         return args.func(args) or 0
     except IotError as err:

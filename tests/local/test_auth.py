@@ -13,7 +13,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pyiot.local import InsecureListen, LocalStack, TlsFiles
-from pyiot.local.auth import SERVICE_USER, is_loopback, password_line, write_password_file
+from pyiot.local.auth import (
+    SERVICE_USER,
+    is_loopback,
+    login_acl_text,
+    open_acl_text,
+    parse_grant,
+    password_line,
+    write_password_file,
+)
 from tests.shadow.certs import make_pki
 
 pytestmark = pytest.mark.timeout(30)
@@ -143,3 +151,17 @@ def test_reply_order_can_be_either(mosquitto_path, make_probe, tmp_path, delta_f
         order = [t for t in probe.received if t.endswith(("/accepted", "/delta"))]
         expected = ["delta", "accepted"] if delta_first else ["accepted", "delta"]
         assert [t.rsplit("/", 1)[1] for t in order] == expected
+
+
+def test_grants_name_a_user_and_things() -> None:
+    assert parse_grant("app=lamp, door") == ("app", ["lamp", "door"])
+    assert parse_grant("admin=*") == ("admin", ["*"])
+    for wrong in ("app", "=lamp", "app=", "app=a/b", "app=#"):
+        with pytest.raises(ValueError):
+            parse_grant(wrong)
+    # Anonymous loopback clients never get a reply topic; logins get their things only.
+    assert "write $aws/things/+/shadow/update/" not in open_acl_text()
+    text = login_acl_text(["lamp"], {"app": ["door"]})
+    assert "user app\ntopic read $aws/things/door/shadow/#" in text
+    assert "pattern write $aws/things/%u/shadow/+" in text
+    assert "user lamp" not in text  # nothing beyond the thing named like it
