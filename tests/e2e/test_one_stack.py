@@ -85,6 +85,22 @@ def test_a_second_run_uses_the_stack_the_first_started(cli, tmp_path: Path) -> N
     assert first.stop() == 0
 
 
+def test_two_runs_started_together_end_up_on_one_stack(cli, tmp_path: Path) -> None:
+    """Both race for the folder's lock: the loser uses the winner's stack."""
+    data = tmp_path / "data"
+    lamp = Path(__file__).resolve().parents[2] / "devices" / "lightbulb.iot"
+    runs = [cli("run", str(file), "--simulate", "--data", str(data)) for file in (RELAY, lamp)]
+    for run in runs:
+        run.wait_for("^ready", timeout=PATIENCE)
+    started = [r for r in runs if any(x.startswith("local broker:") for x in r.lines)]
+    found = [r for r in runs if any(x.startswith("local stack:") for x in r.lines)]
+    assert len(started) == 1 and len(found) == 1
+    url = started[0].wait_for(r"^local broker: (mqtt://\S+)").group(1)
+    assert found[0].wait_for(r"^local stack: (mqtt://\S+)").group(1) == url
+    assert found[0].stop() == 0
+    assert started[0].stop() == 0
+
+
 def test_a_second_broker_on_one_folder_is_refused_naming_the_first(cli, tmp_path) -> None:
     data = tmp_path / "data"
     broker = cli("broker", "--port", "0", "--data", str(data))
