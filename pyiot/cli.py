@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,76 @@ class UsageError(Exception):
     """A mistake on the command line or in the environment; the message says what to do."""
 
 
+class _StopSignals:
+    """SIGINT and SIGTERM as a request to stop, from the moment pyiot starts.
+
+    Installed first thing, so a signal during start-up never kills pyiot half-way (leaving a
+    broker behind): a command that runs until stopped (run, broker, simulate, shadow watch) notes
+    the request, finishes or skips the rest of its start-up, and stops in order, exit 0. A
+    second Ctrl-C gives up waiting (exit 130). Other commands stop at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.deferred = False  # the command stops itself when it sees `requested`
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def install(self) -> dict[int, Any]:
+        """Handle the signals (main thread only); return the handlers to restore after."""
+        self.requested = self.deferred = False
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # main() called from a thread (tests): signals stay where they were
+        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self.deferred:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(0)
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self) -> None:
+        """Return once a stop was requested (at once if it already was)."""
+        self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            if not self.requested:
+                await self._event.wait()
+        finally:
+            self._loop = self._event = None
+
+
+_STOP = _StopSignals()
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = _STOP.install()
+    try:
+        return _main(argv)
+    finally:
+        _STOP.restore(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     from pyiot.lang import IotError
 
+    # Commands that run until stopped handle a stop request themselves, in order.
+    _STOP.deferred = args.func in (cmd_run, cmd_broker, cmd_simulate) or (
+        args.func is cmd_shadow and getattr(args, "action", None) == "watch"
+    )
     try:
         return args.func(args) or 0
     except IotError as err:
@@ -225,16 +290,19 @@ def _host_port(url: str, scheme: str) -> tuple[str, int]:
 
 
 async def _until_stopped() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    """Wait for SIGINT or SIGTERM (the handlers are in place since pyiot started)."""
+    await _STOP.wait()
+
+
+def _stopping() -> bool:
+    """A stop was asked for during start-up: skip the rest of it."""
+    return _STOP.requested
 
 
 # -------------------------------------------------------------------------------------- broker
 def cmd_broker(args: argparse.Namespace) -> int:
     from pyiot.local import LocalStack, TlsFiles
+    from pyiot.local.auth import parse_grant
 
     if bool(args.username) != bool(args.password):
         raise UsageError("--username and --password go together")
@@ -249,19 +317,25 @@ def cmd_broker(args: argparse.Namespace) -> int:
         tls = TlsFiles(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key))
     if args.password_file and not Path(args.password_file).is_file():
         raise UsageError(f"password file {args.password_file} not found")
+    grants: dict[str, list[str]] = {}
+    for text in getattr(args, "grant", None) or []:
+        user, things = parse_grant(text)
+        grants.setdefault(user, []).extend(things)
     stack = LocalStack(
         port=args.port,
+        prefer_port=DEFAULT_BROKER_PORT,
         data_dir=Path(args.data) if args.data else None,
         listen=args.listen,
         users={args.username: args.password} if args.username else None,
         password_file=Path(args.password_file) if args.password_file else None,
+        grants=grants,
         tls=tls,
         tls_port=args.tls_port,
     )
-    stack.start()
     try:
+        stack.start()
         login = " (login required)" if args.username or args.password_file else ""
-        _out(f"broker: {stack.url}{login} (shadows in {stack.store_path})")
+        _out(f"broker: {stack.url}{login} (shadows in {stack.store_path}){stack.port_note}")
         if tls is not None:
             _out(
                 f"TLS listener: mqtts://{args.listen}:{stack.tls_port} "
@@ -355,6 +429,7 @@ def _check_python_allowed(programs: list, endpoints: dict[str, str], allowed: bo
 
 
 async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, str], settings):
+    from pyiot.local.discovery import check_shadow_service, choose_broker
     from pyiot.runtime.gateway import Gateway, endpoint_for
     from pyiot.runtime.shadow_client import ShadowConnection
     from pyiot.sim import DeviceSimulator, PortSimulator, port_groups
@@ -396,15 +471,14 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
                     simulators.append(sim)
                     endpoints.update({n: url for n in names})
                     _out(f"simulator: {', '.join(c[0] for c in components)} on {url}")
-        broker = settings.broker
-        if broker is None:
-            from pyiot.local import LocalStack
-            from pyiot.runtime.shadow_client import BrokerAddress
-
-            stack = LocalStack(port=DEFAULT_BROKER_PORT, data_dir=args.data)
-            await asyncio.get_running_loop().run_in_executor(None, stack.start)
-            broker = BrokerAddress.parse(stack.url)
-            _out(f"local broker: {stack.url} (shadows in {stack.store_path})")
+        if _stopping():
+            return
+        choice = await choose_broker(
+            settings, args.data, start=True, port=getattr(args, "port", None), say=_out
+        )
+        stack, broker = choice.stack, choice.broker
+        if _stopping():
+            return
         # On AWS a policy usually ties the client id to a thing name: use the first thing's.
         client_id = settings.client_id or (things[0].name if settings.is_tls else None)
         shadow = ShadowConnection(broker, client_id, things=len(things))
@@ -418,6 +492,9 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         await shadow.connect()
         if settings.is_tls:
             _out(f"connected to {broker} as {shadow.client_id}")
+        await check_shadow_service(shadow, broker, things[0].name)
+        if _stopping():
+            return
         await gateway.start()
         for thing in things:
             comps = ", ".join(
@@ -427,8 +504,9 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
             _out(f"thing {thing.name}: {comps}")
         if settings.is_tls:
             hint = " (with the same --endpoint/--cert/--key/--ca)"
-        elif str(broker).endswith(f"127.0.0.1:{DEFAULT_BROKER_PORT}"):
-            hint = ""
+        elif choice.local:
+            # `pyiot shadow` finds the stack through the same data folder.
+            hint = f" --data {args.data}" if args.data else ""
         else:
             hint = f" --broker {broker}"
         _out(f"ready; try: pyiot shadow get {things[0].name}{hint}")
@@ -443,7 +521,7 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         for sim in simulators:
             await sim.close()
         if stack is not None:
-            stack.stop()
+            await asyncio.get_running_loop().run_in_executor(None, stack.stop)
 
 
 # -------------------------------------------------------------------------------------- shadow
@@ -463,10 +541,10 @@ def cmd_shadow(args: argparse.Namespace) -> int:
 
 async def _shadow(args: argparse.Namespace) -> int:
     from pyiot.config import settings_from_args
-    from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
+    from pyiot.local.discovery import check_shadow_service, choose_broker
+    from pyiot.runtime.shadow_client import ShadowConnection
 
     settings = settings_from_args(args)
-    broker = settings.broker or BrokerAddress("127.0.0.1", DEFAULT_BROKER_PORT)
     desired = {}
     if args.action == "set":
         if not args.values:
@@ -485,10 +563,15 @@ async def _shadow(args: argparse.Namespace) -> int:
             node[leaf] = parse_value(raw)
     elif args.values:
         raise UsageError(f"shadow {args.action} takes no KEY=VALUE")
-    connection = ShadowConnection(broker, settings.client_id)
+    # The local stack serving the data folder, never whatever answers on 1883.
+    data = getattr(args, "data", None)
+    choice = await choose_broker(settings, data, start=False, say=_LOGGER.info)
+    broker = choice.broker
+    connection = ShadowConnection(broker, choice.client_id)
     await connection.connect()
     name = f"{args.thing}" + (f" (shadow {args.shadow})" if args.shadow else "")
     try:
+        await check_shadow_service(connection, broker, args.thing)
         if args.action == "get":
             document = await connection.get(args.thing, args.shadow)
             if document is None:
@@ -555,8 +638,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "broker", parents=[common], help="run the local MQTT broker + Device Shadow service"
     )
-    p.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT)
-    p.add_argument("--data", help="where shadows are kept (default: per-user data folder)")
+    p.add_argument(
+        "--port",
+        type=int,
+        help=f"broker port: exactly this one or an error (default: {DEFAULT_BROKER_PORT} if free, "
+        "else any free port)",
+    )
+    p.add_argument(
+        "--data",
+        help="where shadows are kept; one stack per folder (default: per-user data folder)",
+    )
     p.add_argument(
         "--listen",
         default="127.0.0.1",
@@ -569,12 +660,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", help="TLS listener: CA that signs the clients' certificates")
     p.add_argument("--tls-cert", help="TLS listener: the broker's certificate")
     p.add_argument("--tls-key", help="TLS listener: the broker's private key")
-    p.add_argument("--tls-port", type=int, default=8883, help="TLS listener port (8883)")
+    p.add_argument(
+        "--tls-port", type=int, help="TLS listener port (default: 8883 if free, else any)"
+    )
+    p.add_argument(
+        "--grant",
+        action="append",
+        metavar="USER=THING[,THING]",
+        help="let a login reach these things' shadows (* for all things and plain topics); "
+        "a login always reaches the thing named like it",
+    )
     p.set_defaults(func=cmd_broker)
 
     from pyiot.config import add_connection_arguments
 
-    local = f"start a local broker on {DEFAULT_BROKER_PORT} (or a free port)"
+    local = (
+        "the local stack of the data folder (--data): the one running there, else one started "
+        f"here on {DEFAULT_BROKER_PORT} (or any free port if that is taken)"
+    )
     p = sub.add_parser("run", parents=[common], help="connect the devices and the shadows")
     p.add_argument(
         "files",
@@ -591,7 +694,11 @@ def _parser() -> argparse.ArgumentParser:
         help="device port for a component or a thing's port (or THING.NAME): /dev/ttyUSB0, "
         "socket://host:port, tcp://host:port",
     )
-    p.add_argument("--data", type=Path, help="where the local broker keeps shadows")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="data folder of the local stack: use the stack running there, else start one",
+    )
     p.add_argument(
         "--allow-python",
         action="store_true",
@@ -626,7 +733,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar=("NAME", "KEY=VALUE"),
         help="a named shadow (default: the classic one)",
     )
-    add_connection_arguments(p, f"the local broker on 127.0.0.1:{DEFAULT_BROKER_PORT}")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="data folder of the local stack to talk to (default: per-user data folder)",
+    )
+    add_connection_arguments(p, "the local stack of the data folder (see --data)")
     p.set_defaults(func=cmd_shadow)
     return parser
 

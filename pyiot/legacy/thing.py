@@ -5,8 +5,10 @@ region=..., components=[...])` and `start()`, as before. Each component runs on 
 `LegacyEngine`; the thing's shadow side is the `ThingRuntime` every `.iot` thing runs on
 (desired -> command, device -> reported, rejections and connectivity under `reported.pyiot`),
 over awsiotsdk's shadow client. Without an endpoint the thing uses the broker pyiot's
-configuration names (`PYIOT_BROKER`, `~/.config/pyiot/config.toml`) or, with none, starts
-pyiot's local stack (mosquitto and the local Device Shadow service) on 127.0.0.1:1883.
+configuration names (`PYIOT_BROKER`, `~/.config/pyiot/config.toml`), else the local stack
+running for its data folder (`pyiot broker`, `pyiot run`), else it starts that stack itself
+(mosquitto and the local Device Shadow service, on 127.0.0.1:1883 or any free port) — the
+same choice as the command line's (:func:`pyiot.local.discovery.choose_broker`).
 
 `onChange(updatedProperties)` is called with the properties the devices changed (gathered
 for 0.1 s, as the original did); the `{property: value}` it returns (or a list of pairs) are
@@ -37,7 +39,6 @@ _LOGGER = logging.getLogger("pyiot.legacy")
 # Device-side changes arriving this close together reach onChange as one dict (the original
 # waited 0.1 s after a change for the rest of a burst).
 BATCH_WINDOW = 0.1
-LOCAL_BROKER_PORT = 1883
 
 
 class Thing:
@@ -48,8 +49,8 @@ class Thing:
     (the thing's certificate files, for the endpoint), `region` (implied by the endpoint;
     unused), `components` (one `Component` or a list). Keyword-only additions: `broker`
     (`mqtt://HOST:PORT` of a broker with a Device Shadow service, such as `pyiot broker`),
-    `client_id` (default: `thingName` on AWS, a random one locally), `data_dir` (where a local
-    stack started here keeps its shadows).
+    `client_id` (default: `thingName` on AWS, a random one locally), `data_dir` (the data
+    folder of the local stack to use, or to start when none runs there).
     """
 
     _logger = _LOGGER
@@ -133,6 +134,7 @@ class Thing:
 
     async def run(self) -> None:
         """Connect the devices and the shadow; return once stopped."""
+        from pyiot.local.discovery import check_shadow_service
         from pyiot.runtime.shadow_client import ShadowConnection
         from pyiot.runtime.thing import ThingRuntime
 
@@ -151,6 +153,7 @@ class Thing:
             for engine in engines.values():
                 engine.value_listeners.append(self._on_value)
             await shadow.connect()
+            await check_shadow_service(shadow, broker, self.__name__)
             for engine in engines.values():
                 await engine.start()
             await runtime.start()
@@ -163,21 +166,15 @@ class Thing:
             self._stop_requested.clear()  # the thing may be started again
 
     async def _broker(self) -> tuple[Any, str | None, Any]:
-        """(broker, client id, local stack or None) from the options, pyiot's configuration,
-        else a local stack started here."""
+        """(broker, client id, local stack started here or None): the options, pyiot's
+        configuration, the local stack of the data folder, else one started here."""
         from pyiot.config import resolve
-        from pyiot.runtime.shadow_client import BrokerAddress
+        from pyiot.local.discovery import choose_broker
 
         settings = resolve(self._options)
-        client_id = settings.client_id or (self.__name__ if settings.is_tls else None)
-        if settings.broker is not None:
-            return settings.broker, client_id, None
-        from pyiot.local import LocalStack
-
-        stack = LocalStack(port=LOCAL_BROKER_PORT, data_dir=self._data_dir)
-        await asyncio.get_running_loop().run_in_executor(None, stack.start)
-        _LOGGER.warning("local broker: %s (shadows in %s)", stack.url, stack.store_path)
-        return BrokerAddress.parse(stack.url), client_id, stack
+        choice = await choose_broker(settings, self._data_dir, start=True)
+        client_id = choice.client_id or (self.__name__ if settings.is_tls else None)
+        return choice.broker, client_id, choice.stack
 
     def _model(self, engines: dict[str, LegacyEngine]) -> ModelThing:
         pos = class_pos(type(self))

@@ -4,10 +4,11 @@ Use :class:`LocalStack` to run both; the parts are usable on their own.
 """
 
 from pyiot.local.auth import InsecureListen, TlsFiles
-from pyiot.local.mosquitto import Mosquitto, MosquittoNotFound
+from pyiot.local.discovery import StackError, choose_broker, find_stack
+from pyiot.local.mosquitto import Mosquitto, MosquittoNotFound, PortInUse
 from pyiot.local.shadow_service import ShadowService
 from pyiot.local.stack import LocalStack
-from pyiot.local.store import ShadowStore
+from pyiot.local.store import ShadowStore, StoreError
 
 __all__ = [
     "InsecureListen",
@@ -15,6 +16,11 @@ __all__ = [
     "LocalStack",
     "Mosquitto",
     "MosquittoNotFound",
+    "PortInUse",
     "ShadowService",
     "ShadowStore",
+    "StackError",
+    "StoreError",
+    "choose_broker",
+    "find_stack",
 ]

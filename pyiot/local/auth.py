@@ -2,8 +2,24 @@
 
 By default pyiot's broker listens on loopback only and lets anyone on this host in, like any
 local development broker. Listening anywhere else needs authentication: a mosquitto password
-file (user names and PBKDF2 hashes) or TLS with client certificates. The shadow service then
-logs in with an account pyiot creates for it on every start.
+file (user names and PBKDF2 hashes) or TLS with client certificates.
+
+The shadow service always logs in, with an account pyiot creates for it on every start (a
+random password), on a loopback listener of its own that takes that login only. Only there may
+a client publish the service's replies (``.../accepted``, ``rejected``, ``delta``,
+``documents``), as AWS IoT lets no client do: a client that could would switch a device with
+no trace in the shadow. On the other listeners (access control lists, :func:`open_acl_text`,
+:func:`login_acl_text`) anonymous loopback clients may publish shadow requests and any topic
+outside ``$`` and read all shadow topics; a login reaches the shadows of the thing named like
+it and of the things granted to it (``grants``: user -> things, ``*`` for all).
+
+mosquitto 2.0.11, checked by hand: a ``deny`` line wins over a broader grant whatever the
+order, but it also stops delivery of that topic to the client, so "read all but publish none"
+has to be written as grants of the request topics alone; ``#`` does not cover ``$``-topics;
+``topic`` lines before any ``user`` apply only to clients that give no user name, so the open
+listener's rules are ``pattern`` lines (awscrt puts its SDK name in the user name); and a
+listener with a password file refuses a user name it does not know, which is why the
+service's login lives on a listener of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +29,14 @@ import hashlib
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import socket
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyiot.local.files import write_private
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,20 +69,22 @@ class Listener:
     host: str = "127.0.0.1"
     password_file: Path | None = None  # clients log in with a user of this file
     tls: TlsFiles | None = None  # clients present a certificate signed by tls.ca
+    anonymous: bool = False  # clients without a user name may connect too (loopback)
+    acl_file: Path | None = None  # what each client may publish and read
 
     @property
     def authenticated(self) -> bool:
-        return self.password_file is not None or self.tls is not None
+        """Every client must log in (password or certificate)."""
+        return not self.anonymous and (self.password_file is not None or self.tls is not None)
 
     def config_lines(self) -> list[str]:
         """This listener's block of a mosquitto.conf written with `per_listener_settings true`."""
         lines = [f"listener {self.port} {self.host}"]
-        if not self.authenticated:
-            lines.append("allow_anonymous true")
-            return lines
-        lines.append("allow_anonymous false")
+        lines.append(f"allow_anonymous {'false' if self.authenticated else 'true'}")
         if self.password_file is not None:
             lines.append(f"password_file {self.password_file}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         if self.tls is not None:
             lines += [
                 f"cafile {self.tls.ca}",
@@ -145,10 +167,104 @@ def write_password_file(
                 lines.append(line.strip())
     for user, password in (users or {}).items():
         lines.append(password_line(user, password))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Created 0600 from the start: the hashes are never readable by others, even briefly.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.chmod(path, 0o600)
+    # A fresh 0600 file renamed into place: never readable by others, never through a link.
+    write_private(path, "\n".join(lines) + "\n")
     _LOGGER.debug("wrote a password file with %d users", len(lines))
+
+
+def password_file_users(path: Path) -> list[str]:
+    """The user names of a mosquitto password file."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [
+        line.split(":", 1)[0].strip()
+        for line in text.splitlines()
+        if ":" in line and not line.lstrip().startswith("#")
+    ]
+
+
+#: A thing name as AWS IoT allows it; also what may appear in an ACL line.
+_THING = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+ALL_THINGS = "*"
+
+# Requests a client may publish: get/update/delete, of the classic and of named shadows.
+# (`shadow/+` is one level: the replies, e.g. `update/accepted`, have one more.)
+_REQUESTS = ("shadow/+", "shadow/name/+/+")
+
+
+def parse_grant(text: str) -> tuple[str, list[str]]:
+    """`USER=THING[,THING...]` (or `USER=*`) from the command line."""
+    user, sep, things = text.partition("=")
+    names = [name.strip() for name in things.split(",") if name.strip()]
+    if not sep or not user or not names:
+        raise ValueError(f"expected USER=THING[,THING...] or USER=*, got {text!r}")
+    for name in names:
+        if name != ALL_THINGS and not _THING.fullmatch(name):
+            raise ValueError(f"{name!r} is not a thing name (letters, digits, : _ -)")
+    return user, names
+
+
+def _thing_lines(thing: str) -> list[str]:
+    lines = [f"topic read $aws/things/{thing}/shadow/#"]
+    lines += [f"topic write $aws/things/{thing}/{request}" for request in _REQUESTS]
+    return lines
+
+
+def open_acl_text() -> str:
+    """The acl_file of the anonymous loopback listener.
+
+    ``pattern`` lines apply to every client of the listener, whatever user name it gives
+    (awscrt puts its SDK name there): every plain topic, every shadow topic to read, shadow
+    requests to publish, and no reply topic. The shadow service has its own listener.
+    """
+    lines = [
+        "# written by pyiot on every start: anyone on loopback, but no shadow replies",
+        "pattern readwrite #",
+        "pattern read $aws/things/+/shadow/#",
+        *(f"pattern write $aws/things/+/{request}" for request in _REQUESTS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def login_acl_text(
+    users: Iterable[str] = (), grants: Mapping[str, Iterable[str]] | None = None
+) -> str:
+    """The acl_file of listeners that require a login (password or client certificate).
+
+    A login reaches the shadows of the thing named like it (a certificate's common name is
+    its login) and of the things ``grants`` gives it (``*``: every thing and every plain
+    topic); never a reply topic.
+    """
+    grants = {user: list(things) for user, things in (grants or {}).items()}
+    lines = ["# written by pyiot on every start: each login reaches its own things"]
+    for user in dict.fromkeys([*users, *grants]):
+        if user == SERVICE_USER or not user or any(c.isspace() for c in user):
+            continue
+        things = grants.get(user, [])
+        if not things:
+            continue
+        lines += ["", f"user {user}"]
+        if ALL_THINGS in things:
+            lines += ["topic readwrite #", *_thing_lines("+")]
+            continue
+        for thing in things:
+            lines += _thing_lines(thing)
+    lines += [
+        "",
+        "pattern read $aws/things/%u/shadow/#",
+        *(f"pattern write $aws/things/%u/{request}" for request in _REQUESTS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def service_acl_text() -> str:
+    """The acl_file of the shadow service's own listener: its account may do everything."""
+    return "\n".join(
+        [
+            "# written by pyiot on every start: the shadow service alone publishes replies",
+            f"user {SERVICE_USER}",
+            "topic readwrite #",
+            "topic readwrite $aws/things/+/shadow/#",
+        ]
+    ) + "\n"
+
+

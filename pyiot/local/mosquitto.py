@@ -5,25 +5,44 @@ works with the awsiotsdk clients over MQTT 3.1.1 and 5; mosquitto 2.x does (see 
 This module writes a minimal configuration (by default loopback only, anonymous, no
 persistence; more listeners with passwords or TLS on request), runs the broker in its own
 process group and stops it again.
+
+The broker never outlives the pyiot process that started it, even one killed with SIGKILL:
+on Linux it is started with ``PR_SET_PDEATHSIG`` (the kernel sends it SIGTERM when its parent
+dies). The kernel means the parent *thread*, so every broker is started from one thread that
+lives as long as the process.
+
+Memory stays bounded whatever clients do: a client that subscribed with a persistent session
+and went away gets at most ``max_queued_messages`` messages or ``max_queued_bytes`` bytes
+queued (both apply per client, online or offline; online clients take messages as fast as
+they come, so only a stalled or gone client reaches them), and a persistent session not
+resumed within ``persistent_client_expiration`` is dropped.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from pyiot.local.auth import Listener, is_wildcard
+from pyiot.local.files import private_dir, write_private
 from pyiot.local.service import Service
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,6 +56,20 @@ _FALLBACK_PATHS = (
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 _LOG_TAIL_LINES = 20
+
+#: Per client, QoS 1 messages queued beyond those in flight. mosquitto's default of 1000
+#: dropped MQTT 3 bursts (DESIGN.md §7); 0 (unlimited) let a gone persistent session grow
+#: the broker without bound.
+MAX_QUEUED_MESSAGES = 10_000
+#: Per client, bytes of queued payload; whichever limit comes first applies.
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
+#: A persistent session nobody resumes is dropped after this long (units h, d, w, m, y).
+PERSISTENT_CLIENT_EXPIRATION = "1h"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+class PortInUse(RuntimeError):
+    """The port asked for is taken by another program."""
 
 
 class MosquittoNotFound(RuntimeError):
@@ -90,6 +123,83 @@ def free_port(preferred: int | None) -> int:
         return int(sock.getsockname()[1])
 
 
+def exact_port(port: int, host: str = "127.0.0.1") -> int:
+    """Return ``port`` if it is free on ``host``, else raise :class:`PortInUse` (one line)."""
+    probe_host = "127.0.0.1" if is_wildcard(host) else host
+    if not _port_is_free(port, probe_host):
+        raise PortInUse(
+            f"port {port} on {host} is in use by another program (a system mosquitto?): "
+            "pick another with --port, or leave --port out to use any free port"
+        )
+    return port
+
+
+# -- starting mosquitto so that it dies with us -----------------------------------------------
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _child_setup(parent: int) -> Callable[[], None]:
+    """What the forked child does before exec: private files, and die with `parent`."""
+
+    def setup() -> None:
+        os.umask(0o077)  # mosquitto's own log file: 0600
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            if os.getppid() != parent:
+                # The parent died between fork and prctl: nobody would stop this broker.
+                os._exit(1)
+
+    return setup
+
+
+class _Spawner:
+    """One long-lived thread that starts every broker.
+
+    PR_SET_PDEATHSIG fires when the thread that forked the child ends, not the process: a
+    broker started from a worker thread of an executor would die with that thread.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[concurrent.futures.Future, list[str], dict]]
+        self._requests = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="pyiot-mosquitto-spawner", daemon=True
+                )
+                self._thread.start()
+        done: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        self._requests.put((done, argv, options))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            done, argv, options = self._requests.get()
+            if not done.set_running_or_notify_cancel():
+                continue
+            try:
+                done.set_result(subprocess.Popen(argv, **options))
+            except BaseException as err:  # handed to the caller
+                done.set_exception(err)
+
+
+_SPAWNER = _Spawner()
+
+
 class Mosquitto(Service):
     """A mosquitto process listening on ``host:port``, configured for pyiot's local stack.
 
@@ -105,10 +215,23 @@ class Mosquitto(Service):
         *,
         password_file: Path | None = None,
         extra_listeners: Iterable[Listener] = (),
+        anonymous: bool | None = None,
+        acl_file: Path | None = None,
+        max_queued_messages: int = MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        persistent_client_expiration: str = PERSISTENT_CLIENT_EXPIRATION,
     ) -> None:
         self.port = port
         self.host = host
-        self.listeners = [Listener(port, host, password_file=password_file), *extra_listeners]
+        if anonymous is None:  # a password file alone means: logins only
+            anonymous = password_file is None
+        first = Listener(
+            port, host, password_file=password_file, anonymous=anonymous, acl_file=acl_file
+        )
+        self.listeners = [first, *extra_listeners]
+        self.max_queued_messages = max_queued_messages
+        self.max_queued_bytes = max_queued_bytes
+        self.persistent_client_expiration = persistent_client_expiration
         self._workdir = Path(workdir) if workdir is not None else None
         self._own_workdir = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -162,8 +285,10 @@ class Mosquitto(Service):
         lines += [
             # Nagle on the broker's sockets costs ~44 ms per QoS 1 request/response hop.
             "set_tcp_nodelay true",
-            # 0 = unlimited; the default of 1000 silently drops MQTT 3 bursts.
-            "max_queued_messages 0",
+            # Bounded per client, high enough for bursts (the default 1000 drops MQTT 3 bursts).
+            f"max_queued_messages {self.max_queued_messages}",
+            f"max_queued_bytes {self.max_queued_bytes}",
+            f"persistent_client_expiration {self.persistent_client_expiration}",
             "persistence false",
             f"log_dest file {self.log_path}",
             "log_type error",
@@ -198,20 +323,23 @@ class Mosquitto(Service):
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="pyiot-mosquitto-"))
             self._own_workdir = True
-        self._workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config_text(), encoding="utf-8")
+        # 0700, a real folder of ours: nobody else can plant a link where mosquitto writes.
+        private_dir(self._workdir)
+        write_private(self.config_path, self.config_text())
         for stale in (self.log_path, self._output_path):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        with open(self._output_path, "wb") as output:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(self._output_path, flags, 0o600), "wb") as output:
             # Own session/process group: Ctrl-C in a terminal reaches pyiot, which then stops
             # the broker in order, instead of killing the broker under a running shadow service.
-            self._proc = subprocess.Popen(
+            self._proc = _SPAWNER.popen(
                 [executable, "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_child_setup(os.getpid()),
             )
         _LOGGER.info("started mosquitto pid %d on %s", self._proc.pid, self.url)
         try:

@@ -6,13 +6,20 @@
 ``listen`` beyond loopback requires users (a password file or user/password pairs) or a TLS
 listener; without users the plain listener stays on loopback and only the TLS listener faces
 the network. The shadow service always connects to the plain listener, logging in with an
-account made for it on each start when that listener requires passwords.
+account made for it on each start; the broker's ACL lets that account alone publish the
+service's replies (see :mod:`pyiot.local.auth`).
+
+One stack per data folder: a stack holds the folder's lock from the start and records its
+address there once it is up (see :mod:`pyiot.local.discovery`); a second stack on the same
+folder is refused. Everything it writes is private (folders 0700, files 0600).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import platformdirs
@@ -24,10 +31,24 @@ from pyiot.local.auth import (
     TlsFiles,
     is_loopback,
     is_wildcard,
+    login_acl_text,
     new_service_credentials,
+    open_acl_text,
+    password_file_users,
+    service_acl_text,
     write_password_file,
 )
-from pyiot.local.mosquitto import Mosquitto, free_port
+from pyiot.local.discovery import FolderLock, StackRecord, remove_record, write_record
+from pyiot.local.files import private_dir, write_private
+from pyiot.local.mosquitto import (
+    MAX_QUEUED_BYTES,
+    MAX_QUEUED_MESSAGES,
+    PERSISTENT_CLIENT_EXPIRATION,
+    Mosquitto,
+    PortInUse,  # noqa: F401 (raised by start(); imported from here)
+    exact_port,
+    free_port,
+)
 from pyiot.local.service import Service
 from pyiot.local.shadow_service import ShadowService
 from pyiot.local.store import ShadowStore
@@ -52,27 +73,44 @@ def default_data_dir() -> Path:
 class LocalStack(Service):
     """mosquitto + :class:`ShadowService` + :class:`ShadowStore`, started and stopped together.
 
-    ``port`` is the preferred broker port (another free port is used if it is taken);
-    ``None`` means any free port. ``listen`` is the address to listen on; ``users`` (name ->
+    ``port`` is the broker port: that port or :class:`PortInUse`, never another one (0: any
+    free port). With
+    ``port=None`` the stack takes ``prefer_port`` if it is free, else any free port (then
+    :attr:`port_note` says why). ``listen`` is the address to listen on; ``users`` (name ->
     password) and ``password_file`` (made with mosquitto_passwd) require a login on the plain
-    listener; ``tls`` adds a TLS listener on ``tls_port`` that requires client certificates.
-    ``delta_first`` makes the shadow service publish ``update/delta`` before
-    ``update/accepted`` (AWS IoT may do either).
+    listener; ``grants`` (user -> thing names, ``*`` for all) say which things' shadows each
+    login reaches besides the thing named like it; ``tls`` adds a TLS listener on
+    ``tls_port`` that requires client certificates. ``delta_first`` makes the shadow service
+    publish ``update/delta`` before ``update/accepted`` (AWS IoT may do either). The
+    ``max_queued_*`` and ``persistent_client_expiration`` limits bound the broker's memory.
     """
 
     def __init__(
         self,
-        port: int | None = 1883,
+        port: int | None = None,
         data_dir: Path | None = None,
         *,
+        prefer_port: int | None = None,
         listen: str = HOST,
         users: dict[str, str] | None = None,
         password_file: Path | None = None,
+        grants: Mapping[str, Iterable[str]] | None = None,
         tls: TlsFiles | None = None,
-        tls_port: int | None = DEFAULT_TLS_PORT,
+        tls_port: int | None = None,
         delta_first: bool = False,
+        max_queued_messages: int = MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        persistent_client_expiration: str = PERSISTENT_CLIENT_EXPIRATION,
     ) -> None:
         self.requested_port = port
+        self.prefer_port = prefer_port
+        self.grants = {user: list(things) for user, things in (grants or {}).items()}
+        self.limits = {
+            "max_queued_messages": max_queued_messages,
+            "max_queued_bytes": max_queued_bytes,
+            "persistent_client_expiration": persistent_client_expiration,
+        }
+        self.port_note = ""  # why the port is not the preferred one, for messages
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.listen = listen
         self.users = dict(users or {})
@@ -92,6 +130,12 @@ class LocalStack(Service):
         self.store: ShadowStore | None = None
         self.shadow_service: ShadowService | None = None
         self._service_credentials: Credentials | None = None
+        self._lock = FolderLock(self.data_dir)
+
+    @property
+    def login_required(self) -> bool:
+        """The plain listener takes logins only (no anonymous clients)."""
+        return bool(self.users) or self.password_file is not None
 
     @property
     def port(self) -> int:
@@ -116,57 +160,107 @@ class LocalStack(Service):
         return self.data_dir / STORE_FILE
 
     def start(self) -> None:
-        """Start the broker, then the shadow service; on failure leave nothing running."""
+        """Claim the data folder, start the broker, then the shadow service, and record the
+        stack in the folder; on failure leave nothing running."""
         if self.mosquitto is not None:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        workdir = self.data_dir / "mosquitto"
-        port = free_port(self.requested_port)
-        password_file = None
-        if self.users or self.password_file is not None:
-            if not is_loopback(self.host):
-                _LOGGER.warning(
-                    "plain MQTT on %s: passwords cross the network unencrypted; "
-                    "prefer the TLS listener beyond a trusted network",
-                    self.host,
-                )
-            self._service_credentials = new_service_credentials()
-            password_file = workdir / "passwords"
-            service = self._service_credentials
-            write_password_file(
-                password_file,
-                {**self.users, service.username: service.password},
-                include=self.password_file,
+        private_dir(self.data_dir)
+        self._lock.acquire()  # StackError naming the running stack if there is one
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        _LOGGER.info("local stack on %s, shadows in %s", self.url, self.store_path)
+
+    def _choose_port(self, probe_host: str) -> int:
+        if self.requested_port == 0:  # as for bind(): any free port
+            return free_port(None)
+        if self.requested_port is not None:
+            return exact_port(self.requested_port, probe_host)
+        port = free_port(self.prefer_port)
+        if self.prefer_port and port != self.prefer_port:
+            self.port_note = f" (port {self.prefer_port} is in use by another program)"
+        return port
+
+    def _start(self) -> None:
+        # Opened first: a store pyiot cannot use stops the start before anything is written.
+        self.store = ShadowStore(self.store_path)
+        workdir = private_dir(self.data_dir / "mosquitto")
+        port = self._choose_port(self.host)
+        # The shadow service always logs in: the ACL gives its account alone the replies.
+        self._service_credentials = service = new_service_credentials()
+        if self.login_required and not is_loopback(self.host):
+            _LOGGER.warning(
+                "plain MQTT on %s: passwords cross the network unencrypted; "
+                "prefer the TLS listener beyond a trusted network",
+                self.host,
             )
-        extra = []
+        # The service's own loopback listener: its login only, and only there may a client
+        # publish the service's replies.
+        service_passwords = workdir / "service-passwords"
+        write_password_file(service_passwords, {service.username: service.password})
+        service_acl = workdir / "service.acl"
+        write_private(service_acl, service_acl_text())
+        service_listener = Listener(
+            free_port(None),
+            HOST,
+            password_file=service_passwords,
+            acl_file=service_acl,
+        )
+        password_file = None
+        logins: list[str] = []
+        if self.login_required:
+            password_file = workdir / "passwords"
+            write_password_file(password_file, self.users, include=self.password_file)
+            logins = [*self.users]
+            if self.password_file is not None:
+                logins += password_file_users(self.password_file)
+        acl_file = workdir / "acl"
+        write_private(acl_file, login_acl_text(logins, self.grants))
+        open_acl = workdir / "open.acl"
+        write_private(open_acl, open_acl_text())
+        extra = [service_listener]
         if self.tls is not None:
-            tls_port = free_port(self.requested_tls_port)
-            extra.append(Listener(tls_port, self.listen, tls=self.tls))
+            tls_port = (
+                exact_port(self.requested_tls_port, self.listen)
+                if self.requested_tls_port is not None
+                else free_port(DEFAULT_TLS_PORT)
+            )
+            extra.append(Listener(tls_port, self.listen, tls=self.tls, acl_file=acl_file))
         mosquitto = Mosquitto(
             port,
             host=self.host,
             workdir=workdir,
             password_file=password_file,
+            anonymous=not self.login_required,
+            acl_file=acl_file if self.login_required else open_acl,
             extra_listeners=extra,
+            **self.limits,  # type: ignore[arg-type]
         )
-        mosquitto.start()
         self.mosquitto = mosquitto
-        try:
-            self.store = ShadowStore(self.store_path)
-            # A wildcard address takes connections on loopback too.
-            service_host = HOST if is_wildcard(self.host) else self.host
-            self.shadow_service = ShadowService(
-                service_host,
-                port,
-                self.store,
-                credentials=self._service_credentials,
-                delta_first=self.delta_first,
-            )
-            self.shadow_service.start()
-        except BaseException:
-            self.stop()
-            raise
-        _LOGGER.info("local stack on %s, shadows in %s", self.url, self.store_path)
+        mosquitto.start()
+        # A wildcard address takes connections on loopback too.
+        url_host = HOST if is_wildcard(self.host) else self.host
+        self.shadow_service = ShadowService(
+            HOST,
+            service_listener.port,
+            self.store,
+            credentials=service,
+            delta_first=self.delta_first,
+        )
+        self.shadow_service.start()
+        write_record(
+            self.data_dir,
+            StackRecord(
+                url=f"mqtt://{url_host}:{port}",
+                pid=os.getpid(),
+                mosquitto_pid=mosquitto.pid,
+                store=str(self.store_path),
+                login=self.login_required,
+                started=time.time(),
+            ),
+        )
 
     def restart_broker(self) -> None:
         """Stop mosquitto and start it again on the same ports (clients must reconnect)."""
@@ -176,16 +270,21 @@ class LocalStack(Service):
         self.mosquitto.start()
 
     def stop(self) -> None:
-        """Stop the shadow service, close the store, stop the broker."""
+        """Stop the shadow service, close the store, stop the broker, release the folder."""
         service, self.shadow_service = self.shadow_service, None
         store, self.store = self.store, None
         mosquitto, self.mosquitto = self.mosquitto, None
-        if service is not None:
-            service.stop()
-        if store is not None:
-            store.close()
-        if mosquitto is not None:
-            mosquitto.stop()
+        if self._lock.held:  # first: nobody should find a stack that is going away
+            remove_record(self.data_dir, os.getpid())
+        try:
+            if service is not None:
+                service.stop()
+            if store is not None:
+                store.close()
+            if mosquitto is not None:
+                mosquitto.stop()
+        finally:
+            self._lock.release()
 
     def __repr__(self) -> str:
         where = self.url if self.mosquitto is not None else "stopped"

@@ -8,18 +8,28 @@ The database runs in WAL mode with ``synchronous=NORMAL`` by default: each commi
 OS before the service answers ``accepted``, so an accepted update survives the service being
 killed (``kill -9``); only a power cut can lose the last commits. Pass
 ``synchronous="FULL"`` to fsync every commit as well.
+
+The file (and SQLite's ``-wal`` and ``-shm`` beside it) is 0600 in a 0700 folder and is never
+opened through a link. A store pyiot cannot use is refused when it opens, in one line
+(:class:`StoreError`): not a SQLite database, read-only, a link. A store deleted or replaced
+while the service runs is noticed on the next write: the write is rejected (500, "shadow
+store ... was deleted") and an error is logged, instead of answering ``accepted`` for a
+change that would be lost at the next start.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from types import TracebackType
 
-from pyiot.local.shadow_doc import ShadowDocument
+from pyiot.local.files import UnsafePath, open_private, private_dir
+from pyiot.local.shadow_doc import ShadowDocument, ShadowError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,22 +49,100 @@ def _key(shadow_name: str | None) -> str:
     return shadow_name or ""
 
 
+class StoreError(RuntimeError):
+    """The shadow store cannot be used; the message says which file and what to do."""
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the store 0600 if missing; refuse a link, a non-file or a read-only store."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        os.close(open_private(path, os.O_RDWR))
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafePath(f"shadow store {path} is a symbolic link; pyiot does not follow it")
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"shadow store {path} is not a file")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        what = path if not os.access(path, os.W_OK) else path.parent
+        raise StoreError(
+            f"shadow store {path} is read-only ({what} is not writable): pyiot must write "
+            "the shadows; make it writable or pick another data folder (--data)"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o600)  # written by an older pyiot with the umask's 0644
+
+
 class ShadowStore:
     """Shadow documents in one SQLite file; safe to share between threads."""
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path).absolute()
+        private_dir(self.path.parent)
+        _prepare_file(self.path)
         # One connection behind a lock: the service's MQTT thread writes, callers may read.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(_SCHEMA)
+        # nofollow: SQLite itself refuses a link put there after the check above.
+        uri = self.path.as_uri() + "?nofollow=1"
+        try:
+            self._db = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open shadow store {self.path}: {err}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(_SCHEMA)
+            # A write at once: a store SQLite can read but not write fails here, not on the
+            # first update.
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("COMMIT")
+            self._db.execute("SELECT count(*) FROM shadows").fetchone()
+        except sqlite3.Error as err:
+            self._db.close()
+            if "readonly" in str(err):
+                raise StoreError(
+                    f"shadow store {self.path} is read-only ({err}): make it writable or pick "
+                    "another data folder (--data)"
+                ) from None
+            raise StoreError(
+                f"shadow store {self.path} is unusable ({err}): move it away to start with no "
+                "shadows, or restore a copy"
+            ) from None
+        for extra in ("-wal", "-shm"):
+            # SQLite makes them with the database's mode; tighten ones an older pyiot left.
+            side = Path(f"{self.path}{extra}")
+            if side.is_file() and not side.is_symlink() and side.stat().st_mode & 0o077:
+                os.chmod(side, 0o600)
+        opened = os.stat(self.path)
+        self._identity = (opened.st_dev, opened.st_ino)
+        self._gone: str | None = None
         _LOGGER.debug("opened shadow store %s", self.path)
+
+    def _check_still_there(self) -> None:
+        """Refuse to write when the file was deleted or replaced under the running service:
+        SQLite would go on writing to the unlinked file and lose it all at the next start."""
+        try:
+            now = os.stat(self.path)
+            identity: tuple[int, int] | None = (now.st_dev, now.st_ino)
+        except FileNotFoundError:
+            identity = None
+        if identity == self._identity:
+            return
+        if self._gone is None:
+            self._gone = "deleted" if identity is None else "replaced"
+            _LOGGER.error(
+                "shadow store %s was %s while running: shadow changes are refused until the "
+                "local stack is restarted",
+                self.path,
+                self._gone,
+            )
+        raise ShadowError(500, f"shadow store {self.path.name} was {self._gone}; restart pyiot")
 
     def load(self, thing: str, shadow_name: str | None = None) -> ShadowDocument | None:
         """The stored document, or None if the shadow does not exist (never made or deleted)."""
@@ -81,6 +169,7 @@ class ShadowStore:
         """Store ``document`` (one committed transaction)."""
         text = json.dumps(document.to_dict(), separators=(",", ":"), ensure_ascii=False)
         with self._lock:
+            self._check_still_there()
             self._db.execute(
                 "INSERT INTO shadows (thing, shadow_name, document, version, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) "
@@ -94,6 +183,7 @@ class ShadowStore:
         """Delete the shadow; return the version it had, or None if it did not exist."""
         # SELECT then UPDATE under the lock (no RETURNING: it needs SQLite >= 3.35).
         with self._lock:
+            self._check_still_there()
             row = self._db.execute(
                 "SELECT version FROM shadows "
                 "WHERE thing = ? AND shadow_name = ? AND document IS NOT NULL",

@@ -42,7 +42,12 @@ def tls_stack(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
     """mosquitto: loopback plain (the shadow service, the test's app) + TLS (the thing)."""
     tls = TlsFiles(pki.ca, pki.server.cert, pki.server.key)
     with LocalStack(
-        port=None, data_dir=tmp_path_factory.mktemp("data"), tls=tls, tls_port=None
+        port=None,
+        data_dir=tmp_path_factory.mktemp("data"),
+        tls=tls,
+        tls_port=None,
+        # The certificate's name reaches its own thing; envThing is granted explicitly.
+        grants={"relayOne": ["envThing"]},
     ) as stack:
         yield stack
 

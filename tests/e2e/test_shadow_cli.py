@@ -33,7 +33,7 @@ def test_broker_refuses_to_face_the_network_without_a_login(tmp_path) -> None:
 def test_shadow_commands_on_a_broker_that_requires_a_login(cli, tmp_path) -> None:
     broker = cli(
         "broker", "--listen", "0.0.0.0", "--port", "0", "--data", str(tmp_path / "data"),
-        "--username", "app", "--password", "s3cret",
+        "--username", "app", "--password", "s3cret", "--grant", "app=lamp",
     )  # fmt: skip
     port = broker.wait_for(r"broker: mqtt://0\.0\.0\.0:(\d+) \(login required\)").group(1)
     url = f"mqtt://app:s3cret@127.0.0.1:{port}"

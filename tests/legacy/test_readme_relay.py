@@ -4,6 +4,7 @@ whose `start()` blocks until `exit()`. The application only talks to the Device 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -15,6 +16,7 @@ from pyiot.local import LocalStack, TlsFiles
 from tests.e2e.conftest import ShadowApp, desired, reported
 from tests.legacy.conftest import started
 from tests.shadow.certs import make_pki
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -225,3 +227,27 @@ def test_without_a_broker_the_thing_starts_the_local_stack(
             shadow.client.disconnect()
             shadow.client.loop_stop()
     assert (tmp_path / "shadows" / "shadows.sqlite3").is_file()
+
+
+def test_without_a_broker_the_thing_uses_the_stack_running_for_its_data_folder(
+    devices, mosquitto_path, tmp_path, clean_env
+):
+    """The Python API finds the folder's running stack (`pyiot broker`, `pyiot run`, here one
+    in this process) instead of starting a second one on the same shadows."""
+    data = tmp_path / "shadows"
+    with LocalStack(data_dir=data) as running:
+        sim, port = devices.serve("relay.iot")
+        relay = Relay(name="relay", stream=port, synchronous=True)
+        thing = Thing(thingName="relayOne", components=relay, data_dir=data)
+        with started(thing, stop=relay.exit):
+            wait_until(lambda: thing.broker is not None, what="the thing's broker")
+            assert thing.broker == running.url
+            shadow = ShadowApp(running.url, "relayOne")
+            try:
+                shadow.set_desired(relayState=True)
+                shadow.wait_until(lambda d: relay_state(d) is True and not desired(d))
+            finally:
+                shadow.client.disconnect()
+                shadow.client.loop_stop()
+        # Still the one stack's record: the thing started none of its own.
+        assert json.loads((data / "stack.json").read_text())["url"] == running.url

@@ -13,7 +13,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pyiot.local import InsecureListen, LocalStack, TlsFiles
-from pyiot.local.auth import SERVICE_USER, is_loopback, password_line, write_password_file
+from pyiot.local.auth import (
+    SERVICE_USER,
+    is_loopback,
+    login_acl_text,
+    open_acl_text,
+    parse_grant,
+    password_line,
+    write_password_file,
+)
 from tests.shadow.certs import make_pki
 
 pytestmark = pytest.mark.timeout(30)
@@ -72,8 +80,13 @@ def test_password_line_is_what_mosquitto_accepts(mosquitto_path, tmp_path: Path)
         # The shadow service logged in with its own account (it answered nothing otherwise).
         assert stack.shadow_service is not None
         passwords = (tmp_path / "mosquitto" / "passwords").read_text()
-        assert passwords.count("\n") == 2 and f"{SERVICE_USER}:$7$" in passwords
-        assert (tmp_path / "mosquitto" / "passwords").stat().st_mode & 0o077 == 0
+        assert passwords.count("\n") == 1 and passwords.startswith("alice:$7$")
+        # Its account lives on a listener of its own, in a file of its own.
+        service = (tmp_path / "mosquitto" / "service-passwords").read_text()
+        assert service.startswith(f"{SERVICE_USER}:$7$")
+        assert connect(stack.port, SERVICE_USER, "guess") != "Success"
+        for name in ("passwords", "service-passwords"):
+            assert (tmp_path / "mosquitto" / name).stat().st_mode & 0o077 == 0
 
 
 def test_listening_beyond_loopback_needs_a_login_or_tls(tmp_path: Path) -> None:
@@ -94,7 +107,7 @@ def test_wildcard_listener_with_a_password_file(mosquitto_path, make_probe, tmp_
         assert connect(stack.port, "bob", "pw-of-bob") == "Success"
         # The shadow service answers through the authenticated listener.
         probe = make_probe("127.0.0.1", stack.port, ("bob", "pw-of-bob"))
-        thing = f"t{uuid.uuid4().hex[:8]}"
+        thing = "bob"  # a login reaches the shadows of the thing named like it
         accepted = probe.request(
             f"$aws/things/{thing}/shadow/update", {"state": {"reported": {"a": 1}}}
         )
@@ -138,3 +151,17 @@ def test_reply_order_can_be_either(mosquitto_path, make_probe, tmp_path, delta_f
         order = [t for t in probe.received if t.endswith(("/accepted", "/delta"))]
         expected = ["delta", "accepted"] if delta_first else ["accepted", "delta"]
         assert [t.rsplit("/", 1)[1] for t in order] == expected
+
+
+def test_grants_name_a_user_and_things() -> None:
+    assert parse_grant("app=lamp, door") == ("app", ["lamp", "door"])
+    assert parse_grant("admin=*") == ("admin", ["*"])
+    for wrong in ("app", "=lamp", "app=", "app=a/b", "app=#"):
+        with pytest.raises(ValueError):
+            parse_grant(wrong)
+    # Anonymous loopback clients never get a reply topic; logins get their things only.
+    assert "write $aws/things/+/shadow/update/" not in open_acl_text()
+    text = login_acl_text(["lamp"], {"app": ["door"]})
+    assert "user app\ntopic read $aws/things/door/shadow/#" in text
+    assert "pattern write $aws/things/%u/shadow/+" in text
+    assert "user lamp" not in text  # nothing beyond the thing named like it

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyiot.local import LocalStack, Mosquitto, MosquittoNotFound
+from pyiot.local import LocalStack, Mosquitto, MosquittoNotFound, PortInUse
 from pyiot.local import mosquitto as mosquitto_module
 from pyiot.local.mosquitto import find_mosquitto, free_port
 from pyiot.local.stack import DATA_DIR_ENV, default_data_dir
@@ -68,7 +68,9 @@ def test_mosquitto_lifecycle(mosquitto_path: str) -> None:
             f"listener {broker.port} 127.0.0.1",
             "allow_anonymous true",
             "set_tcp_nodelay true",
-            "max_queued_messages 0",
+            f"max_queued_messages {mosquitto_module.MAX_QUEUED_MESSAGES}",
+            f"max_queued_bytes {mosquitto_module.MAX_QUEUED_BYTES}",
+            "persistent_client_expiration 1h",
             "persistence false",
         ):
             assert line in config.splitlines()
@@ -95,10 +97,11 @@ def test_mosquitto_that_exits_raises_with_its_log(mosquitto_path, tmp_path: Path
     assert broker.config_path.exists()  # a work directory we were given is kept
 
 
-def test_local_stack_moves_off_a_busy_port(mosquitto_path, listener, tmp_path) -> None:
+def test_local_stack_moves_off_a_busy_preferred_port(mosquitto_path, listener, tmp_path) -> None:
     busy = listener.getsockname()[1]
-    with LocalStack(port=busy, data_dir=tmp_path) as stack:
+    with LocalStack(prefer_port=busy, data_dir=tmp_path) as stack:
         assert stack.port != busy
+        assert stack.port_note == f" (port {busy} is in use by another program)"
         assert stack.url == f"mqtt://127.0.0.1:{stack.port}"
         assert stack.host == "127.0.0.1"
         assert (tmp_path / "shadows.sqlite3").exists()
@@ -106,6 +109,13 @@ def test_local_stack_moves_off_a_busy_port(mosquitto_path, listener, tmp_path) -
     assert not port_open(port)
     with pytest.raises(RuntimeError, match="not started"):
         _ = stack.port
+
+
+def test_an_explicit_busy_port_is_an_error_not_a_move(mosquitto_path, listener, tmp_path) -> None:
+    busy = listener.getsockname()[1]
+    with pytest.raises(PortInUse, match=f"port {busy} on 127.0.0.1 is in use"):
+        LocalStack(port=busy, data_dir=tmp_path).start()
+    assert not (tmp_path / "stack.json").exists()
 
 
 def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
