@@ -53,6 +53,12 @@ REQUEST_TOPICS = tuple(
 _QOS = 1
 _KEEPALIVE_S = 30
 _START_TIMEOUT_S = 10.0
+#: AWS IoT Core's Device Shadow quota: "up to 20 requests per second per thing", counted per
+#: thing (all its shadows, every operation), not per API. Above it, 429.
+REQUESTS_PER_SECOND_PER_THING = 20
+#: Things whose request budget is tracked at most; a full bucket carries no information, so
+#: those are forgotten first (a flood of made-up thing names cannot grow the table for ever).
+_MAX_TRACKED_THINGS = 10_000
 
 
 def parse_topic(topic: str) -> tuple[str, str | None, str] | None:
@@ -74,10 +80,47 @@ def _now() -> int:
     return int(time.time())
 
 
+class RequestBudget:
+    """A token bucket per thing: `rate` requests a second, bursts of up to `rate`.
+
+    Not thread-safe by itself: the service uses it from paho's one network thread.
+    """
+
+    def __init__(self, rate: float, clock: Any = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # thing -> (tokens, when)
+
+    def take(self, thing: str) -> bool:
+        """Spend one request of `thing`'s budget; False when there is none left."""
+        now = self._clock()
+        tokens, when = self._buckets.get(thing, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - when) * self.rate)
+        if tokens < 1:
+            self._buckets[thing] = (tokens, now)
+            return False
+        self._buckets[thing] = (tokens - 1, now)
+        if len(self._buckets) > _MAX_TRACKED_THINGS:
+            self._forget_full(now)
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        full = [
+            thing
+            for thing, (tokens, when) in self._buckets.items()
+            if tokens + (now - when) * self.rate >= self.rate
+        ]
+        for thing in full:
+            del self._buckets[thing]
+
+
 class ShadowService(Service):
     """The local Device Shadow service, connected to the broker at ``host:port``.
 
-    ``credentials`` log it in when the broker requires passwords.
+    ``credentials`` log it in when the broker requires passwords. ``aws_limits`` (on by
+    default) throttles each thing to AWS IoT Core's 20 requests a second, answering 429 above
+    it as AWS does; off, a test or benchmark may flood one thing. It may be changed while
+    running.
     """
 
     def __init__(
@@ -88,8 +131,11 @@ class ShadowService(Service):
         *,
         credentials: Credentials | None = None,
         delta_first: bool = False,
+        aws_limits: bool = True,
     ) -> None:
         self.host = host
+        self.aws_limits = aws_limits
+        self._budget = RequestBudget(REQUESTS_PER_SECOND_PER_THING)
         self.port = port
         self.store = store
         self.delta_first = delta_first
@@ -199,6 +245,8 @@ class ShadowService(Service):
         try:
             validate_thing_name(thing)
             validate_shadow_name(shadow_name)
+            if self.aws_limits and not self._budget.take(thing):
+                raise ShadowError(429, "Too Many Requests")
             handler(topic, thing, shadow_name, payload, now)
         except ShadowError as err:
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
@@ -258,10 +306,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--db", type=Path, required=True, help="SQLite file of the shadows")
+    parser.add_argument(
+        "--no-aws-limits",
+        action="store_true",
+        help="do not throttle a thing to AWS IoT's 20 requests a second",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = ShadowStore(args.db)
-    service = ShadowService(args.host, args.port, store)
+    service = ShadowService(args.host, args.port, store, aws_limits=not args.no_aws_limits)
     service.start()
     print("ready", flush=True)  # tests wait for this line
     try:
