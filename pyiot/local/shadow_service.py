@@ -12,6 +12,13 @@ every one, as awsiotsdk's ``IotShadowClientV2`` correlates by it), then for an a
 AWS IoT promises no order between ``update/accepted`` and ``update/delta`` (they carry the same
 version); ``delta_first=True`` publishes the delta first, so clients can be tested both ways.
 
+A gateway's MQTT last will (``pyiot/will/CLIENT_ID``, published by the broker when a pyiot
+dies without disconnecting) is applied here as an AWS IoT rule would: each component it names
+that the thing's shadow lists under ``reported.pyiot.components`` is written offline, through
+an ordinary update (accepted, delta, documents published as usual). Nothing else in the will
+is taken: any client may publish on that topic, so it can mark listed components offline and
+no more (pyiot corrects a false "offline" for a component it runs at once).
+
 Run on its own (used by tests that kill it): ``python -m pyiot.local.shadow_service --port N
 --db PATH``.
 """
@@ -50,6 +57,9 @@ REQUEST_TOPICS = tuple(
     for prefix in ("", "name/+/")
     for op in ("get", "update", "delete")
 )
+#: Where pyiot gateways leave their last will (see pyiot.runtime.broker).
+WILL_TOPICS = "pyiot/will/+"
+_WILL_ERROR_SHOWN = 200
 _QOS = 1
 _KEEPALIVE_S = 30
 _START_TIMEOUT_S = 10.0
@@ -208,7 +218,7 @@ class ShadowService(Service):
             self._subscribed.set()
             return
         # Clean session: subscribe again on every (re)connect.
-        client.subscribe([(topic, _QOS) for topic in REQUEST_TOPICS])
+        client.subscribe([(topic, _QOS) for topic in (*REQUEST_TOPICS, WILL_TOPICS)])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[Any], properties: Any
@@ -227,7 +237,10 @@ class ShadowService(Service):
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, msg.payload)
+            if msg.topic.startswith("pyiot/will/"):
+                self.apply_will(msg.payload)
+            else:
+                self.handle(msg.topic, msg.payload)
         except Exception:  # never let one request kill paho's network thread
             _LOGGER.exception("shadow request on %s failed", msg.topic)
 
@@ -254,6 +267,41 @@ class ShadowService(Service):
             _LOGGER.exception("internal error handling %s", topic)
             err = ShadowError(500, "Internal service failure")
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
+
+    def apply_will(self, payload: bytes) -> None:
+        """Write offline the components a gateway's last will names (see the module doc)."""
+        try:
+            will = parse_json(payload)
+        except ShadowError as err:
+            _LOGGER.warning("ignoring a last will that is not JSON: %s", err.message)
+            return
+        things = will.get("things") if isinstance(will, dict) else None
+        if not isinstance(things, dict):
+            _LOGGER.warning("ignoring a last will without things")
+            return
+        for thing, update in things.items():
+            named = _will_components(update)
+            try:
+                validate_thing_name(thing)
+                document = self.store.load(thing, None)
+            except ShadowError:
+                continue
+            listed = _components_of(document.reported if document is not None else None)
+            offline = {
+                name: {"online": False, "error": error}
+                for name, error in named.items()
+                if name in listed and listed[name].get("online") is not False
+            }
+            if not offline:
+                continue
+            body = {"state": {"reported": {"pyiot": {"components": offline}}}}
+            topic = f"$aws/things/{thing}/shadow/update"
+            try:
+                self._update(topic, thing, None, json.dumps(body).encode(), _now())
+            except ShadowError as err:
+                _LOGGER.warning("%s: last will not applied: %s", thing, err)
+                continue
+            _LOGGER.info("%s: %s offline (the gateway's last will)", thing, ", ".join(offline))
 
     def _get(
         self, topic: str, thing: str, shadow_name: str | None, payload: bytes, now: int
@@ -298,6 +346,27 @@ class ShadowService(Service):
         info = self._client.publish(topic, data, qos=_QOS)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             _LOGGER.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+
+
+def _components_of(reported: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """`reported.pyiot.components` of a shadow, the entries that are objects."""
+    status = (reported or {}).get("pyiot")
+    components = status.get("components") if isinstance(status, dict) else None
+    if not isinstance(components, dict):
+        return {}
+    return {name: entry for name, entry in components.items() if isinstance(entry, dict)}
+
+
+def _will_components(update: Any) -> dict[str, str]:
+    """Component name -> error text, from one thing's update in a will."""
+    state = update.get("state") if isinstance(update, dict) else None
+    reported = state.get("reported") if isinstance(state, dict) else None
+    named = {}
+    for name, entry in _components_of(reported if isinstance(reported, dict) else None).items():
+        error = entry.get("error")
+        text = error if isinstance(error, str) else "pyiot connection lost"
+        named[name] = text[:_WILL_ERROR_SHOWN]
+    return named
 
 
 def main(argv: list[str] | None = None) -> None:
