@@ -61,9 +61,9 @@ _LOGGER = logging.getLogger(__name__)
 # Rejections shown in `reported.pyiot.rejected` at most (the oldest make way for new ones),
 # and the bytes they may take together: the shadow holds 8 KB of state for everything.
 MAX_REJECTIONS_SHOWN = 10
-REJECTIONS_BUDGET = 2048
+REJECTIONS_BUDGET = 3072
 # A rejected key's name and reason are shortened to this many characters when shown.
-_NAME_SHOWN, _REASON_SHOWN = 64, 160
+_NAME_SHOWN, _REASON_SHOWN = 64, 320
 
 # pyiot's own status lives under this key in `reported` (properties may not use it).
 STATUS_KEY = "pyiot"
@@ -249,20 +249,22 @@ class ThingRuntime:
         deadline = loop.time() + timeout
         # The pending changes with it if they fit; the status alone if they do not.
         attempts = [(merge(self._reported, status), self._desired or None), (status, None)]
-        for reported, desired in attempts:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
+        while attempts and loop.time() < deadline:
+            reported, desired = attempts[0]
             try:
                 await self.shadow.update(
-                    self.name, reported=reported, desired=desired, timeout=left
+                    self.name, reported=reported, desired=desired, timeout=deadline - loop.time()
                 )
+                return
             except (ShadowError, ConnectionError) as err:
                 if _code(err) in _TOO_BIG:
-                    continue
-                _LOGGER.warning("%s: could not report offline: %s", self.name, err)
-            return
-        _LOGGER.warning("%s: could not report offline in %g s", self.name, timeout)
+                    attempts.pop(0)
+                elif _code(err) == "429":
+                    await asyncio.sleep(min(THROTTLED_RETRY, max(0.0, deadline - loop.time())))
+                else:
+                    _LOGGER.warning("%s: could not report offline: %s", self.name, err)
+                    return
+        _LOGGER.warning("%s: could not report offline within %g s", self.name, timeout)
 
     # device -> shadow ------------------------------------------------------------------------
     def _on_value(self, component: str, prop: str, value: Value) -> None:
