@@ -247,8 +247,10 @@ class ThingRuntime:
         status = {STATUS_KEY: {"components": offline}}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        # The pending changes with it if they fit; the status alone if they do not.
-        attempts = [(merge(self._reported, status), self._desired or None), (status, None)]
+        # The pending changes with it if they fit; the status alone, making room by deleting
+        # the rejections shown, if they do not.
+        bare = {STATUS_KEY: {"components": offline, "rejected": None}}
+        attempts = [(merge(self._reported, status), self._desired or None), (bare, None)]
         while attempts and loop.time() < deadline:
             reported, desired = attempts[0]
             try:
@@ -264,7 +266,10 @@ class ThingRuntime:
                 else:
                     _LOGGER.warning("%s: could not report offline: %s", self.name, err)
                     return
-        _LOGGER.warning("%s: could not report offline within %g s", self.name, timeout)
+        if attempts:
+            _LOGGER.warning("%s: could not report offline within %g s", self.name, timeout)
+        else:
+            _LOGGER.error("%s: the shadow refused even the offline status", self.name)
 
     # device -> shadow ------------------------------------------------------------------------
     def _on_value(self, component: str, prop: str, value: Value) -> None:
