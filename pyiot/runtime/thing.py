@@ -131,6 +131,7 @@ class ThingRuntime:
         self._version = -1
         self._version_checked = False  # whether _version came from a get, not an event
         self._stale = False
+        self._started = False  # whether start() reached the shadow (else nothing to report)
         self._stopping = False
         self._urgent = asyncio.Event()
         self._flushing: asyncio.Task | None = None
@@ -143,6 +144,7 @@ class ThingRuntime:
 
     async def start(self) -> None:
         """Listen to components and the shadow, then sync with it."""
+        self._started = True
         for engine in self.engines.values():
             engine.value_listeners.append(self._on_value)
             engine.status_listeners.append(self._on_status)
@@ -238,7 +240,7 @@ class ThingRuntime:
         for task in [*self._tasks, self._flushing, self._resyncing]:
             if task is not None:
                 task.cancel()
-        if timeout > 0:
+        if timeout > 0 and self._started:
             await self._report_offline(timeout)
 
     async def _report_offline(self, timeout: float) -> None:
@@ -409,7 +411,8 @@ class ThingRuntime:
         if self._version >= 0 and version > self._version + MAX_VERSION_JUMP:
             # Far ahead of the shadow as last seen: another client's forgery, or many events
             # missed. The service's own get says which, and brings any genuine wish with it.
-            _LOGGER.warning(
+            checking = self._resyncing is not None and not self._resyncing.done()
+            (_LOGGER.debug if checking else _LOGGER.warning)(
                 "%s: %s of version %d, far ahead of %d: reading the shadow to check",
                 self.name,
                 what,

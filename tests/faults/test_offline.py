@@ -133,6 +133,31 @@ def test_a_will_marks_only_listed_components_of_existing_shadows(own_stack: Loca
         probe.close()
 
 
+def test_the_python_api_stop_reports_offline(own_stack: LocalStack) -> None:
+    """The original pyIOT API: `Thing.start()` blocks, `Thing.stop()` makes it return."""
+    import serial
+
+    from pyiot import Thing
+    from tests.legacy.conftest import DeviceRoom, started
+    from tests.legacy.test_readme_relay import Relay
+
+    room = DeviceRoom()
+    try:
+        _, port = room.serve("relay.iot")
+        relay = Relay(name="relay", stream=serial.Serial(port, 9600, timeout=0.5))
+        thing = Thing(thingName="legacyRelay", components=relay, broker=own_stack.url)
+        with started(thing):
+            wait_until(
+                lambda: stored_components(own_stack, "legacyRelay").get("relay", {}).get("online"),
+                what="relay online",
+            )
+        # start() has returned: the report was made before the connection closed.
+        shown = stored_components(own_stack, "legacyRelay")["relay"]
+        assert shown == {"online": False, "error": STOPPED}
+    finally:
+        room.close()
+
+
 # ---------------------------------------------------------------------------- processes
 @pytest.fixture
 def run_relay(own_stack: LocalStack):
@@ -153,7 +178,7 @@ def run_relay(own_stack: LocalStack):
             process.process.wait()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stopping_pyiot_run_reports_offline(own_stack: LocalStack, run_relay, sig) -> None:
     process = run_relay()
     process.process.send_signal(sig)
