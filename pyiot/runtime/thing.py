@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
-import json
 import logging
 from typing import Any
 
@@ -46,7 +44,6 @@ from pyiot.runtime.documents import (
     Path,
     diff,
     dotted,
-    echo,
     leaves,
     lookup,
     merge,
@@ -54,16 +51,10 @@ from pyiot.runtime.documents import (
     parents_of,
     same,
 )
+from pyiot.runtime.rejections import Rejections
 from pyiot.runtime.shadow_client import ShadowConnection, ShadowError
 
 _LOGGER = logging.getLogger(__name__)
-
-# Rejections shown in `reported.pyiot.rejected` at most (the oldest make way for new ones),
-# and the bytes they may take together: the shadow holds 8 KB of state for everything.
-MAX_REJECTIONS_SHOWN = 10
-REJECTIONS_BUDGET = 3072
-# A rejected key's name and reason are shortened to this many characters when shown.
-_NAME_SHOWN, _REASON_SHOWN = 64, 320
 
 # pyiot's own status lives under this key in `reported` (properties may not use it).
 STATUS_KEY = "pyiot"
@@ -117,7 +108,7 @@ class ThingRuntime:
         self._baseline: dict[Path, Any] = {}  # the shadow's values the device has not told yet
         self._desired: dict[str, Any] = {}  # desired keys to clear (None) in the next update
         self._components: dict[str, dict[str, Any]] = {}
-        self._rejections: dict[str, dict[str, Any]] = {}
+        self._rejections = Rejections()
         # The newest desired value seen per key, in shadow order: a command that finishes
         # after the application changed its mind must not clear the newer wish.
         self._wanted: dict[Path, Any] = {}
@@ -313,7 +304,7 @@ class ThingRuntime:
                 snapshot = merge(snapshot, nest(key, engine.values[prop]))
         status: dict[str, Any] = {"components": dict(self._components)}
         if self._rejections:  # no empty object in the shadow when all is well
-            status["rejected"] = dict(self._rejections)
+            status["rejected"] = dict(self._rejections.entries)
         return {**snapshot, STATUS_KEY: status}
 
     def _report(self, changes: dict[str, Any], urgent: bool = False) -> None:
@@ -384,7 +375,7 @@ class ThingRuntime:
                 self.name,
                 err,
             )
-            self._rejections.clear()
+            self._rejections.drop_all()
             smaller = merge(reported, {STATUS_KEY: {"rejected": None}})
             self._reported = merge(smaller, self._reported)
             self._desired = merge(desired, self._desired)
@@ -566,30 +557,18 @@ class ThingRuntime:
             self._schedule_flush(urgent=True)
 
     def _clear_rejection(self, key: Path) -> None:
-        name = _shown(key)
-        if self._rejections.pop(name, None) is not None:
+        name = self._rejections.clear(key)
+        if name is not None:
             self._report({STATUS_KEY: {"rejected": {name: None}}}, urgent=True)
 
     def _reject(self, key: Path, value: Any, reason: str) -> None:
-        name = _shown(key)
-        entry = {"value": echo(value), "reason": _short(reason, _REASON_SHOWN)}
         self._handled[key] = value
+        name, change = self._rejections.add(key, value, reason)
+        entry = change[name]
         _LOGGER.warning(
-            "%s: rejected desired %s = %r: %s", self.name, name, echo(value), entry["reason"]
+            "%s: rejected desired %s = %r: %s", self.name, name, entry["value"], entry["reason"]
         )
-        self._rejections.pop(name, None)  # the newest go last: the oldest make way first
-        self._rejections[name] = entry
-        update: dict[str, Any] = {name: entry}
-        # Keep the newest few, in few bytes: a stream of unknown keys, however long, must not
-        # fill the shadow's 8 KB (each entry is short, so the newest always fits).
-        while len(self._rejections) > 1 and (
-            len(self._rejections) > MAX_REJECTIONS_SHOWN
-            or _size(self._rejections) > REJECTIONS_BUDGET
-        ):
-            oldest = next(iter(self._rejections))
-            del self._rejections[oldest]
-            update[oldest] = None
-        self._report({STATUS_KEY: {"rejected": update}}, urgent=True)
+        self._report({STATUS_KEY: {"rejected": change}}, urgent=True)
         self._clear_desired(key, value)
 
 
@@ -605,21 +584,3 @@ def _code(err: Exception) -> str:
 
 def _is_status_only(reported: dict[str, Any]) -> bool:
     return set(reported) <= {STATUS_KEY}
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _shown(key: Path) -> str:
-    """A rejected key's name in `reported.pyiot.rejected`: dotted, and shortened when long
-    (with a digest, so that two long names stay apart and the same one maps to the same)."""
-    name = dotted(key)
-    if len(name) <= _NAME_SHOWN:
-        return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{name[: _NAME_SHOWN - 12]}...~{digest}"
-
-
-def _size(document: dict[str, Any]) -> int:
-    return len(json.dumps(document, separators=(",", ":")))

@@ -11,7 +11,8 @@ from typing import Any
 
 from pyiot.local import LocalStack
 from pyiot.local.shadow_doc import MAX_STATE_BYTES
-from pyiot.runtime.thing import REJECTIONS_BUDGET, STOPPED
+from pyiot.runtime.rejections import REJECTIONS_BUDGET
+from pyiot.runtime.thing import STOPPED
 from pyiot.sim import DeviceSimulator, PortSimulator
 from tests.faults.conftest import TIMEOUT, GatewayRun, LogLines, relay_program
 from tests.shadow.conftest import App, desired, reported, status
