@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +97,16 @@ class RequestBudget:
     Not thread-safe by itself: the service uses it from paho's one network thread.
     """
 
-    def __init__(self, rate: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
-        self._clock = clock
+        self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # thing -> (tokens, when)
 
     def take(self, thing: str) -> bool:
         """Spend one request of `thing`'s budget; False when there is none left."""
-        now = self._clock()
+        now = self.clock()
         tokens, when = self._buckets.get(thing, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - when) * self.rate)
+        tokens = min(self.rate, tokens + max(0.0, now - when) * self.rate)
         if tokens < 1:
             self._buckets[thing] = (tokens, now)
             return False
@@ -122,6 +123,10 @@ class RequestBudget:
         ]
         for thing in full:
             del self._buckets[thing]
+        # Still too many (a flood of names): forget the oldest too, down to nine in ten, so
+        # that this scan runs once per thousand new names, not on every request.
+        while len(self._buckets) > _MAX_TRACKED_THINGS * 9 // 10:
+            del self._buckets[next(iter(self._buckets))]
 
 
 class ShadowService(Service):
@@ -145,7 +150,7 @@ class ShadowService(Service):
     ) -> None:
         self.host = host
         self.aws_limits = aws_limits
-        self._budget = RequestBudget(REQUESTS_PER_SECOND_PER_THING)
+        self.budget = RequestBudget(REQUESTS_PER_SECOND_PER_THING)
         self.port = port
         self.store = store
         self.delta_first = delta_first
@@ -258,7 +263,7 @@ class ShadowService(Service):
         try:
             validate_thing_name(thing)
             validate_shadow_name(shadow_name)
-            if self.aws_limits and not self._budget.take(thing):
+            if self.aws_limits and not self.budget.take(thing):
                 raise ShadowError(429, "Too Many Requests")
             handler(topic, thing, shadow_name, payload, now)
         except ShadowError as err:
