@@ -452,9 +452,7 @@ class ThingRuntime:
 
     def _on_document(self, document: dict[str, Any]) -> None:
         version = document.get("version")
-        if version is not None and not self._believe(version, "document"):
-            return
-        if self._stopping:
+        if self._stopping or version is not None and not self._believe(version, "document"):
             return
         self._correct_offline(document.get("state", {}).get("reported") or {})
         desired = document.get("state", {}).get("desired") or {}

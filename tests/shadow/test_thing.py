@@ -123,6 +123,7 @@ def test_desired_set_while_pyiot_was_away_is_applied_on_start(any_order_stack, t
                 lambda s: (
                     reported(s).get("volume") == 20
                     and reported(s).get("power") is True
+                    and "input" in reported(s)  # asserted below: wait for it too
                     and not desired(s)
                 )
             )
