@@ -17,7 +17,7 @@ from pyiot.local import LocalStack
 from pyiot.runtime.broker import CONNECTION_LOST, will_topic
 from pyiot.runtime.thing import STOPPED
 from tests.e2e.conftest import RELAY, CliProcess
-from tests.faults.conftest import TIMEOUT, GatewayRun, relay_program
+from tests.faults.conftest import TIMEOUT, GatewayRun, LogLines, relay_program
 from tests.local.conftest import MqttProbe
 from tests.shadow.conftest import App, status
 from tests.waiting import PATIENCE, wait_until
@@ -72,6 +72,33 @@ def test_gateway_stop_reports_every_component_offline(own_stack: LocalStack, tmp
 
     reported = asyncio.run(scenario())
     assert reported["pyiot"]["components"]["relay1"] == {"online": False, "error": STOPPED}
+
+
+def test_stop_with_the_shadow_service_gone_finishes(
+    own_stack: LocalStack, pyiot_log: LogLines
+) -> None:
+    """Nobody answers the offline report: the stop gives up on it after its bounded wait
+    (no hang), says so, and the rest of the shutdown goes on."""
+    from pyiot.sim import DeviceSimulator, PortSimulator
+
+    program = relay_program("noservice")
+
+    async def scenario() -> None:
+        sim = PortSimulator([DeviceSimulator("relay1", program.model.devices["Relay"])])
+        url = await sim.serve_tcp()
+        try:
+            async with GatewayRun(own_stack, program, {"relay1": url}) as run:
+                app = run.apps["noservice"]
+                await app.until(lambda s: components(s).get("relay1", {}).get("online") is True)
+                assert own_stack.shadow_service is not None and run.gateway is not None
+                own_stack.shadow_service.stop()
+                await run.gateway.stop()
+                run.gateway = None
+        finally:
+            await sim.close()
+
+    asyncio.run(scenario())
+    assert pyiot_log.matching("could not report offline")
 
 
 def relay_online(document: dict[str, Any]) -> Any:
