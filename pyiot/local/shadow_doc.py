@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,8 +74,26 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    # `1e400` is valid JSON syntax but no finite number: Python reads it as inf, which would
+    # be stored and published as `Infinity`, which is not JSON at all.
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def too_deep() -> ShadowError:
+    return ShadowError(400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}")
+
+
 def parse_json(payload: bytes) -> Any:
-    """Decode an MQTT payload as UTF-8 JSON, raising the documented errors."""
+    """Decode an MQTT payload as UTF-8 JSON, raising the documented errors.
+
+    Besides syntax, a number out of the finite range (`1e400`) and a lone surrogate escape
+    (`"\\ud800"`, no Unicode character) are `400 Invalid JSON`; nesting deeper than the
+    parser goes is the documented nesting error, answered at once.
+    """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ShadowError(413, "The payload exceeds the maximum size allowed")
     try:
@@ -84,9 +103,37 @@ def parse_json(payload: bytes) -> Any:
             415, "Unsupported documented encoding; supported encoding is UTF-8"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except ValueError:
         raise ShadowError(400, "Invalid JSON") from None
+    except RecursionError:
+        raise too_deep() from None
+    if not _valid_text(document):
+        raise ShadowError(400, "Invalid JSON")
+    return document
+
+
+def _valid_text(document: Any) -> bool:
+    """False when a string or key holds a lone surrogate (it has no UTF-8 form)."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            strings: Any = (node,)
+        elif isinstance(node, dict):
+            strings = node.keys()
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            strings = ()
+            stack.extend(node)
+        else:
+            continue
+        for text in strings:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def client_token_of(request: Any) -> str | None:
@@ -104,7 +151,7 @@ def lenient_client_token(payload: bytes) -> str | None:
         return None
     try:
         return client_token_of(json.loads(payload.decode("utf-8")))
-    except ValueError:  # includes UnicodeDecodeError
+    except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
         return None
 
 
@@ -116,13 +163,17 @@ def check_client_token(request: JsonObject) -> None:
         raise ShadowError(400, "Invalid clientToken")
 
 
-def _depth(value: Any) -> int:
-    # Objects and arrays each count as one level of nesting.
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` levels (objects and arrays each count one).
+
+    Walks no deeper than `limit + 1`, so a document of any depth costs no deep recursion.
+    """
+    if not isinstance(value, (dict, list)):
+        return False
+    if limit == 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(child, limit - 1) for child in children)
 
 
 def _has_null_in_array(value: Any, in_array: bool = False) -> bool:
@@ -157,10 +208,8 @@ def validate_update(request: Any) -> None:
         value = state.get(section)
         if section in state and value is not None and not isinstance(value, dict):
             raise ShadowError(400, f"{section.capitalize()} node must be an object")
-        if _depth(value) > MAX_DEPTH:
-            raise ShadowError(
-                400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}"
-            )
+        if _deeper_than(value, MAX_DEPTH):
+            raise too_deep()
         if _has_null_in_array(value):
             # The guide: "Arrays can't have null values ... will be rejected".
             raise ShadowError(400, "State contains an invalid node: arrays can't have null values")

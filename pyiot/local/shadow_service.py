@@ -12,6 +12,13 @@ every one, as awsiotsdk's ``IotShadowClientV2`` correlates by it), then for an a
 AWS IoT promises no order between ``update/accepted`` and ``update/delta`` (they carry the same
 version); ``delta_first=True`` publishes the delta first, so clients can be tested both ways.
 
+A gateway's MQTT last will (``pyiot/will/CLIENT_ID``, published by the broker when a pyiot
+dies without disconnecting) is applied here as an AWS IoT rule would: each component it names
+that the thing's shadow lists under ``reported.pyiot.components`` is written offline, through
+an ordinary update (accepted, delta, documents published as usual). Nothing else in the will
+is taken: any client may publish on that topic, so it can mark listed components offline and
+no more (pyiot corrects a false "offline" for a component it runs at once).
+
 Run on its own (used by tests that kill it): ``python -m pyiot.local.shadow_service --port N
 --db PATH``.
 """
@@ -25,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +58,18 @@ REQUEST_TOPICS = tuple(
     for prefix in ("", "name/+/")
     for op in ("get", "update", "delete")
 )
+#: Where pyiot gateways leave their last will (see pyiot.runtime.broker).
+WILL_TOPICS = "pyiot/will/+"
+_WILL_ERROR_SHOWN = 200
 _QOS = 1
 _KEEPALIVE_S = 30
 _START_TIMEOUT_S = 10.0
+#: AWS IoT Core's Device Shadow quota: "up to 20 requests per second per thing", counted per
+#: thing (all its shadows, every operation), not per API. Above it, 429.
+REQUESTS_PER_SECOND_PER_THING = 20
+#: Things whose request budget is tracked at most; a full bucket carries no information, so
+#: those are forgotten first (a flood of made-up thing names cannot grow the table for ever).
+_MAX_TRACKED_THINGS = 10_000
 
 
 def parse_topic(topic: str) -> tuple[str, str | None, str] | None:
@@ -74,10 +91,51 @@ def _now() -> int:
     return int(time.time())
 
 
+class RequestBudget:
+    """A token bucket per thing: `rate` requests a second, bursts of up to `rate`.
+
+    Not thread-safe by itself: the service uses it from paho's one network thread.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # thing -> (tokens, when)
+
+    def take(self, thing: str) -> bool:
+        """Spend one request of `thing`'s budget; False when there is none left."""
+        now = self.clock()
+        tokens, when = self._buckets.get(thing, (self.rate, now))
+        tokens = min(self.rate, tokens + max(0.0, now - when) * self.rate)
+        if tokens < 1:
+            self._buckets[thing] = (tokens, now)
+            return False
+        self._buckets[thing] = (tokens - 1, now)
+        if len(self._buckets) > _MAX_TRACKED_THINGS:
+            self._forget_full(now)
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        full = [
+            thing
+            for thing, (tokens, when) in self._buckets.items()
+            if tokens + (now - when) * self.rate >= self.rate
+        ]
+        for thing in full:
+            del self._buckets[thing]
+        # Still too many (a flood of names): forget the oldest too, down to nine in ten, so
+        # that this scan runs once per thousand new names, not on every request.
+        while len(self._buckets) > _MAX_TRACKED_THINGS * 9 // 10:
+            del self._buckets[next(iter(self._buckets))]
+
+
 class ShadowService(Service):
     """The local Device Shadow service, connected to the broker at ``host:port``.
 
-    ``credentials`` log it in when the broker requires passwords.
+    ``credentials`` log it in when the broker requires passwords. ``aws_limits`` (on by
+    default) throttles each thing to AWS IoT Core's 20 requests a second, answering 429 above
+    it as AWS does; off, a test or benchmark may flood one thing. It may be changed while
+    running.
     """
 
     def __init__(
@@ -88,8 +146,11 @@ class ShadowService(Service):
         *,
         credentials: Credentials | None = None,
         delta_first: bool = False,
+        aws_limits: bool = True,
     ) -> None:
         self.host = host
+        self.aws_limits = aws_limits
+        self.budget = RequestBudget(REQUESTS_PER_SECOND_PER_THING)
         self.port = port
         self.store = store
         self.delta_first = delta_first
@@ -162,7 +223,7 @@ class ShadowService(Service):
             self._subscribed.set()
             return
         # Clean session: subscribe again on every (re)connect.
-        client.subscribe([(topic, _QOS) for topic in REQUEST_TOPICS])
+        client.subscribe([(topic, _QOS) for topic in (*REQUEST_TOPICS, WILL_TOPICS)])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[Any], properties: Any
@@ -181,7 +242,10 @@ class ShadowService(Service):
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.handle(msg.topic, msg.payload)
+            if msg.topic.startswith("pyiot/will/"):
+                self.apply_will(msg.payload)
+            else:
+                self.handle(msg.topic, msg.payload)
         except Exception:  # never let one request kill paho's network thread
             _LOGGER.exception("shadow request on %s failed", msg.topic)
 
@@ -199,6 +263,8 @@ class ShadowService(Service):
         try:
             validate_thing_name(thing)
             validate_shadow_name(shadow_name)
+            if self.aws_limits and not self.budget.take(thing):
+                raise ShadowError(429, "Too Many Requests")
             handler(topic, thing, shadow_name, payload, now)
         except ShadowError as err:
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
@@ -206,6 +272,41 @@ class ShadowService(Service):
             _LOGGER.exception("internal error handling %s", topic)
             err = ShadowError(500, "Internal service failure")
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
+
+    def apply_will(self, payload: bytes) -> None:
+        """Write offline the components a gateway's last will names (see the module doc)."""
+        try:
+            will = parse_json(payload)
+        except ShadowError as err:
+            _LOGGER.warning("ignoring a last will that is not JSON: %s", err.message)
+            return
+        things = will.get("things") if isinstance(will, dict) else None
+        if not isinstance(things, dict):
+            _LOGGER.warning("ignoring a last will without things")
+            return
+        for thing, update in things.items():
+            named = _will_components(update)
+            try:
+                validate_thing_name(thing)
+                document = self.store.load(thing, None)
+            except ShadowError:
+                continue
+            listed = _components_of(document.reported if document is not None else None)
+            offline = {
+                name: {"online": False, "error": error}
+                for name, error in named.items()
+                if name in listed and listed[name].get("online") is not False
+            }
+            if not offline:
+                continue
+            body = {"state": {"reported": {"pyiot": {"components": offline}}}}
+            topic = f"$aws/things/{thing}/shadow/update"
+            try:
+                self._update(topic, thing, None, json.dumps(body).encode(), _now())
+            except ShadowError as err:
+                _LOGGER.warning("%s: last will not applied: %s", thing, err)
+                continue
+            _LOGGER.info("%s: %s offline (the gateway's last will)", thing, ", ".join(offline))
 
     def _get(
         self, topic: str, thing: str, shadow_name: str | None, payload: bytes, now: int
@@ -252,16 +353,42 @@ class ShadowService(Service):
             _LOGGER.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
 
 
+def _components_of(reported: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """`reported.pyiot.components` of a shadow, the entries that are objects."""
+    status = (reported or {}).get("pyiot")
+    components = status.get("components") if isinstance(status, dict) else None
+    if not isinstance(components, dict):
+        return {}
+    return {name: entry for name, entry in components.items() if isinstance(entry, dict)}
+
+
+def _will_components(update: Any) -> dict[str, str]:
+    """Component name -> error text, from one thing's update in a will."""
+    state = update.get("state") if isinstance(update, dict) else None
+    reported = state.get("reported") if isinstance(state, dict) else None
+    named = {}
+    for name, entry in _components_of(reported if isinstance(reported, dict) else None).items():
+        error = entry.get("error")
+        text = error if isinstance(error, str) else "pyiot connection lost"
+        named[name] = text[:_WILL_ERROR_SHOWN]
+    return named
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the service against an existing broker until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--db", type=Path, required=True, help="SQLite file of the shadows")
+    parser.add_argument(
+        "--no-aws-limits",
+        action="store_true",
+        help="do not throttle a thing to AWS IoT's 20 requests a second",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = ShadowStore(args.db)
-    service = ShadowService(args.host, args.port, store)
+    service = ShadowService(args.host, args.port, store, aws_limits=not args.no_aws_limits)
     service.start()
     print("ready", flush=True)  # tests wait for this line
     try:

@@ -3,12 +3,24 @@
 Two kinds of broker: a plain `mqtt://[user:password@]host:port` (pyiot's local stack, or any
 broker on a trusted network) and a mutual-TLS endpoint (AWS IoT Core, or mosquitto with client
 certificates) opened through awsiotsdk's `mtls_from_path` builder, as AWS documents it.
+
+The connection carries an MQTT last will: if pyiot dies without disconnecting, the broker
+publishes on `pyiot/will/CLIENT_ID` which things and components went offline with it. A will
+may not be published on AWS IoT's reserved `$aws/...` topics, so it is no shadow update
+itself: the local shadow service applies it, and on AWS IoT Core a rule republishes it to the
+shadow's update topic (docs/aws.md). Its payload, one shadow update per thing:
+
+    {"gateway": "CLIENT_ID",
+     "things": {"THING": {"state": {"reported": {"pyiot": {"components":
+                   {"COMPONENT": {"online": false, "error": "pyiot connection lost"}}}}}}}}
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import socket
 import stat
 from collections.abc import Callable
@@ -106,6 +118,29 @@ class TlsEndpoint:
 
 Broker = BrokerAddress | TlsEndpoint
 
+#: The will's topic; `+` is the client id with anything a topic cannot hold replaced by `_`.
+WILL_TOPIC = "pyiot/will/{client}"
+#: What a component's `error` says once its gateway is gone without a word.
+CONNECTION_LOST = "pyiot connection lost"
+
+
+def will_topic(client_id: str) -> str:
+    return WILL_TOPIC.format(client=re.sub(r"[^A-Za-z0-9_:.-]", "_", client_id) or "_")
+
+
+def will_payload(client_id: str, things: dict[str, list[str]]) -> bytes:
+    """The will's payload: for each thing, the shadow update that marks its components
+    offline (so that an AWS IoT rule can republish one as it is)."""
+    offline = {"online": False, "error": CONNECTION_LOST}
+    body = {
+        "gateway": client_id,
+        "things": {
+            thing: {"state": {"reported": {"pyiot": {"components": dict.fromkeys(names, offline)}}}}
+            for thing, names in things.items()
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
 
 @dataclass
 class Lifecycle:
@@ -116,9 +151,21 @@ class Lifecycle:
     on_disconnect: Callable[[Any], None]
 
 
-def build_client(broker: Broker, client_id: str, lifecycle: Lifecycle) -> mqtt5.Client:
-    """An awscrt MQTT5 client for `broker` (not started)."""
+def build_client(
+    broker: Broker,
+    client_id: str,
+    lifecycle: Lifecycle,
+    things: dict[str, list[str]] | None = None,
+) -> mqtt5.Client:
+    """An awscrt MQTT5 client for `broker` (not started); with `things` (name -> component
+    names), a last will that reports them offline."""
     connect = mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=KEEP_ALIVE_SECONDS)
+    if things:
+        connect.will = mqtt5.PublishPacket(
+            topic=will_topic(client_id),
+            payload=will_payload(client_id, things),
+            qos=mqtt5.QoS.AT_LEAST_ONCE,
+        )
     if isinstance(broker, TlsEndpoint):
         broker.check_files()
         return mqtt5_client_builder.mtls_from_path(

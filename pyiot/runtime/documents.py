@@ -18,7 +18,7 @@ Path = tuple[str, ...]
 
 # A rejected value is echoed in `reported`; a long or nested one is shortened to stay well
 # inside the shadow's size and depth limits.
-_ECHO_LIMIT = 200
+_ECHO_LIMIT = 64
 
 
 def nest(path: Path, value: Any) -> dict[str, Any]:

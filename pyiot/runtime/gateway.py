@@ -145,8 +145,8 @@ class Gateway:
     async def stop(self) -> None:
         for rules in self.rules:
             await rules.stop()
-        for thing in self.things.values():
-            await thing.stop()
+        # Together: each reports its components offline, with a bounded wait of its own.
+        await asyncio.gather(*(thing.stop() for thing in self.things.values()))
         for engine in self.engines.values():
             with contextlib.suppress(Exception):
                 await engine.stop()

@@ -67,13 +67,20 @@ class ShadowConnection:
         self._streams: list[Any] = []
         self._client: mqtt5.Client | None = None
         self._shadow: iotshadow.IotShadowClientV2 | None = None
+        self._will: dict[str, list[str]] = {}
+
+    def declare(self, thing: str, components: list[str]) -> None:
+        """Name `thing` and its components in this connection's last will, which reports them
+        offline if pyiot dies without a word. The will is fixed when connecting: a thing
+        declared later is not in it (its stop still reports it offline)."""
+        self._will[thing] = list(components)
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect; raise ConnectionError (with the last failure's reason) after `timeout`."""
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         lifecycle = Lifecycle(self._on_success, self._on_failure, self._on_disconnect)
-        self._client = build_client(self.broker, self.client_id, lifecycle)
+        self._client = build_client(self.broker, self.client_id, lifecycle, self._will)
         self._shadow = iotshadow.IotShadowClientV2(
             self._client,
             mqtt_request_response.ClientOptions(

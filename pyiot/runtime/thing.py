@@ -13,7 +13,20 @@ too. A rejection is listed under the dotted path.
 
 Versions: `update/delta`, `update/documents` and `get` carry the shadow's version; events older
 than one already handled are dropped, events of the same version are not (AWS delivers
-`update/accepted` and `update/delta` of one update in either order).
+`update/accepted` and `update/delta` of one update in either order). A version is not trusted
+blindly: an event far ahead of the last version seen (forged by another client, or many events
+missed) is not acted on but checked with a `get`, and an older event after a version that came
+from an event is checked the same way; the service's own answer wins.
+
+Offline: `stop()` reports every component `online: false` before the connection closes (a
+bounded wait); when pyiot dies instead, the connection's MQTT last will (see
+`pyiot.runtime.broker`) names the things and components, and the local shadow service (or an
+AWS IoT rule) writes them offline. A document showing one of ours offline while it is online
+(a will applied after a reconnect) is corrected at once.
+
+pyiot's own report always fits: `reported.pyiot.rejected` is bounded in bytes, and an update
+the service refuses as too large or malformed is sent again smaller (without the rejections,
+then without property values) rather than dropped, so the components' status always arrives.
 """
 
 from __future__ import annotations
@@ -31,7 +44,6 @@ from pyiot.runtime.documents import (
     Path,
     diff,
     dotted,
-    echo,
     leaves,
     lookup,
     merge,
@@ -39,12 +51,10 @@ from pyiot.runtime.documents import (
     parents_of,
     same,
 )
+from pyiot.runtime.rejections import Rejections
 from pyiot.runtime.shadow_client import ShadowConnection, ShadowError
 
 _LOGGER = logging.getLogger(__name__)
-
-# Rejections shown in `reported.pyiot.rejected` at most (the oldest make way for new ones).
-MAX_REJECTIONS_SHOWN = 10
 
 # pyiot's own status lives under this key in `reported` (properties may not use it).
 STATUS_KEY = "pyiot"
@@ -62,6 +72,14 @@ UPDATE_TIMEOUT = 3.0
 GET_TIMEOUTS = (1.0, 2.0, 5.0, 10.0)
 # An "unknown property" rejection lists the known keys, up to this many.
 _KNOWN_LISTED = 12
+# A throttled update (429: AWS allows 20 requests a second per thing) is sent again after this.
+THROTTLED_RETRY = 0.25
+# On stop, the offline report waits this long at most: it never holds up shutdown.
+STOP_REPORT_TIMEOUT = 2.0
+# An event this far ahead of the last version seen is checked with a get before it is believed.
+MAX_VERSION_JUMP = 10
+# What a component's `error` says once pyiot has stopped.
+STOPPED = "pyiot stopped"
 
 
 class ThingRuntime:
@@ -90,7 +108,7 @@ class ThingRuntime:
         self._baseline: dict[Path, Any] = {}  # the shadow's values the device has not told yet
         self._desired: dict[str, Any] = {}  # desired keys to clear (None) in the next update
         self._components: dict[str, dict[str, Any]] = {}
-        self._rejections: dict[str, dict[str, Any]] = {}
+        self._rejections = Rejections()
         # The newest desired value seen per key, in shadow order: a command that finishes
         # after the application changed its mind must not clear the newer wish.
         self._wanted: dict[Path, Any] = {}
@@ -102,16 +120,22 @@ class ThingRuntime:
         self._unanswered: set[str] = set()  # components that left a command unanswered
         self._tickets = itertools.count()
         self._version = -1
+        self._version_checked = False  # whether _version came from a get, not an event
         self._stale = False
+        self._started = False  # whether start() reached the shadow (else nothing to report)
+        self._stopping = False
         self._urgent = asyncio.Event()
         self._flushing: asyncio.Task | None = None
         self._resyncing: asyncio.Task | None = None
         self._resync_again = False
         self._tasks: set[asyncio.Task] = set()
         self.applied = 0
+        # The connection's last will names this thing's components (it is built on connect).
+        shadow.declare(self.name, list(engines))
 
     async def start(self) -> None:
         """Listen to components and the shadow, then sync with it."""
+        self._started = True
         for engine in self.engines.values():
             engine.value_listeners.append(self._on_value)
             engine.status_listeners.append(self._on_status)
@@ -130,6 +154,8 @@ class ThingRuntime:
 
     def request_resync(self) -> None:
         """Re-read the shadow soon (after a reconnect); retried until it succeeds."""
+        if self._stopping:
+            return
         self._resync_again = True
         if self._resyncing is None or self._resyncing.done():
             self._resyncing = asyncio.create_task(self._resync_loop(), name=f"{self.name}:resync")
@@ -147,6 +173,9 @@ class ThingRuntime:
                 log("%s: reading the shadow failed (%s); retrying", self.name, err)
                 self._resync_again = True
                 attempt += 1
+                if not str(err).startswith("no answer"):
+                    # Refused at once (throttled, not connected): do not spin on it.
+                    await asyncio.sleep(min(RETRY_MIN * 2 ** (attempt - 1), RETRY_MAX))
 
     async def resync(self, timeout: float | None = None) -> None:
         """Read the shadow: apply what `desired` asks that the device may not have, and report
@@ -161,6 +190,7 @@ class ThingRuntime:
         self._stale = False
         document = document or {"desired": {}, "reported": {}, "delta": {}, "version": -1}
         self._version = document["version"]
+        self._version_checked = True
         self._reported = diff(self._snapshot(), document["reported"], STATUS_KEY)
         # Values the device has not told yet: its first report of each is compared with
         # the shadow, so a restarted pyiot does not send again what the shadow shows.
@@ -187,10 +217,52 @@ class ThingRuntime:
             if not found or not same(self._handled[key], value):
                 del self._handled[key]
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = STOP_REPORT_TIMEOUT) -> None:
+        """Stop acting on the shadow and report every component offline (waiting `timeout`
+        at most; 0 skips the report)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for engine in self.engines.values():
+            with contextlib.suppress(ValueError):
+                engine.value_listeners.remove(self._on_value)
+            with contextlib.suppress(ValueError):
+                engine.status_listeners.remove(self._on_status)
         for task in [*self._tasks, self._flushing, self._resyncing]:
             if task is not None:
                 task.cancel()
+        if timeout > 0 and self._started:
+            await self._report_offline(timeout)
+
+    async def _report_offline(self, timeout: float) -> None:
+        """One last update: what was not sent yet, and every component offline."""
+        offline = {name: {"online": False, "error": STOPPED} for name in self.engines}
+        status = {STATUS_KEY: {"components": offline}}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # The pending changes with it if they fit; the status alone, making room by deleting
+        # the rejections shown, if they do not.
+        bare = {STATUS_KEY: {"components": offline, "rejected": None}}
+        attempts = [(merge(self._reported, status), self._desired or None), (bare, None)]
+        while attempts and loop.time() < deadline:
+            reported, desired = attempts[0]
+            try:
+                await self.shadow.update(
+                    self.name, reported=reported, desired=desired, timeout=deadline - loop.time()
+                )
+                return
+            except (ShadowError, ConnectionError) as err:
+                if _code(err) in _TOO_BIG:
+                    attempts.pop(0)
+                elif _code(err) == "429":
+                    await asyncio.sleep(min(THROTTLED_RETRY, max(0.0, deadline - loop.time())))
+                else:
+                    _LOGGER.warning("%s: could not report offline: %s", self.name, err)
+                    return
+        if attempts:
+            _LOGGER.warning("%s: could not report offline within %g s", self.name, timeout)
+        else:
+            _LOGGER.error("%s: the shadow refused even the offline status", self.name)
 
     # device -> shadow ------------------------------------------------------------------------
     def _on_value(self, component: str, prop: str, value: Value) -> None:
@@ -200,6 +272,8 @@ class ThingRuntime:
         self._report(nest(key, value))
 
     def _on_status(self, component: str, status: ComponentStatus) -> None:
+        if self._stopping:
+            return
         entry = {"online": status.online, "error": status.last_error}
         previous = self._components.get(component)
         if entry == previous:
@@ -230,7 +304,7 @@ class ThingRuntime:
                 snapshot = merge(snapshot, nest(key, engine.values[prop]))
         status: dict[str, Any] = {"components": dict(self._components)}
         if self._rejections:  # no empty object in the shadow when all is well
-            status["rejected"] = dict(self._rejections)
+            status["rejected"] = dict(self._rejections.entries)
         return {**snapshot, STATUS_KEY: status}
 
     def _report(self, changes: dict[str, Any], urgent: bool = False) -> None:
@@ -264,17 +338,23 @@ class ThingRuntime:
                     timeout=UPDATE_TIMEOUT,
                 )
             except (ShadowError, ConnectionError) as err:
-                if str(err)[:3] in ("400", "413"):
-                    # The service will never take this document: retrying cannot help.
-                    _LOGGER.error("%s: shadow refused the update %s: %s", self.name, reported, err)
+                code = _code(err)
+                if code in _TOO_BIG:
+                    # The service will never take this document as it is: send it smaller.
+                    self._shrink(reported, desired, err)
+                    continue
+                # Keep what was not sent; newer values win.
+                self._reported = merge(reported, self._reported)
+                self._desired = merge(desired, self._desired)
+                if code == "429":
+                    # Throttled (too many requests to this thing this second): soon again.
+                    _LOGGER.debug("%s: shadow update throttled; retrying", self.name)
+                    await asyncio.sleep(THROTTLED_RETRY)
                     continue
                 (_LOGGER.debug if failing else _LOGGER.warning)(
                     "%s: shadow update failed (%s); retrying", self.name, err
                 )
                 failing = True
-                # Keep what was not sent; newer values win.
-                self._reported = merge(reported, self._reported)
-                self._desired = merge(desired, self._desired)
                 await self._wait_urgent(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -283,11 +363,70 @@ class ThingRuntime:
                 _LOGGER.warning("%s: shadow updates work again", self.name)
                 failing = False
 
+    def _shrink(self, reported: dict[str, Any], desired: dict[str, Any], err: Exception) -> None:
+        """Queue a smaller form of a refused update: first without the rejections (deleting
+        those the shadow shows), then with pyiot's status alone. Only what no form can carry
+        is dropped, and said so; the components' status always goes."""
+        status = reported.get(STATUS_KEY)
+        carried = isinstance(status, dict) and status.get("rejected") is not None
+        if carried or self._rejections:
+            _LOGGER.warning(
+                "%s: shadow refused the update (%s); sending it without the rejections",
+                self.name,
+                err,
+            )
+            self._rejections.drop_all()
+            smaller = merge(reported, {STATUS_KEY: {"rejected": None}})
+            self._reported = merge(smaller, self._reported)
+            self._desired = merge(desired, self._desired)
+            return
+        if not _is_status_only(reported):
+            dropped = sorted(key for key in reported if key != STATUS_KEY)
+            _LOGGER.error(
+                "%s: shadow refused the update (%s); reporting pyiot's status without %s",
+                self.name,
+                err,
+                ", ".join(dropped),
+            )
+            components = {STATUS_KEY: {"components": dict(self._components), "rejected": None}}
+            self._reported = merge(components, self._reported)
+            self._desired = merge(desired, self._desired)
+            return
+        _LOGGER.error("%s: shadow refused pyiot's status %s: %s", self.name, reported, err)
+
     # shadow -> device ------------------------------------------------------------------------
-    def _on_delta(self, delta: dict[str, Any], version: int) -> None:
+    def _believe(self, version: int, what: str) -> bool:
+        """Whether to act on an event of `version` (and take it as the latest seen)."""
+        if self._stopping:
+            return False
+        if self._version >= 0 and version > self._version + MAX_VERSION_JUMP:
+            # Far ahead of the shadow as last seen: another client's forgery, or many events
+            # missed. The service's own get says which, and brings any genuine wish with it.
+            checking = self._resyncing is not None and not self._resyncing.done()
+            (_LOGGER.debug if checking else _LOGGER.warning)(
+                "%s: %s of version %d, far ahead of %d: reading the shadow to check",
+                self.name,
+                what,
+                version,
+                self._version,
+            )
+            self.request_resync()
+            return False
         if version < self._version:
-            return  # older than what was handled already
+            # Older than what was handled: stale, unless the newer version came from an
+            # event that lied. Check once per version taken from an event.
+            if not self._version_checked:
+                self._version_checked = True
+                self.request_resync()
+            return False
+        if version > self._version:
+            self._version_checked = False
         self._version = version
+        return True
+
+    def _on_delta(self, delta: dict[str, Any], version: int) -> None:
+        if not self._believe(version, "delta"):
+            return
         wishes = [
             (key, value)
             for key, value in leaves(delta, set(self.keys), self._parents)
@@ -313,10 +452,9 @@ class ThingRuntime:
 
     def _on_document(self, document: dict[str, Any]) -> None:
         version = document.get("version")
-        if version is not None:
-            if version < self._version:
-                return
-            self._version = version
+        if self._stopping or version is not None and not self._believe(version, "document"):
+            return
+        self._correct_offline(document.get("state", {}).get("reported") or {})
         desired = document.get("state", {}).get("desired") or {}
         self._note_wanted(desired)
         for key in self.keys:
@@ -326,6 +464,18 @@ class ThingRuntime:
                 # it, clear it, or it would switch the device back the next time someone
                 # changes it at the device. If not, the report on its way brings a delta.
                 self._satisfied_or(key, value, apply=False)
+
+    def _correct_offline(self, reported: dict[str, Any]) -> None:
+        """A component shown offline that is online here (a last will applied after this
+        connection came back, or a stale document): report it as it is."""
+        status = reported.get(STATUS_KEY)
+        shown = status.get("components") if isinstance(status, dict) else None
+        if not isinstance(shown, dict):
+            return
+        for name, entry in self._components.items():
+            seen = shown.get(name)
+            if entry["online"] and isinstance(seen, dict) and seen.get("online") is False:
+                self._report({STATUS_KEY: {"components": {name: entry}}}, urgent=True)
 
     def _want(self, key: Path, value: Any, check_device: bool, after: Path | None = None) -> None:
         """Act on one desired key: reject it, find it satisfied, or send the command."""
@@ -405,23 +555,30 @@ class ThingRuntime:
             self._schedule_flush(urgent=True)
 
     def _clear_rejection(self, key: Path) -> None:
-        if self._rejections.pop(dotted(key), None) is not None:
-            self._report({STATUS_KEY: {"rejected": {dotted(key): None}}}, urgent=True)
+        name = self._rejections.clear(key)
+        if name is not None:
+            self._report({STATUS_KEY: {"rejected": {name: None}}}, urgent=True)
 
     def _reject(self, key: Path, value: Any, reason: str) -> None:
-        name = dotted(key)
-        entry = {"value": echo(value), "reason": reason}
         self._handled[key] = value
+        name, change = self._rejections.add(key, value, reason)
+        entry = change[name]
         _LOGGER.warning(
-            "%s: rejected desired %s = %r: %s", self.name, name, echo(value), entry["reason"]
+            "%s: rejected desired %s = %r: %s", self.name, name, entry["value"], entry["reason"]
         )
-        self._rejections.pop(name, None)  # the newest go last: the oldest make way first
-        self._rejections[name] = entry
-        update: dict[str, Any] = {name: entry}
-        # Keep the newest few: a stream of unknown keys must not fill the shadow's 8 KB.
-        while len(self._rejections) > MAX_REJECTIONS_SHOWN:
-            oldest = next(iter(self._rejections))
-            del self._rejections[oldest]
-            update[oldest] = None
-        self._report({STATUS_KEY: {"rejected": update}}, urgent=True)
+        self._report({STATUS_KEY: {"rejected": change}}, urgent=True)
         self._clear_desired(key, value)
+
+
+# Answers of the service to a document it will never take as it is: malformed (400, e.g. too
+# deep) or too large (413).
+_TOO_BIG = ("400", "413")
+
+
+def _code(err: Exception) -> str:
+    """The service's status code at the head of a ShadowError ("413 The payload ..."), if any."""
+    return str(err)[:3]
+
+
+def _is_status_only(reported: dict[str, Any]) -> bool:
+    return set(reported) <= {STATUS_KEY}

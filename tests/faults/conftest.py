@@ -93,6 +93,15 @@ def own_stack(mosquitto_path: str, tmp_path: Path) -> Iterator[LocalStack]:
         yield running
 
 
+@pytest.fixture
+def flood_stack(own_stack: LocalStack) -> LocalStack:
+    """`own_stack` without AWS's 20 requests a second per thing: for a test whose application
+    floods one thing on purpose (on AWS it would be throttled with 429)."""
+    assert own_stack.shadow_service is not None
+    own_stack.shadow_service.aws_limits = False
+    return own_stack
+
+
 class GatewayRun:
     """A Gateway for `program` on `stack`, and an application watching each thing's shadow."""
 

@@ -106,8 +106,8 @@ def documents(count: int, seed: int = 17) -> list[tuple[dict, dict, bool]]:
     return made
 
 
-def test_bad_desired_documents_are_rejected_visibly(own_stack: LocalStack, pyiot_log: LogLines):
-    stack, log = own_stack, pyiot_log
+def test_bad_desired_documents_are_rejected_visibly(flood_stack: LocalStack, pyiot_log: LogLines):
+    stack, log = flood_stack, pyiot_log
     program = amp_program(THING)
     docs = documents(DOCUMENTS)
 
@@ -211,16 +211,16 @@ async def reject_in_turn(
         await port.close()
 
 
-def test_one_log_line_per_rejection(own_stack: LocalStack, pyiot_log: LogLines) -> None:
+def test_one_log_line_per_rejection(flood_stack: LocalStack, pyiot_log: LogLines) -> None:
     """An unknown key beside a wrong-typed one, 30 times: 60 rejections, 60 log lines."""
     wishes = [{f"unknown{n}": n, "volume": f"loud{n}"} for n in range(30)]
-    asyncio.run(reject_in_turn(own_stack, pyiot_log, wishes))
+    asyncio.run(reject_in_turn(flood_stack, pyiot_log, wishes))
     assert len(pyiot_log.matching("rejected desired")) == 60
 
 
-def test_huge_bad_values_are_echoed_short(own_stack: LocalStack, pyiot_log: LogLines) -> None:
+def test_huge_bad_values_are_echoed_short(flood_stack: LocalStack, pyiot_log: LogLines) -> None:
     wishes = [{key: key[0] * 3000} for key in ("volume", "power", "source")]
-    state = asyncio.run(reject_in_turn(own_stack, pyiot_log, wishes))
+    state = asyncio.run(reject_in_turn(flood_stack, pyiot_log, wishes))
     # The good `power = true` at the end cleared power's rejection; the others stay, short.
     assert "power" not in status(state)["rejected"]
     for key in ("volume", "source"):
@@ -229,8 +229,8 @@ def test_huge_bad_values_are_echoed_short(own_stack: LocalStack, pyiot_log: LogL
 
 
 def test_many_unknown_keys_do_not_fill_the_shadow(
-    own_stack: LocalStack, pyiot_log: LogLines
+    flood_stack: LocalStack, pyiot_log: LogLines
 ) -> None:
     wishes = [{f"setting{n}": "v" * 100} for n in range(60)]
-    asyncio.run(reject_in_turn(own_stack, pyiot_log, wishes))
+    asyncio.run(reject_in_turn(flood_stack, pyiot_log, wishes))
     assert not pyiot_log.matching("shadow refused the update")

@@ -88,6 +88,20 @@ class MqttProbe:
                     raise AssertionError(f"nothing on {topic} in {timeout} s; have {pending}")
                 self._cond.wait(remaining)
 
+    def expect_any(self, topics: tuple[str, ...], timeout: float = 5.0) -> tuple[str, Any]:
+        """Wait for the next message on any of ``topics``; return (topic, JSON body)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index, (seen, body) in enumerate(self._messages):
+                    if seen in topics:
+                        del self._messages[index]
+                        return seen, body
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"nothing on {topics} in {timeout} s")
+                self._cond.wait(remaining)
+
     def expect_nothing(self, topic: str, wait: float = 0.3) -> None:
         time.sleep(wait)
         with self._cond:
@@ -107,6 +121,19 @@ class MqttProbe:
 
 def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@pytest.fixture
+def unthrottled(stack: LocalStack) -> Iterator[LocalStack]:
+    """The module's stack with AWS's per-thing request rate off, for a test that floods one
+    thing on purpose (a round-trip measurement); on again after the test."""
+    service = stack.shadow_service
+    assert service is not None
+    service.aws_limits = False
+    try:
+        yield stack
+    finally:
+        service.aws_limits = True
 
 
 @pytest.fixture

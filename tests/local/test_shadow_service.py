@@ -194,7 +194,7 @@ def test_service_socket_has_nagle_off(stack: LocalStack) -> None:
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
-def test_round_trip_is_milliseconds_not_nagle_delays(probe, thing) -> None:
+def test_round_trip_is_milliseconds_not_nagle_delays(unthrottled, probe, thing) -> None:
     # With Nagle on any hop a QoS 1 request/reply takes ~40 ms; with it off, ~1-2 ms.
     get = topic(thing, "get")
     probe.request(topic(thing, "update"), {"state": {"reported": {"x": 1}}})
