@@ -252,6 +252,8 @@ def login_acl_text(
         "",
         "pattern read $aws/things/%u/shadow/#",
         *(f"pattern write $aws/things/%u/{request}" for request in _REQUESTS),
+        # Every pyiot connection's last will (the shadow service marks its things offline).
+        "pattern write pyiot/will/%c",
     ]
     return "\n".join(lines) + "\n"
 
