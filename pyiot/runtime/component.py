@@ -32,6 +32,22 @@ _LOGGER = logging.getLogger(__name__)
 # Reconnect backoff: first retry soon (a replugged adapter is back in a second), then slower.
 RECONNECT_MIN = 0.5
 RECONNECT_MAX = 30.0
+# A link lost sooner than this after opening (a device that accepts and then stops reading)
+# does not reset the backoff: it doubles, as for a port that does not open.
+STABLE_LINK = 10.0
+
+# Log lines about bad replies: at most one per this many seconds per component.
+BAD_REPLY_LOG_EVERY = 10.0
+
+# Device text quoted in log lines and errors is cut to this many characters.
+QUOTE_CHARS = 60
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` as a short repr for a log line: a 4 KB command must not make a 4 KB line."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"… ({len(text)} chars)"
 
 
 class DeviceError(Exception):
@@ -51,6 +67,8 @@ class ComponentStatus:
     mode: str | None = None
     last_error: str | None = None
     unrecognised_lines: int = 0
+    # Lines that matched a pattern but could not be used (a number too big, an empty group).
+    bad_replies: int = 0
 
 
 ValueListener = Callable[[str, str, Value], None]
@@ -106,6 +124,8 @@ class ComponentEngine:
         # With a prompt, a reply counts once the prompt closes it.
         self._pending: Any = None
         self._tasks: list[asyncio.Task] = []
+        self._bad_logged_at: float | None = None
+        self._bad_unlogged = 0
         self.machine = build_machine(self, table)
         self.modes = ModeTracker(name, device, modes) if modes else None
         if self.modes is not None:
@@ -146,6 +166,11 @@ class ComponentEngine:
         refuses it (its error reply, or a mode that rejects it) or never answers.
         """
         request = self.protocol.set_request(prop_name, value)
+        if request.wire is not None:
+            # The framing decides what would split a command in two or not reach the wire.
+            problem = self._framer.value_problem(request.wire)
+            if problem is not None:
+                raise ValueError_(f"{prop_name}: {problem}; not sent")
         if self.modes is not None:
             try:
                 await self.modes.allowed(prop_name)
@@ -205,15 +230,25 @@ class ComponentEngine:
     # ---------------------------------------------------------------------- machine callbacks
     async def on_enter_awaiting(self) -> None:
         assert self._current is not None
-        _LOGGER.debug("%s -> %r", self.name, self._current.text)
+        _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
+        # A device that stops reading (flow control held, a peer that never reads) must not
+        # hold the component, let alone the gateway: a write gets the reply timeout to finish.
+        limit = self.machine.get_state(AWAITING_REPLY).timeout or self.device.timeout
         try:
-            await self.link.write(self._framer.encode(self._current.text))
+            data = self._framer.encode(self._current.text)
+            await asyncio.wait_for(self.link.write(data), limit)
         except Exception as err:  # a custom link's own failure too: the link is gone
-            # Closing wakes the reader with LinkClosed, so the connection loop reconnects.
-            await self.link.close()
+            # Closing wakes the reader with LinkClosed, so the connection loop reconnects;
+            # on a shared port the whole port goes (its other users are stuck behind it).
+            abort = getattr(self.link, "abort", None)
+            await (abort() if abort is not None else self.link.close())
             if isinstance(err, LinkClosed):
                 raise
+            if isinstance(err, asyncio.TimeoutError):
+                raise LinkClosed(
+                    f"the device took no data for {limit:g} s (it stopped reading)"
+                ) from None
             raise LinkClosed(f"write failed: {err!r}") from err
 
     async def on_enter_retrying(self) -> None:
@@ -227,6 +262,7 @@ class ComponentEngine:
 
     # --------------------------------------------------------------------------------- tasks
     async def _connection_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         delay = RECONNECT_MIN
         lost_logged = False
         while True:
@@ -245,7 +281,7 @@ class ComponentEngine:
             if lost_logged:
                 _LOGGER.warning("%s: device back on %s", self.name, self._where())
             lost_logged = False
-            delay = RECONNECT_MIN
+            opened_at = loop.time()
             self._framer.reset()
             await self.connected()
             self._set_status(online=True, error=None)
@@ -264,7 +300,12 @@ class ComponentEngine:
             # Listeners hear of the loss once, from `offline`, with its cause.
             self.status.last_error = error
             await self.link_lost()
+            stable = loop.time() - opened_at >= STABLE_LINK
+            if stable:
+                delay = RECONNECT_MIN
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            if not stable:
+                delay = min(delay * 2, RECONNECT_MAX)
 
     def _where(self) -> str:
         return getattr(self.link, "url", None) or repr(self.link)
@@ -278,7 +319,31 @@ class ComponentEngine:
             except Exception as err:  # a custom link's own failure, not a crash of pyiot
                 raise LinkClosed(f"read failed: {err!r}") from err
             for frame in self._framer.feed(data):
-                await self._route(frame)
+                try:
+                    await self._route(frame)
+                except LinkClosed:
+                    raise
+                except Exception as err:  # noqa: BLE001 - no device byte may stop the reader
+                    self._bad_reply(frame, err)
+
+    def _bad_reply(self, frame: str | Prompt, err: Exception) -> None:
+        """Count a line that broke its decoding; log it, a line per BAD_REPLY_LOG_EVERY s."""
+        self.status.bad_replies += 1
+        now = asyncio.get_running_loop().time()
+        if self._bad_logged_at is not None and now - self._bad_logged_at < BAD_REPLY_LOG_EVERY:
+            self._bad_unlogged += 1
+            return
+        more = f" ({self._bad_unlogged} more since the last report)" if self._bad_unlogged else ""
+        _LOGGER.warning(
+            "%s: bad reply %s: %s: %s%s",
+            self.name,
+            quote(str(frame)),
+            type(err).__name__,
+            str(err)[:200],
+            more,
+        )
+        self._bad_logged_at = now
+        self._bad_unlogged = 0
 
     async def _poller(self, group: PollGroup) -> None:
         while True:
@@ -346,7 +411,7 @@ class ComponentEngine:
                 if outcome is not None:
                     return self._result(request, outcome)
             await self.give_up()
-            raise DeviceError(f"no reply to {request.text!r} after {retries + 1} tries")
+            raise DeviceError(f"no reply to {quote(request.text)} after {retries + 1} tries")
         finally:
             self._current = None
             self._outcome = None
@@ -391,13 +456,15 @@ class ComponentEngine:
                 await self._complete(answer)
                 return
             if self.protocol.is_error(line):
-                refusal = DeviceError(f"device answered {line!r} to {current.text!r}", True)
+                refusal = DeviceError(
+                    f"device answered {quote(line)} to {quote(current.text)}", True
+                )
                 await self._complete(refusal)
                 return
         values = self.protocol.unsolicited(line)
         if values is None:
             self.status.unrecognised_lines += 1
-            _LOGGER.debug("%s: unrecognised line %r", self.name, line)
+            _LOGGER.debug("%s: unrecognised line %s", self.name, quote(line))
             return
         self._store(values)
 
