@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -32,9 +33,6 @@ _LOGGER = logging.getLogger(__name__)
 # Reconnect backoff: first retry soon (a replugged adapter is back in a second), then slower.
 RECONNECT_MIN = 0.5
 RECONNECT_MAX = 30.0
-# A link lost sooner than this after opening (a device that accepts and then stops reading)
-# does not reset the backoff: it doubles, as for a port that does not open.
-STABLE_LINK = 10.0
 
 # Log lines about bad replies: at most one per this many seconds per component.
 BAD_REPLY_LOG_EVERY = 10.0
@@ -124,6 +122,9 @@ class ComponentEngine:
         # With a prompt, a reply counts once the prompt closes it.
         self._pending: Any = None
         self._tasks: list[asyncio.Task] = []
+        self._writes: set[asyncio.Task] = set()
+        self._write_failure: str | None = None
+        self._answered = False  # the device sent something since the link opened
         self._bad_logged_at: float | None = None
         self._bad_unlogged = 0
         self.machine = build_machine(self, table)
@@ -153,6 +154,8 @@ class ComponentEngine:
             if not task.cancelled():
                 task.exception()  # retrieved: a crash was already logged by the loop
         self._tasks = []
+        for write in list(self._writes):
+            write.cancel()
         for timer in self.machine.get_state(AWAITING_REPLY).runner.values():
             timer.cancel()
         if self.modes is not None:
@@ -232,24 +235,33 @@ class ComponentEngine:
         assert self._current is not None
         _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
-        # A device that stops reading (flow control held, a peer that never reads) must not
-        # hold the component, let alone the gateway: a write gets the reply timeout to finish.
+        # The write runs beside the machine, whose `awaiting` timer keeps time as usual: a
+        # device that stops reading (flow control held, a peer that never reads) must not hold
+        # the component, let alone the gateway. The write gets the reply timeout to finish.
         limit = self.machine.get_state(AWAITING_REPLY).timeout or self.device.timeout
+        write = self._write(self._current.text, limit)
+        task = asyncio.create_task(write, name=f"{self.name}:write")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, text: str, limit: float) -> None:
+        """Send one command; a write that fails or cannot finish in time loses the link."""
         try:
-            data = self._framer.encode(self._current.text)
-            await asyncio.wait_for(self.link.write(data), limit)
-        except Exception as err:  # a custom link's own failure too: the link is gone
-            # Closing wakes the reader with LinkClosed, so the connection loop reconnects;
-            # on a shared port the whole port goes (its other users are stuck behind it).
-            abort = getattr(self.link, "abort", None)
+            await asyncio.wait_for(self.link.write(self._framer.encode(text)), limit)
+            return
+        except asyncio.TimeoutError:
+            reason = f"the device took no data for {limit:g} s (it stopped reading)"
+        except LinkClosed as err:
+            reason = str(err)
+        except Exception as err:  # a custom link's own failure, an unencodable command
+            reason = f"write failed: {err!r}"
+        self._write_failure = reason
+        # Closing wakes the reader with LinkClosed, so the connection loop reports the loss
+        # and reconnects; on a shared port the whole port goes (its other users wait behind
+        # the same stuck write).
+        abort = getattr(self.link, "abort", None)
+        with contextlib.suppress(Exception):
             await (abort() if abort is not None else self.link.close())
-            if isinstance(err, LinkClosed):
-                raise
-            if isinstance(err, asyncio.TimeoutError):
-                raise LinkClosed(
-                    f"the device took no data for {limit:g} s (it stopped reading)"
-                ) from None
-            raise LinkClosed(f"write failed: {err!r}") from err
 
     async def on_enter_retrying(self) -> None:
         self._resolve_outcome(None)
@@ -262,7 +274,6 @@ class ComponentEngine:
 
     # --------------------------------------------------------------------------------- tasks
     async def _connection_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         delay = RECONNECT_MIN
         lost_logged = False
         while True:
@@ -281,7 +292,7 @@ class ComponentEngine:
             if lost_logged:
                 _LOGGER.warning("%s: device back on %s", self.name, self._where())
             lost_logged = False
-            opened_at = loop.time()
+            self._answered = False
             self._framer.reset()
             await self.connected()
             self._set_status(online=True, error=None)
@@ -291,16 +302,20 @@ class ComponentEngine:
             try:
                 await self._reader()
             except LinkClosed as err:
-                _LOGGER.warning("%s: device link lost: %s", self.name, err)
+                cause = self._write_failure or err  # a failed write closed it: say why
+                _LOGGER.warning("%s: device link lost: %s", self.name, cause)
                 lost_logged = True
-                error = f"device link lost: {err}"
+                error = f"device link lost: {cause}"
+            self._write_failure = None
             self._online.clear()
             await self.link.close()
             self._resolve_outcome(LinkClosed("device link lost"))
             # Listeners hear of the loss once, from `offline`, with its cause.
             self.status.last_error = error
             await self.link_lost()
-            stable = loop.time() - opened_at >= STABLE_LINK
+            # A link that never carried a byte from the device (one that accepts and then
+            # stops reading) does not reset the backoff: it doubles, as for a port that won't open.
+            stable = self._answered
             if stable:
                 delay = RECONNECT_MIN
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -318,6 +333,7 @@ class ComponentEngine:
                 raise
             except Exception as err:  # a custom link's own failure, not a crash of pyiot
                 raise LinkClosed(f"read failed: {err!r}") from err
+            self._answered = True  # a device that talks is there, whatever it says
             for frame in self._framer.feed(data):
                 try:
                     await self._route(frame)
