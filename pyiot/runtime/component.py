@@ -34,6 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 RECONNECT_MIN = 0.5
 RECONNECT_MAX = 30.0
 
+# Lines routed before the reader lets the loop run others (see `_reader`).
+FRAMES_PER_TURN = 16
+
 # Log lines about bad replies: at most one per this many seconds per component.
 BAD_REPLY_LOG_EVERY = 10.0
 
@@ -334,7 +337,11 @@ class ComponentEngine:
             except Exception as err:  # a custom link's own failure, not a crash of pyiot
                 raise LinkClosed(f"read failed: {err!r}") from err
             self._answered = True  # a device that talks is there, whatever it says
-            for frame in self._framer.feed(data):
+            for count, frame in enumerate(self._framer.feed(data), 1):
+                if count % FRAMES_PER_TURN == 0:
+                    # A flooding device gets its turn like everyone else, in small slices:
+                    # other devices' replies and the MQTT side wait for a few lines, not 4 KB.
+                    await asyncio.sleep(0)
                 try:
                     await self._route(frame)
                 except LinkClosed:
