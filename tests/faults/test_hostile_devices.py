@@ -196,3 +196,44 @@ def test_a_device_that_stops_reading_loses_its_link_and_sigterm_stops_pyiot(
     lost = run.wait_for(r"hog1: device link lost: .*(stopped reading|not reading)", PATIENCE * 2)
     assert re.search(r"stopped reading|not reading", lost.group(0))
     assert stop_and_wait(run, signal.SIGTERM) == 0
+
+
+def test_a_serial_device_that_stops_reading_loses_its_link_and_stops_cleanly(tmp_path) -> None:
+    """A pty whose other end never reads (a serial line with flow control held, the device
+    off): the writes fill the tty's buffer, time out, the link counts as lost, and the
+    component still stops at once."""
+    import asyncio
+    import os
+
+    from pyiot.compiler import Program
+    from pyiot.lang import load
+    from pyiot.runtime.component import ComponentEngine
+    from pyiot.runtime.transport import open_link
+    from tests.waiting import eventually
+
+    program = Program.from_model(load(hog_file('serial "/dev/null"'), "hog.iot"))
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+
+    async def scenario() -> str:
+        engine = ComponentEngine(
+            "hog1", program.model.devices["Hog"], program.machines["Hog"],
+            open_link("serial", path),
+        )  # fmt: skip
+        await engine.start()
+        try:
+            await eventually(
+                lambda: "stopped reading" in (engine.status.last_error or ""),
+                PATIENCE * 2,
+                "the stuck write seen as a lost link",
+            )
+            return engine.status.last_error or ""
+        finally:
+            await asyncio.wait_for(engine.stop(), PATIENCE)
+
+    try:
+        error = asyncio.run(scenario())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert error.startswith("device link lost")
