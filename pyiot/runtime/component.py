@@ -34,6 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 RECONNECT_MIN = 0.5
 RECONNECT_MAX = 30.0
 
+# The part of the reply timeout a command's write may take before the link counts as lost.
+WRITE_SHARE = 0.8
+
 # Lines routed before the reader lets the loop run others (see `_reader`).
 FRAMES_PER_TURN = 16
 
@@ -125,7 +128,6 @@ class ComponentEngine:
         # With a prompt, a reply counts once the prompt closes it.
         self._pending: Any = None
         self._tasks: list[asyncio.Task] = []
-        self._writes: set[asyncio.Task] = set()
         self._write_failure: str | None = None
         self._answered = False  # the device sent something since the link opened
         self._bad_logged_at: float | None = None
@@ -157,8 +159,6 @@ class ComponentEngine:
             if not task.cancelled():
                 task.exception()  # retrieved: a crash was already logged by the loop
         self._tasks = []
-        for write in list(self._writes):
-            write.cancel()
         for timer in self.machine.get_state(AWAITING_REPLY).runner.values():
             timer.cancel()
         if self.modes is not None:
@@ -238,33 +238,39 @@ class ComponentEngine:
         assert self._current is not None
         _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
-        # The write runs beside the machine, whose `awaiting` timer keeps time as usual: a
-        # device that stops reading (flow control held, a peer that never reads) must not hold
-        # the component, let alone the gateway. The write gets the reply timeout to finish.
-        limit = self.machine.get_state(AWAITING_REPLY).timeout or self.device.timeout
-        write = self._write(self._current.text, limit)
-        task = asyncio.create_task(write, name=f"{self.name}:write")
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _write(self, text: str, limit: float) -> None:
-        """Send one command; a write that fails or cannot finish in time loses the link."""
+        # A device that stops reading (flow control held, a peer that never reads) must not
+        # hold the component, let alone the gateway: the write gets most of the reply timeout
+        # (no answer could come in time after it anyway), and ends before the state's own
+        # timer fires, so the machine hears of a lost link, not of a timeout.
+        timeout = self.machine.get_state(AWAITING_REPLY).timeout or self.device.timeout
+        limit = WRITE_SHARE * timeout
         try:
-            await asyncio.wait_for(self.link.write(self._framer.encode(text)), limit)
+            await self._write_within(self._framer.encode(self._current.text), limit)
             return
         except asyncio.TimeoutError:
-            reason = f"the device took no data for {limit:g} s (it stopped reading)"
+            reason = f"the device took no data for {limit:.3g} s (it stopped reading)"
         except LinkClosed as err:
             reason = str(err)
         except Exception as err:  # a custom link's own failure, an unencodable command
             reason = f"write failed: {err!r}"
+        # Not raised into the machine (a retry's write runs inside its timer's trigger): the
+        # request fails with the loss, and closing the link wakes the reader with LinkClosed,
+        # so the connection loop reports the loss with this reason and reconnects. On a shared
+        # port the whole port goes (its other users wait behind the same stuck write).
         self._write_failure = reason
-        # Closing wakes the reader with LinkClosed, so the connection loop reports the loss
-        # and reconnects; on a shared port the whole port goes (its other users wait behind
-        # the same stuck write).
+        self._current.write_error = reason
+        self._online.clear()  # the next request waits for the link to be back
+        self._resolve_outcome(LinkClosed(reason))
         abort = getattr(self.link, "abort", None)
         with contextlib.suppress(Exception):
             await (abort() if abort is not None else self.link.close())
+
+    async def _write_within(self, data: bytes, limit: float) -> None:
+        if hasattr(asyncio, "timeout"):  # Python 3.11+: no task of its own per write
+            async with asyncio.timeout(limit):
+                await self.link.write(data)
+        else:  # pragma: no cover - Python 3.10
+            await asyncio.wait_for(self.link.write(data), limit)
 
     async def on_enter_retrying(self) -> None:
         self._resolve_outcome(None)
@@ -418,6 +424,8 @@ class ComponentEngine:
             if not self.protocol.expects_answer(request):
                 # Write-only: nothing can confirm it, so the write is the whole exchange.
                 await self.send()
+                if request.write_error is not None:
+                    raise LinkClosed(request.write_error)
                 await self.sent()
                 if self.assume_sets:
                     self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]

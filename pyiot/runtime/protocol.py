@@ -29,6 +29,7 @@ class Request:
     group: GroupQuery | None = None
     value: Value | None = None  # what a set asks for
     wire: str | None = None  # a set's value as written into the command, for the framing check
+    write_error: str | None = None  # why its command could not be written (the link is lost)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
