@@ -132,8 +132,8 @@ class SerialLink:
             set_nodelay(sock)
         try:
             self._fd = port.fileno()
-        except (AttributeError, NotImplementedError, serial.SerialException):
-            self._fd = None
+        except (AttributeError, NotImplementedError, OSError, ValueError, serial.SerialException):
+            self._fd = None  # loop:// says io.UnsupportedOperation, rfc2217:// has no fileno
         self._out = bytearray()
         self._drained = None
         if self._fd is not None:

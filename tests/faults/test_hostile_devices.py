@@ -237,3 +237,71 @@ def test_a_serial_device_that_stops_reading_loses_its_link_and_stops_cleanly(tmp
         os.close(master)
         os.close(slave)
     assert error.startswith("device link lost")
+
+
+def test_a_port_without_a_descriptor_writes_from_a_thread() -> None:
+    """pyserial ports with no file descriptor (loop://, rfc2217://) still read and write."""
+    import asyncio
+
+    from pyiot.runtime.transport import open_link
+
+    async def scenario() -> bytes:
+        link = open_link("serial", "loop://")
+        await link.open()
+        try:
+            await asyncio.wait_for(link.write(b"RELAY?\n"), PATIENCE)
+            return await asyncio.wait_for(link.read(), PATIENCE)
+        finally:
+            await asyncio.wait_for(link.close(), PATIENCE)
+
+    assert asyncio.run(scenario()) == b"RELAY?\n"
+
+
+ZONES = r"""
+device Zone(zone: int) {
+    transport tcp
+    framing line "\n"
+    timeout 100ms
+    retries 0
+    poll every 10ms
+    property junk: string {
+        query "Z{zone}? PADDING"
+        reply /^Z(?P<value>.*)$/
+    }
+}
+thing zones {
+    port bus: tcp "127.0.0.1:PORT"
+    component one: Zone(zone = 1) on bus
+    component two: Zone(zone = 2) on bus
+    shadow { one.* in one  two.* in two }
+}
+"""
+
+
+def test_a_shared_port_whose_device_stops_reading_is_reopened_for_all(own_stack, peers) -> None:
+    """Two components on one port: a write stuck behind a deaf device loses the whole port,
+    so both components go offline and reconnect, and the gateway still stops."""
+    import asyncio
+
+    from pyiot.compiler import Program
+    from pyiot.lang import load
+    from tests.faults.conftest import GatewayRun
+    from tests.waiting import eventually
+
+    deaf = HostilePeer("deaf")
+    peers.append(deaf)
+    source = ZONES.replace("PORT", str(deaf.port)).replace("PADDING", "P" * 30000)
+    program = Program.from_model(load(source, "zones.iot"))
+
+    async def scenario() -> None:
+        async with GatewayRun(own_stack, program, {}) as run:
+            assert run.gateway is not None
+            engines = [run.gateway.engines[f"zones.{n}"] for n in ("one", "two")]
+            await eventually(
+                lambda: all("device link lost" in (e.status.last_error or "") for e in engines),
+                PATIENCE * 2,
+                "both zones lost the stuck port",
+            )
+            assert any("stopped reading" in (e.status.last_error or "") for e in engines)
+
+    asyncio.run(asyncio.wait_for(scenario(), PATIENCE * 4))
