@@ -16,7 +16,7 @@ import re
 import warnings
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 from pyiot.lang.model import PatternError
 
