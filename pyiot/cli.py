@@ -411,13 +411,16 @@ def _check_device_options(programs: list, endpoints: dict[str, str]) -> None:
 
 
 def _check_python_allowed(programs: list, endpoints: dict[str, str], allowed: bool) -> None:
-    """Without --allow-python, a file naming Python (hooks, a custom transport) stops the run
-    here, before a broker or simulator is started, with the error the Gateway would give."""
+    """Without --allow-python, a file naming Python (hooks, a custom transport) or an endpoint
+    URL that acts (`spy://`) stops the run here, before a broker or simulator is started, with
+    the error the Gateway would give."""
     if allowed:
         return
-    from pyiot.runtime.gateway import endpoint_for
+    from pyiot.runtime.gateway import check_endpoints, endpoint_for
     from pyiot.runtime.hooks import resolve_hooks
     from pyiot.runtime.transport import open_link
+
+    check_endpoints(programs, endpoints)
 
     for program in programs:
         for thing in program.model.things.values():

@@ -6,12 +6,19 @@ them so a user fixes several mistakes per run. Things are checked in `check_thin
 
 from __future__ import annotations
 
-import re
 import string
 
 from pyiot.lang import expr, limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
-from pyiot.lang.model import Condition, Device, IotFile, Modes, Property, Regex
+from pyiot.lang.model import (
+    Condition,
+    Device,
+    IotFile,
+    Modes,
+    PatternError,
+    Property,
+    Regex,
+)
 from pyiot.lang.packets import parse_template
 from pyiot.lang.values import ValueError_, coerce
 
@@ -139,7 +146,7 @@ def _group_problems(prop: Property, device: Device) -> list[Diagnostic]:
         )
     try:
         groups = group.reply.compile().groupindex
-    except re.error:
+    except PatternError:
         return problems  # reported at the query
     if prop.group_field not in groups:
         field_pos = prop.positions.get("group_field", pos)
@@ -279,12 +286,13 @@ def _check_modes(modes: Modes, device: Device) -> list[Diagnostic]:
 def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> list[Diagnostic]:
     try:
         compiled = regex.compile()
-    except re.error as err:
+        regex.compile_python()  # the simulator writes replies from Python's parse of it
+    except PatternError as err:
         # The pattern starts one column after the opening slash; each "/" in it was written
         # as "\\/" in the file, one column wider.
-        offset = err.pos or 0
+        offset = err.offset
         column = pos.column + 1 + offset + regex.source[:offset].count("/")
-        return [Diagnostic(SourcePos(pos.file, pos.line, column), f"bad regex: {err.msg}")]
+        return [Diagnostic(SourcePos(pos.file, pos.line, column), err.message)]
     missing = needed_groups - set(compiled.groupindex)
     return [
         Diagnostic(pos, f"reply pattern has no group named '{name}': write (?P<{name}>...)")

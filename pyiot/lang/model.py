@@ -44,28 +44,54 @@ class ValueType:
         return text
 
 
+class PatternError(ValueError):
+    """A reply pattern pyiot will not match with: `offset` is where in the source, `message`
+    says why and what to write instead."""
+
+    def __init__(self, message: str, offset: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
 @dataclass
 class Regex:
-    """A reply pattern as written between slashes, with its flags (`i`, `m`, `s`, `x`)."""
+    """A reply pattern as written between slashes, with its flags (`i`, `m`, `s`).
+
+    Device lines are matched with RE2 (`google-re2`): its time is linear in the line's length
+    whatever the pattern, so no reply a device sends can stall the gateway (Python's `re`
+    backtracks: `(\\w+\\s?)+` takes seconds, doubling with each character). The price is
+    RE2's dialect: no backreferences, lookaround, atomic groups or possessive repeats.
+    """
 
     source: str
     flags: str = ""
 
-    def compile(self, args: dict[str, Value] | None = None) -> re.Pattern[str]:
-        """The compiled pattern; `{name}` of a device parameter becomes its value, escaped.
+    def compile(self, args: dict[str, Value] | None = None) -> Any:
+        """The RE2 pattern; `{name}` of a device parameter becomes its value, escaped.
 
         So `/^>(?P<zone>{zone})(?P<power>\\d\\d)$/` of zone 11 matches only zone 11's replies;
-        regex quantifiers such as `{2}` are left alone.
+        regex quantifiers such as `{2}` are left alone. Raises `PatternError`.
         """
-        flag_bits = 0
-        for letter in self.flags:
-            flag_bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
-        source = self.source
-        if args:
-            source = _PLACEHOLDER.sub(
-                lambda m: re.escape(str(args[m[1]])) if m[1] in args else m[0], source
-            )
-        return re.compile(source, flag_bits)
+        from pyiot.lang.regex import compile_re2
+
+        return compile_re2(self._source(args), self.flags)
+
+    def compile_python(self, args: dict[str, Value] | None = None) -> re.Pattern[str]:
+        """The same pattern for Python's `re`, which the simulator reads to write replies.
+
+        Never used on a device's bytes. Raises `PatternError`.
+        """
+        from pyiot.lang.regex import compile_python
+
+        return compile_python(self._source(args), self.flags)
+
+    def _source(self, args: dict[str, Value] | None) -> str:
+        if not args:
+            return self.source
+        return _PLACEHOLDER.sub(
+            lambda m: re.escape(str(args[m[1]])) if m[1] in args else m[0], self.source
+        )
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -33,6 +34,25 @@ _LOGGER = logging.getLogger(__name__)
 RECONNECT_MIN = 0.5
 RECONNECT_MAX = 30.0
 
+# The part of the reply timeout a command's write may take before the link counts as lost.
+WRITE_SHARE = 0.8
+
+# Lines routed before the reader lets the loop run others (see `_reader`).
+FRAMES_PER_TURN = 16
+
+# Log lines about bad replies: at most one per this many seconds per component.
+BAD_REPLY_LOG_EVERY = 10.0
+
+# Device text quoted in log lines and errors is cut to this many characters.
+QUOTE_CHARS = 60
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` as a short repr for a log line: a 4 KB command must not make a 4 KB line."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"… ({len(text)} chars)"
+
 
 class DeviceError(Exception):
     """The device refused a request (`refused`) or never answered it."""
@@ -51,6 +71,8 @@ class ComponentStatus:
     mode: str | None = None
     last_error: str | None = None
     unrecognised_lines: int = 0
+    # Lines that matched a pattern but could not be used (a number too big, an empty group).
+    bad_replies: int = 0
 
 
 ValueListener = Callable[[str, str, Value], None]
@@ -106,6 +128,10 @@ class ComponentEngine:
         # With a prompt, a reply counts once the prompt closes it.
         self._pending: Any = None
         self._tasks: list[asyncio.Task] = []
+        self._write_failure: str | None = None
+        self._answered = False  # the device sent something since the link opened
+        self._bad_logged_at: float | None = None
+        self._bad_unlogged = 0
         self.machine = build_machine(self, table)
         self.modes = ModeTracker(name, device, modes) if modes else None
         if self.modes is not None:
@@ -146,6 +172,11 @@ class ComponentEngine:
         refuses it (its error reply, or a mode that rejects it) or never answers.
         """
         request = self.protocol.set_request(prop_name, value)
+        if request.wire is not None:
+            # The framing decides what would split a command in two or not reach the wire.
+            problem = self._framer.value_problem(request.wire)
+            if problem is not None:
+                raise ValueError_(f"{prop_name}: {problem}; not sent")
         if self.modes is not None:
             try:
                 await self.modes.allowed(prop_name)
@@ -205,16 +236,41 @@ class ComponentEngine:
     # ---------------------------------------------------------------------- machine callbacks
     async def on_enter_awaiting(self) -> None:
         assert self._current is not None
-        _LOGGER.debug("%s -> %r", self.name, self._current.text)
+        _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
+        # A device that stops reading (flow control held, a peer that never reads) must not
+        # hold the component, let alone the gateway: the write gets most of the reply timeout
+        # (no answer could come in time after it anyway), and ends before the state's own
+        # timer fires, so the machine hears of a lost link, not of a timeout.
+        timeout = self.machine.get_state(AWAITING_REPLY).timeout or self.device.timeout
+        limit = WRITE_SHARE * timeout
         try:
-            await self.link.write(self._framer.encode(self._current.text))
-        except Exception as err:  # a custom link's own failure too: the link is gone
-            # Closing wakes the reader with LinkClosed, so the connection loop reconnects.
-            await self.link.close()
-            if isinstance(err, LinkClosed):
-                raise
-            raise LinkClosed(f"write failed: {err!r}") from err
+            await self._write_within(self._framer.encode(self._current.text), limit)
+            return
+        except asyncio.TimeoutError:
+            reason = f"the device took no data for {limit:.3g} s (it stopped reading)"
+        except LinkClosed as err:
+            reason = str(err)
+        except Exception as err:  # a custom link's own failure, an unencodable command
+            reason = f"write failed: {err!r}"
+        # Not raised into the machine (a retry's write runs inside its timer's trigger): the
+        # request fails with the loss, and closing the link wakes the reader with LinkClosed,
+        # so the connection loop reports the loss with this reason and reconnects. On a shared
+        # port the whole port goes (its other users wait behind the same stuck write).
+        self._write_failure = reason
+        self._current.write_error = reason
+        self._online.clear()  # the next request waits for the link to be back
+        self._resolve_outcome(LinkClosed(reason))
+        abort = getattr(self.link, "abort", None)
+        with contextlib.suppress(Exception):
+            await (abort() if abort is not None else self.link.close())
+
+    async def _write_within(self, data: bytes, limit: float) -> None:
+        if hasattr(asyncio, "timeout"):  # Python 3.11+: no task of its own per write
+            async with asyncio.timeout(limit):
+                await self.link.write(data)
+        else:  # pragma: no cover - Python 3.10
+            await asyncio.wait_for(self.link.write(data), limit)
 
     async def on_enter_retrying(self) -> None:
         self._resolve_outcome(None)
@@ -245,7 +301,7 @@ class ComponentEngine:
             if lost_logged:
                 _LOGGER.warning("%s: device back on %s", self.name, self._where())
             lost_logged = False
-            delay = RECONNECT_MIN
+            self._answered = False
             self._framer.reset()
             await self.connected()
             self._set_status(online=True, error=None)
@@ -255,16 +311,25 @@ class ComponentEngine:
             try:
                 await self._reader()
             except LinkClosed as err:
-                _LOGGER.warning("%s: device link lost: %s", self.name, err)
+                cause = self._write_failure or err  # a failed write closed it: say why
+                _LOGGER.warning("%s: device link lost: %s", self.name, cause)
                 lost_logged = True
-                error = f"device link lost: {err}"
+                error = f"device link lost: {cause}"
+            self._write_failure = None
             self._online.clear()
             await self.link.close()
             self._resolve_outcome(LinkClosed("device link lost"))
             # Listeners hear of the loss once, from `offline`, with its cause.
             self.status.last_error = error
             await self.link_lost()
+            # A link that never carried a byte from the device (one that accepts and then
+            # stops reading) does not reset the backoff: it doubles, as for a port that won't open.
+            stable = self._answered
+            if stable:
+                delay = RECONNECT_MIN
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            if not stable:
+                delay = min(delay * 2, RECONNECT_MAX)
 
     def _where(self) -> str:
         return getattr(self.link, "url", None) or repr(self.link)
@@ -277,8 +342,37 @@ class ComponentEngine:
                 raise
             except Exception as err:  # a custom link's own failure, not a crash of pyiot
                 raise LinkClosed(f"read failed: {err!r}") from err
-            for frame in self._framer.feed(data):
-                await self._route(frame)
+            self._answered = True  # a device that talks is there, whatever it says
+            for count, frame in enumerate(self._framer.feed(data), 1):
+                if count % FRAMES_PER_TURN == 0:
+                    # A flooding device gets its turn like everyone else, in small slices:
+                    # other devices' replies and the MQTT side wait for a few lines, not 4 KB.
+                    await asyncio.sleep(0)
+                try:
+                    await self._route(frame)
+                except LinkClosed:
+                    raise
+                except Exception as err:  # noqa: BLE001 - no device byte may stop the reader
+                    self._bad_reply(frame, err)
+
+    def _bad_reply(self, frame: str | Prompt, err: Exception) -> None:
+        """Count a line that broke its decoding; log it, a line per BAD_REPLY_LOG_EVERY s."""
+        self.status.bad_replies += 1
+        now = asyncio.get_running_loop().time()
+        if self._bad_logged_at is not None and now - self._bad_logged_at < BAD_REPLY_LOG_EVERY:
+            self._bad_unlogged += 1
+            return
+        more = f" ({self._bad_unlogged} more since the last report)" if self._bad_unlogged else ""
+        _LOGGER.warning(
+            "%s: bad reply %s: %s: %s%s",
+            self.name,
+            quote(str(frame)),
+            type(err).__name__,
+            str(err)[:200],
+            more,
+        )
+        self._bad_logged_at = now
+        self._bad_unlogged = 0
 
     async def _poller(self, group: PollGroup) -> None:
         while True:
@@ -330,6 +424,8 @@ class ComponentEngine:
             if not self.protocol.expects_answer(request):
                 # Write-only: nothing can confirm it, so the write is the whole exchange.
                 await self.send()
+                if request.write_error is not None:
+                    raise LinkClosed(request.write_error)
                 await self.sent()
                 if self.assume_sets:
                     self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
@@ -346,7 +442,7 @@ class ComponentEngine:
                 if outcome is not None:
                     return self._result(request, outcome)
             await self.give_up()
-            raise DeviceError(f"no reply to {request.text!r} after {retries + 1} tries")
+            raise DeviceError(f"no reply to {quote(request.text)} after {retries + 1} tries")
         finally:
             self._current = None
             self._outcome = None
@@ -391,13 +487,15 @@ class ComponentEngine:
                 await self._complete(answer)
                 return
             if self.protocol.is_error(line):
-                refusal = DeviceError(f"device answered {line!r} to {current.text!r}", True)
+                refusal = DeviceError(
+                    f"device answered {quote(line)} to {quote(current.text)}", True
+                )
                 await self._complete(refusal)
                 return
         values = self.protocol.unsolicited(line)
         if values is None:
             self.status.unrecognised_lines += 1
-            _LOGGER.debug("%s: unrecognised line %r", self.name, line)
+            _LOGGER.debug("%s: unrecognised line %s", self.name, quote(line))
             return
         self._store(values)
 

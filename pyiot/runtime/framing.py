@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from pyiot.lang.model import Device
@@ -9,6 +10,24 @@ from pyiot.lang.packets import checksum, parse_template
 
 # A line longer than this is noise (wrong baud rate, a stuck transmitter): drop it, count it.
 MAX_LINE_BYTES = 4096
+
+
+def _value_problem(text: str, terminators: list[str], encoding: str) -> str | None:
+    """Why `text` may not go into a command (None: it may), checked in this order: a
+    terminator would end the command early and start another; a control character can do the
+    same on many devices (CR, ESC, ETX); a character the wire encoding lacks cannot be sent."""
+    for terminator in terminators:
+        if terminator and terminator in text:
+            return f"the value holds the framing's terminator {terminator!r}"
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return f"the value holds the control character {char!r}"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as err:
+        bad = err.object[err.start : err.end]
+        return f"the value holds {bad!r}, which this device's {encoding} framing cannot send"
+    return None
 
 
 class Prompt:
@@ -75,6 +94,10 @@ class LineFramer:
         """A command as bytes on the wire, terminator included."""
         return (text + self.terminator).encode("utf-8")
 
+    def value_problem(self, text: str) -> str | None:
+        """Why a desired text may not go into a command on this framing (None: it may)."""
+        return _value_problem(text, [self.terminator], "utf-8")
+
     def reset(self) -> None:
         """Forget a partial line (after a reconnect it belongs to a dead link)."""
         self._buffer.clear()
@@ -99,6 +122,10 @@ class PacketFramer:
     def __post_init__(self) -> None:
         self._segments = parse_template(self.template)
         self._start = self._segments[0].data
+
+    def value_problem(self, text: str) -> str | None:
+        """Why a desired text may not go into a packet's payload (None: it may)."""
+        return _value_problem(text, [self.end], "latin-1")
 
     def encode(self, text: str) -> bytes:
         payload = (text + self.end).encode("latin-1")

@@ -23,13 +23,17 @@ from pyiot.runtime.rules import RuleRunner
 from pyiot.runtime.shadow_client import ShadowConnection
 from pyiot.runtime.sharing import SharedLink
 from pyiot.runtime.thing import ThingRuntime
-from pyiot.runtime.transport import Link, open_link
+from pyiot.runtime.transport import Link, endpoint_refusal, open_link
 
 _LOGGER = logging.getLogger(__name__)
 
 
 class DuplicateThing(ValueError):
     """Two files (or one file twice) declare a thing of the same name."""
+
+
+class EndpointNotAllowed(ValueError):
+    """A `.iot` file names an endpoint that acts (pyserial's `spy://`, `hwgrep://`)."""
 
 
 def check_unique_things(programs: Sequence[Program]) -> None:
@@ -57,6 +61,30 @@ def endpoint_for(endpoints: dict[str, str], thing: Thing, component: Component) 
                 # A URL from the command line or the simulator replaces a custom transport too.
                 return ("serial" if kind == "custom" else kind), endpoints[key]
     return kind, port.address if port is not None else component.endpoint
+
+
+def check_endpoints(
+    programs: Sequence[Program], endpoints: dict[str, str], allow_python: bool = False
+) -> None:
+    """Raise EndpointNotAllowed, positioned, for an endpoint a file names that may act.
+
+    Endpoints the user gives (`--device`, the simulator's) are the user's own and pass; so does
+    everything with `allow_python`. Called before anything is opened.
+    """
+    if allow_python:
+        return
+    for program in programs:
+        for thing in program.model.things.values():
+            for comp in thing.components.values():
+                if endpoint_for(endpoints, thing, comp) != endpoint_for({}, thing, comp):
+                    continue  # the user's own
+                port = thing.ports.get(comp.port) if comp.port else None
+                kind, address = endpoint_for({}, thing, comp)
+                reason = endpoint_refusal(kind, address)
+                if reason is None:
+                    continue
+                where = port.pos if port is not None else comp.positions.get("endpoint", comp.pos)
+                raise EndpointNotAllowed(f"{where}: component {comp.name}: {reason}")
 
 
 def _ports(
@@ -104,6 +132,7 @@ class Gateway:
         self.engines: dict[str, ComponentEngine] = {}
         self.things: dict[str, ThingRuntime] = {}
         self.rules: list[RuleRunner] = []
+        check_endpoints(self.programs, endpoints, allow_python)
         ports = _ports(self.programs, endpoints, allow_python)
         for program in self.programs:
             model = program.model

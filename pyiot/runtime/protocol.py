@@ -15,6 +15,10 @@ from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
 from pyiot.lang.values import Hooks, ValueError_, coerce, compare, decode, encode
 
 
+class BadReply(ValueError):
+    """A line matched a reply pattern but holds no usable value."""
+
+
 @dataclass
 class Request:
     """One command on the wire and what answers it."""
@@ -24,6 +28,8 @@ class Request:
     prop: Property | None = None
     group: GroupQuery | None = None
     value: Value | None = None  # what a set asks for
+    wire: str | None = None  # a set's value as written into the command, for the framing check
+    write_error: str | None = None  # why its command could not be written (the link is lost)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
@@ -84,7 +90,10 @@ class DeviceProtocol:
             text = prop.set_format.format(value=wire, **self.args)  # type: ignore[union-attr]
         except (ValueError, TypeError) as err:
             raise ValueError_(f"{prop_name}: cannot format {wire!r}: {err}") from None
-        return Request("set", text, prop=prop, value=typed)
+        # Free text from the shadow is what could carry a terminator: the engine checks it
+        # against the framing (maps, enums and numbers are the file's own text).
+        free_text = typed if prop.type.kind == "string" else None
+        return Request("set", text, prop=prop, value=typed, wire=free_text)  # type: ignore[arg-type]
 
     def read_request(self, target: Property | GroupQuery) -> Request:
         """The request that reads a property (its own query, or its group's)."""
@@ -196,7 +205,10 @@ class DeviceProtocol:
             values.update(decoded or {})
         return values
 
-    def _decoded(self, prop: Property, wire: str) -> dict[str, Value] | None:
+    def _decoded(self, prop: Property, wire: str | None) -> dict[str, Value] | None:
+        if wire is None:
+            # An optional group that took no part (`VOL` for /^VOL(?P<value>\d+)?$/).
+            raise BadReply(f"{prop.name}: the reply has no value")
         try:
             return {prop.name: decode(prop, wire, self.hooks.get(prop.name))}
         except ValueError_:

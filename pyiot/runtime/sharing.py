@@ -138,6 +138,11 @@ class _LinkView:
             raise LinkClosed(f"{self.url} is not open")
         await self.shared.link.write(data)
 
+    async def abort(self) -> None:
+        """Close the real port under every view: a write that cannot finish blocks them all.
+        Each view's reader hears LinkClosed, so every component reconnects."""
+        await self.shared.link.close()
+
     async def close(self) -> None:
         was_open = self.is_open
         await self.shared._close(self)

@@ -232,7 +232,7 @@ class DeviceSimulator:
 
     # ------------------------------------------------------------------------------ helpers
     def _compile(self, regex: Regex) -> re.Pattern[str]:
-        return regex.compile(self.args)
+        return regex.compile_python(self.args)
 
     def _render(self, regex: Regex, fields: dict[str, Property]) -> str:
         """A reply pattern written with the current value of each field's property."""

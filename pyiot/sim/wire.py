@@ -32,7 +32,7 @@ def initial_value(prop: Property) -> Value:
     if prop.type.kind == "string" and prop.reply is not None:
         # The shortest text the reply pattern accepts (`.+` wants one character, not "").
         with contextlib.suppress(ValueError, re.error):
-            pattern = prop.reply.compile()
+            pattern = prop.reply.compile_python()
             found = pattern.search(render(pattern, {}))
             if found is not None:
                 return found.group("value")
