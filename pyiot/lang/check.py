@@ -6,6 +6,7 @@ them so a user fixes several mistakes per run. Things are checked in `check_thin
 
 from __future__ import annotations
 
+import re
 import string
 
 from pyiot.lang import expr, limits

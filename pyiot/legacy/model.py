@@ -33,6 +33,21 @@ ANY = "any"
 _FLAG_LETTERS = {re.I: "i", re.M: "m", re.S: "s", re.X: "x"}
 
 
+
+class PythonRegex(Regex):
+    """A pattern from a legacy component's Python code, matched with Python's `re`.
+
+    The original pyIOT took any Python regex (lookahead, backreferences), and its author's code
+    already runs with full trust; a `.iot` file's patterns, which come from elsewhere, are
+    matched with RE2 instead (`Regex`).
+    """
+
+    def compile(self, args: dict[str, Any] | None = None) -> Any:
+        bits = 0
+        for letter in self.flags:
+            bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
+        return re.compile(self._source(args), bits)
+
 class LegacyModelError(ValueError):
     """A component class the runtime cannot run (a regex with too few groups, ...)."""
 
@@ -87,13 +102,14 @@ def build_model(component: Component) -> LegacyModel:
         first = props[targets[0]]
         if len(targets) == 1 and first.reply is None:
             source, fields = name_groups(regex, ["value"])
-            first.reply = Regex(source, _flag_letters(regex))
+            first.reply = PythonRegex(source, _flag_letters(regex))
             first.pos = _pos(func)
             hooks[first.name]["decode"] = decoders[first.name]
         else:
             source, fields = name_groups(regex, [f"p{number[name]}" for name in targets])
             group = _unique(func.__name__, groups)
-            groups[group] = GroupQuery(group, "", Regex(source, _flag_letters(regex)), _pos(func))
+            reply = PythonRegex(source, _flag_letters(regex))
+            groups[group] = GroupQuery(group, "", reply, _pos(func))
             for name, field in zip(targets, fields, strict=True):
                 if props[name].group is None:
                     props[name].group, props[name].group_field = group, field

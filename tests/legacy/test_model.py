@@ -111,3 +111,24 @@ def test_import_pyiot_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["pyiot.legacy.component", "pyiot.legacy.thing"]
+
+
+class Picky(Component):
+    """Patterns RE2 refuses: the original API took any Python regex, and still does."""
+
+    @Component.componentToProperty("state", r"^(?=RELAY)RELAY(ON|OFF)$")
+    def toState(self, property, value):  # noqa: N802
+        return value == "ON"
+
+    @Component.componentToProperty("echo", r"^(\w)\1(\d)$")
+    def toEcho(self, property, value):  # noqa: N802
+        return value
+
+
+def test_python_patterns_of_a_component_keep_python_re() -> None:
+    from pyiot.legacy.protocol import LegacyProtocol
+
+    model = build_model(Picky(name="picky", stream="/dev/null"))
+    protocol = LegacyProtocol("picky", model, synchronous=False)  # compiles every pattern
+    assert protocol.unsolicited("RELAYON") == {"state": True}
+    assert protocol.unsolicited("aa7") is not None
