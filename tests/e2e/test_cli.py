@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from pyiot import __version__
 from pyiot.cli import _parser
-from tests.e2e.conftest import RELAY, ROOT, desired, reported, run_pyiot
+from tests.e2e.conftest import RELAY, ROOT, clean_environment, desired, reported, run_pyiot
 from tests.waiting import PATIENCE
 
 pytestmark = pytest.mark.timeout(90)
@@ -96,6 +99,30 @@ def test_graph_svg_with_graphviz(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     svg = out.read_text()
     assert svg.lstrip().startswith("<?xml") and "awaiting" in svg
+
+
+def test_default_install_draws_dot_without_graphviz_programs(tmp_path: Path) -> None:
+    """`pip install .` brings what dot text needs; Graphviz's programs only draw images."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("graphviz") for d in project["dependencies"])
+    assert project["version"] == __version__ and tuple(map(int, __version__.split("."))) > (0, 1, 1)
+    # A PATH with python alone: no `dot` to find.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    environment = clean_environment()
+    environment["PATH"] = str(bin_dir)
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pyiot", "graph", str(RELAY), "--format", "dot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("digraph") and "awaiting" in result.stdout
 
 
 def test_graph_image_needs_an_output_file() -> None:
