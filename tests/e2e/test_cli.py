@@ -14,7 +14,7 @@ import pytest
 from pyiot import __version__
 from pyiot.cli import _parser
 from tests.e2e.conftest import RELAY, ROOT, clean_environment, desired, reported, run_pyiot
-from tests.waiting import PATIENCE
+from tests.waiting import PATIENCE, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -198,18 +198,14 @@ def test_shadow_command_sets_and_gets_through_a_running_broker(cli, tmp_path) ->
     result = run_pyiot("shadow", "set", "relayOne", "relayState=true", "--broker", broker)
     assert result.returncode == 0, result.stderr
     sim.wait_for(r"simulator: relay1\.relayState = true")
-    import json
-    import time
 
-    deadline = time.monotonic() + 10
-    while True:
+    def settled() -> bool:
         got = run_pyiot("shadow", "get", "relayOne", "--broker", broker)
         assert got.returncode == 0, got.stderr
         document = json.loads(got.stdout)
-        if document["reported"].get("relayState") is True and not document["delta"]:
-            break
-        assert time.monotonic() < deadline, document
-        time.sleep(0.2)
+        return document["reported"].get("relayState") is True and not document["delta"]
+
+    wait_until(settled, what="relayState reported, no delta left")
 
 
 def test_desired_already_satisfied_is_cleared(cli, shadow_app, tmp_path) -> None:

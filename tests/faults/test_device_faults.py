@@ -25,12 +25,12 @@ from pyiot.sim import DeviceSimulator, PortSimulator
 from tests.faults.conftest import (
     TIMEOUT,
     GatewayRun,
-    eventually,
     figure,
     relay_program,
     size,
 )
 from tests.shadow.conftest import desired, reported, status
+from tests.waiting import eventually
 
 pytestmark = TIMEOUT
 
@@ -142,7 +142,7 @@ async def running_engine(program: Program, device: ScriptedDevice) -> ComponentE
         open_link("tcp", address),
     )
     await engine.start()
-    await eventually(lambda: "relayState" in engine.values, 5, "first poll answered")
+    await eventually(lambda: "relayState" in engine.values, what="first poll answered")
     return engine
 
 
@@ -195,7 +195,7 @@ def test_ten_thousand_garbage_frames_are_counted_and_skipped(quick) -> None:
         try:
             tries = await toggle(engine, device, rounds)
             assert sent == GARBAGE_FRAMES
-            await eventually(lambda: engine.state == "idle", 2)
+            await eventually(lambda: engine.state == "idle")
             return engine, tries
         finally:
             await stop(engine, device)
@@ -368,7 +368,7 @@ def test_late_device_is_retried_and_ends_where_asked(quick) -> None:
             device.late = (TRIES + 0.5) * TIMEOUT_S
             with pytest.raises(DeviceError, match="no reply"):
                 await engine.set("relayState", True)
-            await eventually(lambda: engine.values["relayState"] is True, 2, "late answer")
+            await eventually(lambda: engine.values["relayState"] is True, what="late answer")
             device.late = 0
             assert await engine.set("relayState", False) is False
             return engine, device

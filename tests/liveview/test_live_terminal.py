@@ -15,6 +15,7 @@ import pytest
 
 from pyiot.local import LocalStack
 from tests.e2e.conftest import RELAY, ROOT, clean_environment, pyiot_command, run_pyiot
+from tests.waiting import PATIENCE
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -44,7 +45,7 @@ class Pane:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p")
 
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 20) -> str:
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = PATIENCE) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()

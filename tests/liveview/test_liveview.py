@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -18,6 +17,7 @@ from pyiot.runtime.liveview import LiveView
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
 from tests.e2e.conftest import RELAY
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,14 +25,6 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.fixture(scope="module")
 def relay_program() -> Program:
     return compile_file(RELAY)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def shown(view: LiveView) -> str:

@@ -16,12 +16,18 @@ import pytest
 from pyiot.local import LocalStack
 from pyiot.runtime.thing import REPORT_WINDOW
 from tests.shadow.conftest import Rig, amp_program, desired, reported, status
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def run(coro) -> Any:
     return asyncio.run(coro)
+
+
+def probe_saw(requests, key: str) -> bool:
+    """pyiot's update requests, as the probe has seen them so far, include `key`."""
+    return any(key in body["state"].get("reported", {}) for body in requests.bodies())
 
 
 def test_several_keys_at_once_one_bad_each_way(any_order_stack: LocalStack, thing_name, caplog):
@@ -119,10 +125,13 @@ def test_desired_set_while_pyiot_was_away_is_applied_on_start(any_order_stack, t
             before = await app.document()
             assert before["delta"] == {"volume": 20}  # no delta for power: reported is stale
             await rig.start_gateway(await rig.serve_devices())
+            # Wait for every key asserted below (input too: it comes with the first poll,
+            # which may trail the desired values when the delta comes first).
             state = await app.until(
                 lambda s: (
                     reported(s).get("volume") == 20
                     and reported(s).get("power") is True
+                    and reported(s).get("input") == 1
                     and not desired(s)
                 )
             )
@@ -182,12 +191,12 @@ def test_reports_carry_only_changes_and_bursts_go_together(stack, thing_name, ma
             await rig.start_gateway(await rig.serve_devices())
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
-            await asyncio.sleep(0.2)
+            await eventually(lambda: probe_saw(requests, "input"), what="the first report seen")
             requests.clear()
             sim = rig.sims[f"{name}.amp1"]
             sim.change("amp1", "volume", 30)  # someone turns the knob...
             await app.until(lambda s: reported(s).get("volume") == 30)
-            await asyncio.sleep(0.2)
+            await eventually(lambda: probe_saw(requests, "volume"), what="the volume report seen")
             sim.change("amp1", "power", True)  # ...then two changes at once
             sim.change("amp1", "input", 4)
             await app.until(lambda s: reported(s).get("input") == 4)
@@ -223,7 +232,7 @@ def test_a_restarted_pyiot_reports_only_what_the_shadow_lacks(
             requests.clear()
             await rig.start_gateway(endpoints)
             await app.until(lambda s: reported(s).get("volume") == 9)
-            await asyncio.sleep(0.3)
+            await eventually(lambda: probe_saw(requests, "volume"), what="the volume report seen")
             return requests.bodies()
         finally:
             await rig.close()
