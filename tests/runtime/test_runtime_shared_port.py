@@ -102,3 +102,45 @@ def test_six_zones_share_one_line_fairly() -> None:
             await port.close()
 
     asyncio.run(scenario())
+
+
+def test_replies_for_another_zone_are_not_counted_as_unrecognised() -> None:
+    """Every zone hears every zone's echo and reply: only a line that no zone takes is
+    unrecognised, and it counts once for the port, not once per zone."""
+
+    async def scenario() -> None:
+        program = Program.from_model(load(AMP, "house.iot"))
+        port = simulator_for(program.model)
+        url = await port.serve_tcp()
+        shared = SharedLink(open_link("serial", url))
+        device = program.model.devices["Zone"]
+        engines = [
+            ComponentEngine(
+                name,
+                device,
+                program.machines["Zone"],
+                shared.view(),
+                {"zone": int(name[1:])},
+                turns=shared.turns,
+            )
+            for name in ("z11", "z12", "z13", "z14", "z15", "z16")
+        ]
+        for engine in engines:
+            await engine.start()
+        try:
+            # Each zone polls every 50 ms: after a few rounds every zone has heard the echoes
+            # and replies of the five others many times over.
+            for engine in engines:
+                await eventually(lambda e=engine: "volume" in e.values, what=f"{engine.name}")
+            assert await engines[2].set("volume", 9) == 9
+            assert [e.status.unrecognised_lines for e in engines] == [0] * 6
+            port.announce(["garbled!"])  # noise on the line: nobody's
+            await eventually(lambda: sum(e.status.unrecognised_lines for e in engines) == 1)
+            assert await engines[0].set("volume", 3) == 3  # it goes on working
+            assert sum(e.status.unrecognised_lines for e in engines) == 1
+        finally:
+            for engine in engines:
+                await engine.stop()
+            await port.close()
+
+    asyncio.run(scenario())
