@@ -25,9 +25,15 @@ def run(coro) -> Any:
     return asyncio.run(coro)
 
 
-def probe_saw(requests, key: str) -> bool:
-    """pyiot's update requests, as the probe has seen them so far, include `key`."""
-    return any(key in body["state"].get("reported", {}) for body in requests.bodies())
+# What the first reports of a run carry: every property of amp_program's device and the
+# status (pyiot.components).
+FIRST_REPORT_KEYS = ("input", "power", "source", "volume", "pyiot")
+
+
+def probe_saw(requests, *keys: str) -> bool:
+    """pyiot's update requests, as the probe has seen them so far, include every key."""
+    sent = [body["state"].get("reported", {}) for body in requests.bodies()]
+    return all(any(key in reported for reported in sent) for key in keys)
 
 
 def test_several_keys_at_once_one_bad_each_way(any_order_stack: LocalStack, thing_name, caplog):
@@ -191,7 +197,7 @@ def test_reports_carry_only_changes_and_bursts_go_together(stack, thing_name, ma
             await rig.start_gateway(await rig.serve_devices())
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
-            await eventually(lambda: probe_saw(requests, "input"), what="the first report seen")
+            await eventually(lambda: probe_saw(requests, *FIRST_REPORT_KEYS), what="first reports")
             requests.clear()
             sim = rig.sims[f"{name}.amp1"]
             sim.change("amp1", "volume", 30)  # someone turns the knob...
@@ -226,7 +232,7 @@ def test_a_restarted_pyiot_reports_only_what_the_shadow_lacks(
             app = rig.apps[name]
             await rig.start_gateway(endpoints)
             await app.until(lambda s: reported(s).get("input") == 1)
-            await asyncio.sleep(0.2)
+            await eventually(lambda: probe_saw(requests, *FIRST_REPORT_KEYS), what="first reports")
             await rig.stop_gateway()
             rig.sims[f"{name}.amp1"].change("amp1", "volume", 9)  # while pyiot was away
             requests.clear()
