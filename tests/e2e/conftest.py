@@ -152,7 +152,7 @@ class ShadowApp:
         self.client.connect(host, int(port))
         self.client.loop_start()
         self.client.subscribe(f"$aws/things/{thing}/shadow/update/documents", qos=1)
-        assert subscribed.wait(10), "could not subscribe to the shadow documents topic"
+        assert subscribed.wait(PATIENCE), "could not subscribe to the shadow documents topic"
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         document = json.loads(message.payload)

@@ -151,7 +151,7 @@ def test_bad_desired_documents_are_rejected_visibly(own_stack: LocalStack, pyiot
                         )
 
                     try:
-                        await app.until(handled, timeout=5)
+                        await app.until(handled)
                     except AssertionError as err:
                         raise AssertionError(
                             f"document {number} ({bad} beside {good}) not handled visibly; "

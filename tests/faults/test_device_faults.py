@@ -30,7 +30,7 @@ from tests.faults.conftest import (
     size,
 )
 from tests.shadow.conftest import desired, reported, status
-from tests.waiting import eventually
+from tests.waiting import PATIENCE, eventually
 
 pytestmark = TIMEOUT
 
@@ -147,7 +147,7 @@ async def running_engine(program: Program, device: ScriptedDevice) -> ComponentE
 
 
 async def stop(engine: ComponentEngine, device: ScriptedDevice) -> None:
-    await asyncio.wait_for(engine.stop(), 5)
+    await asyncio.wait_for(engine.stop(), PATIENCE)
     await device.close()
 
 

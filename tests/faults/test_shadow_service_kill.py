@@ -120,7 +120,7 @@ class Flood:
                 ("$aws/things/+/shadow/get/rejected", 1),
             ]
         )
-        assert subscribed.wait(5)
+        assert subscribed.wait(PATIENCE)
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         thing, op = message.topic.split("/")[2], message.topic.split("/", 4)[4]

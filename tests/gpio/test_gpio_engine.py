@@ -16,7 +16,7 @@ from pyiot.compiler import Program
 from pyiot.runtime.component import ComponentEngine
 from pyiot.runtime.transport import open_link
 from tests.gpio.conftest import BUTTON_PIN, EXAMPLE, RELAY_PIN
-from tests.waiting import eventually
+from tests.waiting import PATIENCE, eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -48,7 +48,7 @@ def run_engine(
         try:
             await body(engine, heard)
         finally:
-            await asyncio.wait_for(engine.stop(), timeout=5)
+            await asyncio.wait_for(engine.stop(), timeout=PATIENCE)
 
     asyncio.run(scenario())
 
@@ -139,7 +139,7 @@ def test_unknown_command_is_answered_err(gpio_program: Program, pins: MockFactor
         await link.open()
         try:
             await link.write(b"HELLO\nRELAY")  # a partial line waits for its end
-            first = await asyncio.wait_for(link.read(), 1)
+            first = await asyncio.wait_for(link.read(), PATIENCE)
             await link.write(b"ON\nRELAY?\n")
             return [first, await link.read(), await link.read()]
         finally:

@@ -18,7 +18,7 @@ from pyiot.runtime.liveview import LiveView
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
 from tests.e2e.conftest import RELAY, ROOT
-from tests.waiting import eventually
+from tests.waiting import PATIENCE, eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -56,7 +56,7 @@ def with_relay(
         try:
             await body(engine, port)
         finally:
-            await asyncio.wait_for(engine.stop(), timeout=5)
+            await asyncio.wait_for(engine.stop(), timeout=PATIENCE)
             await port.close()
 
     asyncio.run(scenario())
