@@ -297,9 +297,21 @@ def test_compiled_driver_and_iot_file_behave_the_same(tmp_path) -> None:
             await device.close()
         return device.received, seen, modes
 
+    def behaviour(trace: tuple[list[str], list[tuple[str, object]], list[str]]) -> tuple:
+        """What must be the same: the commands in order, the queries asked, each property's
+        values in order (without repeats) and the modes. How many polls fit in the warm-up
+        depends on the machine's load, so poll counts and their interleaving are left out."""
+        received, seen, modes = trace
+        commands = [line for line in received if not line.endswith("?")]
+        values: dict[str, list[object]] = {}
+        for prop, value in seen:
+            if values.get(prop, [None])[-1] != value:
+                values.setdefault(prop, []).append(value)
+        return commands, sorted({line for line in received if line.endswith("?")}), values, modes
+
     interpreted = asyncio.run(run(compile_file(source)))
     compiled = asyncio.run(run(load_program(driver)))
-    assert interpreted == compiled
+    assert behaviour(interpreted) == behaviour(compiled)
     sent, values, modes = interpreted
     assert sent.index("PWR ON") < sent.index("SOURCE A0")
     assert modes[:2] == ["warming", "on"]
