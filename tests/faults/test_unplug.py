@@ -150,12 +150,19 @@ def online(state: dict) -> bool | None:
     return status(state).get("components", {}).get("relay1", {}).get("online")
 
 
-async def settled_tasks(expected: list[str], timeout: float = PATIENCE) -> list[str]:
-    """The task names once they match `expected` (reports and polls end), or after `timeout`."""
+async def settled_tasks(expected: list[str] | None, timeout: float = PATIENCE) -> list[str]:
+    """The task names once they match `expected` (reports and polls end), or after `timeout`.
+    With `expected` None: once no unnamed task (`Task-N`, a short-lived one) is left."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+
+    def settled(names: list[str]) -> bool:
+        if expected is None:
+            return not any(name.startswith("Task-") for name in names)
+        return names == expected
+
     names = task_names()
-    while names != expected and loop.time() < deadline:
+    while not settled(names) and loop.time() < deadline:
         await asyncio.sleep(0.05)
         names = task_names()
     return names
@@ -175,7 +182,9 @@ async def unplug_cycles(device, stack: LocalStack, program: Program, log: LogLin
                 if cycle == 1 or cycles == 1:
                     # After one whole cycle: every lazily made thing exists.
                     gc.collect()
-                    before = {"tasks": task_names(), "fds": fd_kinds(), "rss": rss_kib()}
+                    # Once the cycle's own short tasks (a report on its way) have ended.
+                    tasks = await settled_tasks(None)
+                    before = {"tasks": tasks, "fds": fd_kinds(), "rss": rss_kib()}
                 wish = cycle % 2 == 0  # reported holds the other value now
                 started = loop.time()
                 await device.unplug()
