@@ -279,8 +279,8 @@ def device_options(model: IotFile, components: list[str], url: str) -> list[str]
             return f"{thing_name}.{name}" if taken.get(name, 0) > 1 else name
 
         ports = {thing.components[name].port for name in components}
-        if len(ports) == 1 and None not in ports:
-            (port,) = ports
+        port = ports.pop() if len(ports) == 1 else None
+        if port is not None:
             users = [c.name for c in thing.components.values() if c.port == port]
             if sorted(users) == sorted(components):
                 return [f"--device {qualified(port)}={url}"]
