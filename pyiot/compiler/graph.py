@@ -29,7 +29,7 @@ def render(
         import graphviz  # noqa: F401  (transitions' graphviz engine imports it)
     except ImportError:
         raise GraphvizMissing(
-            "the graphviz Python package is missing: pip install 'pyiot[graph]'"
+            "the graphviz Python package is missing (a dependency of pyiot): pip install graphviz"
         ) from None
     graph = build_graph_machine(title, "graphviz", table, modes, fold_protocol).get_graph()
     if fmt == "dot":

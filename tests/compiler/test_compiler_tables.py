@@ -10,6 +10,7 @@ from pyiot.compiler import Program, compile_file
 from pyiot.compiler.machine import build_machine
 from pyiot.compiler.tables import machine_table
 from pyiot.lang import load
+from tests.waiting import eventually
 
 STATES = ["offline", "connecting", "idle", "awaiting", "retrying"]
 EDGES = {
@@ -136,7 +137,7 @@ def test_awaiting_times_out_into_retrying():
         await model.connected()
         await model.send()
         assert model.state == "awaiting"
-        await asyncio.sleep(0.2)
+        await eventually(lambda: model.state != "awaiting", what="the 50 ms timer")
         return model.state
 
     assert asyncio.run(wait_for_expiry()) == "retrying"
