@@ -116,6 +116,8 @@ class HomeAssistantBridge:
         self._client.on_socket_open = _no_nagle
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._last_failure: str | None = None
         self._client.on_message = self._on_message
 
     def summary(self) -> str:
@@ -136,7 +138,7 @@ class HomeAssistantBridge:
             await asyncio.wait_for(asyncio.shield(self._connected), timeout)
         except (asyncio.TimeoutError, ConnectionError) as err:
             await self._shutdown()
-            reason = f": {err}" if str(err) else ""
+            reason = f": {str(err) or self._last_failure or 'no answer'}"
             raise ConnectionError(
                 f"cannot reach the Home Assistant broker at {self.broker}{reason}"
             ) from None
@@ -284,6 +286,10 @@ class HomeAssistantBridge:
         elif error is None and self._ready:
             _LOGGER.warning("Home Assistant broker %s is back: publishing everything", self.broker)
             self._publish_all()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho says only that it failed; the refused socket is the usual cause.
+        self._last_failure = "connection refused or no route"
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, code: Any, props: Any):
         if not self._stopping:

@@ -166,3 +166,15 @@ def test_aws_iot_core_alone_is_refused_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert "--homeassistant-broker mqtt://HOST:PORT" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_home_assistant_broker_is_one_line(tmp_path: Path) -> None:
+    result = run_pyiot(
+        "run", str(RELAY), "--simulate", "--data", str(tmp_path / "data"),
+        "--homeassistant-broker", "mqtt://127.0.0.1:1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "pyiot: error: cannot reach the Home Assistant broker at mqtt://127.0.0.1:1: "
+        "connection refused or no route"
+    ]
