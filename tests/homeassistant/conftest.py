@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +22,31 @@ from tests.waiting import PATIENCE, wait_until
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 EVERYTHING = HERE / "everything.iot"
+
+
+INSTALL = (
+    "/root/.pyenv/versions/3.13.0/bin/python -m venv .ha-venv && .ha-venv/bin/pip install "
+    "'homeassistant==2025.4.*' 'home-assistant-frontend==20250411.0' 'paho-mqtt==2.1.0'"
+)
+
+
+def ha_python(*modules: str) -> str:
+    """The Python that has Home Assistant (and `modules`): $PYIOT_HA_PYTHON, else the
+    repository's `.ha-venv`. Without one the test fails in CI (CI=true) and skips elsewhere."""
+    candidates = [os.environ.get("PYIOT_HA_PYTHON", ""), str(ROOT / ".ha-venv" / "bin" / "python")]
+    found = next((c for c in candidates if c and Path(c).is_file()), None)
+    missing = []
+    if found is not None and modules:
+        probe = "import importlib.util as u, sys; print(*[m for m in sys.argv[1:] if not u.find_spec(m)])"
+        result = subprocess.run([found, "-c", probe, *modules], capture_output=True, text=True)
+        missing = result.stdout.split()
+    if found is not None and not missing:
+        return found
+    what = f"{found} lacks {', '.join(missing)}" if found else "no Python with Home Assistant"
+    message = f"{what}: set PYIOT_HA_PYTHON, or make one with `{INSTALL}` (Python >= 3.13)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI must run this test (.ci/run installs it)")
+    pytest.skip(message)
 
 
 def entities_of(path: Path, gateway: str = "gw", prefix: str = "homeassistant") -> list[Entity]:

@@ -11,31 +11,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.homeassistant.conftest import EVERYTHING, HERE, ROOT, entities_of
-
-INSTALL = (
-    "/root/.pyenv/versions/3.13.0/bin/python -m venv .ha-venv && "
-    ".ha-venv/bin/pip install 'homeassistant==2025.4.*'"
-)
-
-
-def ha_python() -> str:
-    """The interpreter with Home Assistant; fails in CI, skips elsewhere, when there is none."""
-    candidates = [os.environ.get("PYIOT_HA_PYTHON", ""), str(ROOT / ".ha-venv" / "bin" / "python")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return candidate
-    message = (
-        "no Python with Home Assistant: set PYIOT_HA_PYTHON, or make one with "
-        f"`{INSTALL}` (Python >= 3.13)"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; CI must check the payloads (.ci/run installs it)")
-    pytest.skip(message)
+from tests.homeassistant.conftest import EVERYTHING, HERE, ROOT, entities_of, ha_python
 
 
 def check_with_home_assistant(payloads: list[list]) -> dict:
