@@ -9,7 +9,7 @@ device in Home Assistant and each property an entity:
     writable enum             select (its names as options)
     read-only enum            sensor, device_class enum, with its options
     writable int/float        number (min, max, step of its range)
-    read-only number          sensor (with the property's unit, when the file gives one)
+    read-only number          sensor (with the property's `unit`, when the file gives one)
     write-only enum           button, one per name (NAD's volumeStep up / down)
     writable string           text
     read-only string          sensor
@@ -146,15 +146,9 @@ def command_value(prop: Property, payload: str) -> Any:
     return payload
 
 
-def thing_entities(
-    thing: str, components: dict[str, Device], topics: Topics, units: dict[str, str] | None = None
-) -> list[Entity]:
+def thing_entities(thing: str, components: dict[str, Device], topics: Topics) -> list[Entity]:
     """Every discovery config of one thing: a connectivity sensor on the thing's own device
-    (so the components' `via_device` has something to point at), then each property.
-
-    `units` maps `component.property` to a unit of measurement (a property's own `unit`).
-    """
-    units = units or {}
+    (so the components' `via_device` has something to point at), then each property."""
     thing_device = {
         "identifiers": [node_id(thing)],
         "name": thing,
@@ -200,8 +194,7 @@ def thing_entities(
             "origin": origin,
         }
         for prop in device.properties.values():
-            unit = units.get(f"{component}.{prop.name}")
-            entities += _property_entities(thing, component, prop, topics, common, unit)
+            entities += _property_entities(thing, component, prop, topics, common)
     return entities
 
 
@@ -221,9 +214,9 @@ def _property_entities(
     prop: Property,
     topics: Topics,
     common: dict[str, Any],
-    unit: str | None,
 ) -> list[Entity]:
     platform = platform_of(prop)
+    unit = prop.unit
     object_id = safe_id(f"{component}_{prop.name}")
     unique = f"{node_id(thing)}_{object_id}"
     state = topics.state(thing, component, prop.name)

@@ -51,6 +51,10 @@ def test_options_ranges_and_payloads_come_from_the_file() -> None:
         0.5,
     )
     assert entities["counter"]["mode"] == "box"
+    # `unit "..."` in the file: the unit of a number or a sensor.
+    assert entities["gain"]["unit_of_measurement"] == "dB"
+    assert entities["temperature"]["unit_of_measurement"] == "°C"
+    assert "unit_of_measurement" not in entities["volume"]
     assert entities["power"]["payload_on"] == "true" and entities["power"]["state_off"] == "false"
     assert entities["step up"]["payload_press"] == "up"
     assert entities["step down"]["command_topic"] == "pyiot/studio/panel/step/set"
@@ -122,3 +126,12 @@ def test_states_are_json_for_bool_and_numbers_and_text_as_is() -> None:
         "hdmi2",
     ]
     assert json.loads(state_text(0.1)) == 0.1
+
+
+def test_a_compiled_driver_gives_the_same_entities(tmp_path) -> None:
+    from pyiot.compiler import compile_file
+    from pyiot.compiler.codegen import driver_source
+
+    driver = tmp_path / "panel_driver.py"
+    driver.write_text(driver_source(compile_file(EVERYTHING), "panel_driver"))
+    assert [e.config for e in entities_of(driver)] == [e.config for e in entities_of(EVERYTHING)]
