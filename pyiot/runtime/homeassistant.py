@@ -149,6 +149,16 @@ class HomeAssistantBridge:
                 engine.status_listeners.append(functools.partial(self._on_status, runtime.name))
         self._ready = True
         self._publish_all()
+        # Started means published: the broker has them all once it acknowledges the last
+        # (one connection's QoS 1 publishes are handled in order).
+        last = self._client.publish(self.topics.availability, ONLINE, qos=QOS, retain=True)
+        await self._acknowledged(last)
+
+    async def _acknowledged(self, info: mqtt.MQTTMessageInfo) -> None:
+        with contextlib.suppress(RuntimeError, ValueError):
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(info.wait_for_publish, CONNECT_TIMEOUT)
+            )
 
     async def stop(self) -> None:
         """Say `offline` (a clean stop makes the entities unavailable too) and disconnect."""
@@ -158,10 +168,7 @@ class HomeAssistantBridge:
             task.cancel()
         if self._client.is_connected():
             info = self._client.publish(self.topics.availability, OFFLINE, qos=QOS, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
-                await asyncio.get_running_loop().run_in_executor(
-                    None, functools.partial(info.wait_for_publish, CONNECT_TIMEOUT)
-                )
+            await self._acknowledged(info)
         await self._shutdown()
 
     async def _shutdown(self) -> None:

@@ -51,9 +51,11 @@ def test_home_assistant_sees_the_relay_and_drives_it_through_the_shadow(
     assert config["device"]["name"] == "relay1" and config["device"]["model_id"] == "Relay"
     gateway = ha.config("homeassistant/binary_sensor/pyiot_relayOne/gateway/config")
     assert gateway["device"]["identifiers"] == [config["device"]["via_device"]]
-    ha.wait_for(GATEWAY, "online", retained=True)
-    ha.wait_for(COMPONENT, "online", retained=True)
-    ha.wait_for(STATE, "false", retained=True)
+    ha.wait_latest(GATEWAY, "online")
+    ha.wait_latest(COMPONENT, "online")
+    ha.wait_latest(STATE, "false")
+    for topic, payload in ((GATEWAY, "online"), (COMPONENT, "online"), (STATE, "false")):
+        assert last_retained(url, topic, home_assistant) == payload
 
     # The device changes by itself (its own button): the state follows.
     sim.send("relay1.relayState=true")
