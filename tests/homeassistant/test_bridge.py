@@ -105,7 +105,7 @@ def test_entities_become_unavailable_when_pyiot_stops_or_dies(cli, home_assistan
     ha.wait_latest(GATEWAY, "online")
 
     # A clean stop says offline itself.
-    assert run.stop() == 0
+    assert run.stop() == 0, "\n".join(run.lines)
     ha.wait_latest(GATEWAY, "offline")
     assert last_retained(url, GATEWAY, home_assistant) == "offline"
 
@@ -136,7 +136,7 @@ def test_a_property_removed_from_the_file_disappears_at_the_next_start(
     run.wait_for(r"home assistant: 13 entities under ha/")
     ha.wait_for(firmware)
     ha.wait_for(label)
-    assert run.stop() == 0
+    assert run.stop() == 0, "\n".join(run.lines)
 
     # The same file without its `firmware` property.
     text = first.read_text()
@@ -180,3 +180,15 @@ def test_an_unreachable_home_assistant_broker_is_one_line(tmp_path: Path) -> Non
         "pyiot: error: cannot reach the Home Assistant broker at mqtt://127.0.0.1:1: "
         "connection refused or no route"
     ]
+
+
+def test_stopped_the_moment_it_is_ready_pyiot_stops_cleanly(cli, home_assistant, tmp_path):
+    """`ready` is printed once SIGTERM is handled: a script (or this test) that stops pyiot as
+    soon as it reads the line gets a clean stop (exit 0, entities offline), never a kill."""
+    url = start_broker(cli, tmp_path)
+    ha = home_assistant(url)
+    for _ in range(3):
+        run = cli("run", str(RELAY), "--simulate", "--broker", url, "--homeassistant")
+        run.wait_for(r"^ready")
+        assert run.stop() == 0, "\n".join(run.lines)
+        ha.wait_latest(GATEWAY, "offline")
