@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RELAY, desired, reported, run_pyiot
+from tests.e2e.conftest import RELAY, ROOT, desired, reported, run_pyiot
 from tests.homeassistant.conftest import EVERYTHING
 
 pytestmark = pytest.mark.timeout(120)
@@ -192,3 +192,25 @@ def test_stopped_the_moment_it_is_ready_pyiot_stops_cleanly(cli, home_assistant,
         run.wait_for(r"^ready")
         assert run.stop() == 0, "\n".join(run.lines)
         ha.wait_latest(GATEWAY, "offline")
+
+
+def test_commands_reach_nested_shadow_keys_on_a_shared_port(
+    cli, shadow_app, home_assistant, tmp_path
+) -> None:
+    """Six amplifier zones on one serial line, each nested in the shadow (`patio.volume`):
+    each zone is its own device in Home Assistant and a command lands at its shadow path."""
+    url = start_broker(cli, tmp_path)
+    amplifier = ROOT / "devices" / "monoprice_mpr6zhmaut.iot"
+    run = cli("run", str(amplifier), "--simulate", "--broker", url, "--homeassistant")
+    run.wait_for(r"^ready")
+    ha = home_assistant(url)
+    app = shadow_app(url, "wholeHouse")
+    patio = ha.config("homeassistant/number/pyiot_wholeHouse/patio_volume/config")
+    assert (patio["device"]["name"], patio["min"], patio["max"]) == ("patio", 0, 38)
+
+    kitchen = ha.wait_for("pyiot/wholeHouse/kitchen/volume/state").payload
+    assert kitchen != "20"
+    ha.publish("pyiot/wholeHouse/patio/volume/set", "20")
+    app.wait_until(lambda d: reported(d).get("patio", {}).get("volume") == 20 and not desired(d))
+    ha.wait_latest("pyiot/wholeHouse/patio/volume/state", "20")
+    assert ha.latest("pyiot/wholeHouse/kitchen/volume/state") == kitchen  # only the patio
