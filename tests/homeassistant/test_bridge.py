@@ -214,3 +214,28 @@ def test_commands_reach_nested_shadow_keys_on_a_shared_port(
     app.wait_until(lambda d: reported(d).get("patio", {}).get("volume") == 20 and not desired(d))
     ha.wait_latest("pyiot/wholeHouse/patio/volume/state", "20")
     assert ha.latest("pyiot/wholeHouse/kitchen/volume/state") == kitchen  # only the patio
+
+
+def test_a_command_meets_the_devices_modes(cli, shadow_app, home_assistant, tmp_path) -> None:
+    """The Epson refuses mute while its lamp is off (`reject set source, mute unless on,
+    warming`): a mute from Home Assistant is refused by that rule, visibly, as a shadow
+    desired change would be; a power command from the select starts the projector's warm-up."""
+    url = start_broker(cli, tmp_path)
+    projector = ROOT / "devices" / "epson_escvp21.iot"
+    run = cli("run", str(projector), "--simulate", "--broker", url, "--homeassistant")
+    run.wait_for(r"^ready")
+    ha = home_assistant(url)
+    app = shadow_app(url, "theatre")
+    power = ha.config("homeassistant/select/pyiot_theatre/projector_power/config")
+    assert power["options"][:2] == ["standby", "on"]
+    ha.wait_latest("pyiot/theatre/projector/power/state", "standby")
+
+    ha.publish("pyiot/theatre/projector/mute/set", "true")
+    doc = app.wait_until(lambda d: "mute" in reported(d)["pyiot"].get("rejected", {}))
+    assert "the lamp is off" in reported(doc)["pyiot"]["rejected"]["mute"]["reason"]
+    run.wait_for(r"rejected desired mute = True")
+
+    # PWR ON: the mode machine says warming (on only after the lamp's 40 s or its report).
+    ha.publish("pyiot/theatre/projector/power/set", "on")
+    ha.wait_latest("pyiot/theatre/projector/power/state", "warming")
+    app.wait_until(lambda d: reported(d).get("power") == "warming" and not desired(d))
