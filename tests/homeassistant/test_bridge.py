@@ -134,6 +134,7 @@ def test_a_property_removed_from_the_file_disappears_at_the_next_start(
 
     run = cli("run", str(first), "--simulate", "--broker", url, "--config", str(config))
     run.wait_for(r"home assistant: 13 entities under ha/")
+    run.wait_for(r"^ready")
     ha.wait_for(firmware)
     ha.wait_for(label)
     assert run.stop() == 0, "\n".join(run.lines)
