@@ -224,14 +224,11 @@ def _host_port(url: str, scheme: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _until_stopped(ready: str | None = None) -> None:
+async def _until_stopped() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        # Only now: a script that stops pyiot as soon as it reads this gets a clean stop.
-        _out(ready)
     await stop.wait()
 
 
@@ -442,7 +439,8 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
             hint = ""
         else:
             hint = f" --broker {broker}"
-        await _until_stopped(f"ready; try: pyiot shadow get {things[0].name}{hint}")
+        _out(f"ready; try: pyiot shadow get {things[0].name}{hint}")
+        await _until_stopped()
     finally:
         if view is not None:
             await view.stop()
