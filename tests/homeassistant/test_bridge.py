@@ -183,18 +183,6 @@ def test_an_unreachable_home_assistant_broker_is_one_line(tmp_path: Path) -> Non
     ]
 
 
-def test_stopped_the_moment_it_is_ready_pyiot_stops_cleanly(cli, home_assistant, tmp_path):
-    """`ready` is printed once SIGTERM is handled: a script (or this test) that stops pyiot as
-    soon as it reads the line gets a clean stop (exit 0, entities offline), never a kill."""
-    url = start_broker(cli, tmp_path)
-    ha = home_assistant(url)
-    for _ in range(3):
-        run = cli("run", str(RELAY), "--simulate", "--broker", url, "--homeassistant")
-        run.wait_for(r"^ready")
-        assert run.stop() == 0, "\n".join(run.lines)
-        ha.wait_latest(GATEWAY, "offline")
-
-
 def test_commands_reach_nested_shadow_keys_on_a_shared_port(
     cli, shadow_app, home_assistant, tmp_path
 ) -> None:
