@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import uuid
@@ -143,3 +144,22 @@ def home_assistant() -> Iterator[Callable[..., HomeAssistantClient]]:
     yield connect
     for client in clients:
         client.close()
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process catches SIGTERM yet (Linux: the SigCgt mask of /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+def stop_cleanly(run: Any) -> int:
+    """Stop a `pyiot run` with SIGTERM once it handles SIGTERM (a signal that lands before
+    pyiot has installed its handler kills it, which is not what these tests are about)."""
+    wait_until(lambda: handles_sigterm(run.process.pid), what="pyiot handling SIGTERM")
+    return run.stop()

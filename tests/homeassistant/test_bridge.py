@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import RELAY, ROOT, desired, reported, run_pyiot
-from tests.homeassistant.conftest import EVERYTHING
+from tests.homeassistant.conftest import EVERYTHING, stop_cleanly
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -105,7 +105,7 @@ def test_entities_become_unavailable_when_pyiot_stops_or_dies(cli, home_assistan
     ha.wait_latest(GATEWAY, "online")
 
     # A clean stop says offline itself.
-    assert run.stop() == 0, "\n".join(run.lines)
+    assert stop_cleanly(run) == 0, "\n".join(run.lines)
     ha.wait_latest(GATEWAY, "offline")
     assert last_retained(url, GATEWAY, home_assistant) == "offline"
 
@@ -137,7 +137,7 @@ def test_a_property_removed_from_the_file_disappears_at_the_next_start(
     run.wait_for(r"^ready")
     ha.wait_for(firmware)
     ha.wait_for(label)
-    assert run.stop() == 0, "\n".join(run.lines)
+    assert stop_cleanly(run) == 0, "\n".join(run.lines)
 
     # The same file without its `firmware` property.
     text = first.read_text()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import RELAY, reported
-from tests.homeassistant.conftest import ha_python
+from tests.homeassistant.conftest import ha_python, stop_cleanly
 from tests.waiting import wait_until
 
 # Home Assistant's first start on a loaded machine takes a while (it only bounds a hang).
@@ -191,5 +191,5 @@ def test_a_real_home_assistant_finds_shows_and_drives_the_relay(
     wait_until(lambda: api.state(ENTITY) == "on", what=f"{ENTITY} on")
 
     # pyiot stops: Home Assistant shows the relay unavailable, not a stale "on".
-    assert run.stop() == 0
+    assert stop_cleanly(run) == 0
     wait_until(lambda: api.state(ENTITY) == "unavailable", what=f"{ENTITY} unavailable")
