@@ -59,9 +59,13 @@ _LOGGER = logging.getLogger(__name__)
 
 KEEP_ALIVE_SECONDS = 30
 CONNECT_TIMEOUT = 10.0
-# Publishes held while the broker is away; beyond this paho refuses new ones (each is
-# retained and everything is republished on reconnect, so none is lost for good).
-MAX_QUEUED = 1000
+# Publishes held while the broker is away or slow; beyond this paho refuses new ones (each is
+# retained and everything is republished on reconnect, so none is lost for good). A large
+# gateway's start publishes a config and a state per property at once.
+MAX_QUEUED = 10_000
+MAX_INFLIGHT = 100
+# Commands being passed to the shadow at most; more are dropped (a flood is no user).
+MAX_PENDING_COMMANDS = 100
 # A command larger than this is no property value (a shadow document is at most 8 KB).
 MAX_COMMAND_BYTES = 8192
 QOS = 1
@@ -108,6 +112,8 @@ class HomeAssistantBridge:
             clean_session=True,
         )
         self._client.max_queued_messages_set(MAX_QUEUED)
+        self._client.max_inflight_messages_set(MAX_INFLIGHT)
+        self._refused = False  # a publish paho refused (queue full), logged once per episode
         if broker.username is not None:
             self._client.username_pw_set(broker.username, broker.password)
         # When pyiot dies the broker says so for it: every entity becomes unavailable.
@@ -151,7 +157,7 @@ class HomeAssistantBridge:
         self._publish_all()
         # Started means published: the broker has them all once it acknowledges the last
         # (one connection's QoS 1 publishes are handled in order).
-        last = self._client.publish(self.topics.availability, ONLINE, qos=QOS, retain=True)
+        last = self._publish(self.topics.availability, ONLINE)
         await self._acknowledged(last)
 
     async def _acknowledged(self, info: mqtt.MQTTMessageInfo) -> None:
@@ -167,7 +173,7 @@ class HomeAssistantBridge:
         for task in self._tasks:
             task.cancel()
         if self._client.is_connected():
-            info = self._client.publish(self.topics.availability, OFFLINE, qos=QOS, retain=True)
+            info = self._publish(self.topics.availability, OFFLINE)
             await self._acknowledged(info)
         await self._shutdown()
 
@@ -205,15 +211,25 @@ class HomeAssistantBridge:
         for topic, payload in sorted(found.items()):
             if payload and topic not in current:
                 _LOGGER.info("Home Assistant: removing %s (no longer in the files)", topic)
-                self._client.publish(topic, b"", qos=QOS, retain=True)
+                self._publish(topic, b"")
                 self.cleared.append(topic)
+
+    def _publish(self, topic: str, payload: str | bytes) -> mqtt.MQTTMessageInfo:
+        """Publish retained at QoS 1; a publish paho refuses (its queue full) is logged."""
+        info = self._client.publish(topic, payload, qos=QOS, retain=True)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE and not self._refused:
+            self._refused = True
+            _LOGGER.warning(
+                "Home Assistant: %d publishes queued; dropping until reconnected", MAX_QUEUED
+            )
+        return info
 
     def _publish_all(self) -> None:
         """Configs, availability and every known state (on start, reconnect, HA's birth)."""
-        publish = self._client.publish
-        publish(self.topics.availability, ONLINE, qos=QOS, retain=True)
+        self._refused = False
+        self._publish(self.topics.availability, ONLINE)
         for entity in self.entities:
-            publish(entity.topic(self.topics.prefix), entity.payload(), qos=QOS, retain=True)
+            self._publish(entity.topic(self.topics.prefix), entity.payload())
         for runtime in self.gateway.things.values():
             for engine in runtime.engines.values():
                 self._on_status(runtime.name, engine.name, engine.status)
@@ -224,12 +240,12 @@ class HomeAssistantBridge:
     def _on_value(self, thing: str, component: str, prop: str, value: Value) -> None:
         topic = self._states.get((thing, component, prop))
         if topic is not None and self._ready:
-            self._client.publish(topic, state_text(value), qos=QOS, retain=True)
+            self._publish(topic, state_text(value))
 
     def _on_status(self, thing: str, component: str, status: ComponentStatus) -> None:
         if self._ready:
             topic = self.topics.component_availability(thing, component)
-            self._client.publish(topic, ONLINE if status.online else OFFLINE, qos=QOS, retain=True)
+            self._publish(topic, ONLINE if status.online else OFFLINE)
 
     # Home Assistant -> shadow (event loop) ---------------------------------------------------
     def _command(self, topic: str, payload: bytes) -> None:
@@ -239,6 +255,11 @@ class HomeAssistantBridge:
             return
         if len(payload) > MAX_COMMAND_BYTES:
             _LOGGER.warning("Home Assistant: command on %s too big: %d bytes", topic, len(payload))
+            return
+        if len(self._tasks) >= MAX_PENDING_COMMANDS:
+            _LOGGER.warning(
+                "Home Assistant: command on %s dropped: %d pending", topic, len(self._tasks)
+            )
             return
         value = command_value(target.prop, payload.decode("utf-8", errors="replace"))
         _LOGGER.info("Home Assistant: %s asks %r", topic, value)
