@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import RELAY, ROOT, desired, reported, run_pyiot
-from tests.homeassistant.conftest import EVERYTHING, stop_cleanly
+from tests.homeassistant.conftest import EVERYTHING, entities_of, stop_cleanly
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -228,3 +229,22 @@ def test_a_command_meets_the_devices_modes(cli, shadow_app, home_assistant, tmp_
     ha.publish("pyiot/theatre/projector/power/set", "on")
     ha.wait_latest("pyiot/theatre/projector/power/state", "warming")
     app.wait_until(lambda d: reported(d).get("power") == "warming" and not desired(d))
+
+
+def test_a_large_gateway_publishes_every_config(cli, home_assistant, tmp_path) -> None:
+    """Twenty panels of every kind of property: 241 configs, each retained at its topic."""
+    url = start_broker(cli, tmp_path)
+    text = EVERYTHING.read_text()
+    device = text[: text.index("thing studio")]
+    components = "\n".join(f'    component panel{n}: Panel on serial "/dev/ttyS{n}"' for n in range(20))
+    big = tmp_path / "big.iot"
+    nested = " ".join(f"panel{n}.* in panel{n}" for n in range(20))
+    big.write_text(f"{device}thing studio {{\n{components}\n    shadow {{ {nested} }}\n}}\n")
+    run = cli("run", str(big), "--simulate", "--broker", url, "--homeassistant")
+    run.wait_for(r"home assistant: 241 entities under homeassistant/")
+    run.wait_for(r"^ready")
+    ha = home_assistant(url)
+    configs = {e.topic("homeassistant") for e in entities_of(big)}
+    assert len(configs) == 241
+    wait_until(lambda: configs <= {m.topic for m in ha.messages}, what="every config")
+    assert all(m.retained for m in ha.messages if m.topic in configs)
