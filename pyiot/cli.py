@@ -447,6 +447,11 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
 
     _check_device_options(programs, endpoints)
     _check_python_allowed(programs, endpoints, args.allow_python)
+    from pyiot.config import homeassistant_settings
+    from pyiot.runtime.homeassistant import start_homeassistant, stop_homeassistant
+
+    homeassistant = homeassistant_settings(args, settings)  # refuses AWS alone, before starting
+    bridge = None
     simulators: list[PortSimulator] = []
     stack = None
     gateway = None
@@ -507,6 +512,9 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         if _stopping():
             return
         await gateway.start()
+        bridge = await start_homeassistant(homeassistant, gateway, broker)
+        if bridge is not None:
+            _out(f"home assistant: {bridge.summary()}")
         for thing in things:
             comps = ", ".join(
                 f"{c.name} on {endpoint_for(endpoints, thing, c)[1]}"
@@ -525,6 +533,7 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
     finally:
         if view is not None:
             await view.stop()
+        await stop_homeassistant(bridge)
         if gateway is not None:
             await gateway.stop()
         if shadow is not None:
@@ -805,6 +814,9 @@ def _parser() -> argparse.ArgumentParser:
         "on a terminal, text otherwise",
     )
     add_connection_arguments(p, local)
+    from pyiot.config import add_homeassistant_arguments
+
+    add_homeassistant_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = _command(
