@@ -339,6 +339,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         grants=grants,
         tls=tls,
         tls_port=args.tls_port,
+        aws_limits=args.aws_limits,
     )
     try:
         stack.start()
@@ -490,7 +491,12 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         if _stopping():
             return
         choice = await choose_broker(
-            settings, args.data, start=True, port=getattr(args, "port", None), say=_out
+            settings,
+            args.data,
+            start=True,
+            port=getattr(args, "port", None),
+            aws_limits=args.aws_limits,
+            say=_out,
         )
         stack, broker = choice.stack, choice.broker
         if _stopping():
@@ -759,6 +765,13 @@ def _parser() -> argparse.ArgumentParser:
         help="let a login reach these things' shadows (* for all things and plain topics); "
         "a login always reaches the thing named like it",
     )
+    p.add_argument(
+        "--no-aws-limits",
+        dest="aws_limits",
+        action="store_false",
+        help="let the local shadow service take any request rate (by default it throttles each "
+        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+    )
     p.set_defaults(func=cmd_broker)
 
     from pyiot.config import add_connection_arguments
@@ -798,6 +811,13 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         help="data folder of the local stack: use the stack running there, else start one",
+    )
+    p.add_argument(
+        "--no-aws-limits",
+        dest="aws_limits",
+        action="store_false",
+        help="let the local shadow service take any request rate (by default it throttles each "
+        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
     )
     p.add_argument(
         "--allow-python",
