@@ -92,12 +92,22 @@ class ModelBuilder(ValueRules, Transformer):
     def packet_framing(self, items: list) -> list[tuple]:
         template = items[0]
         statements = [("packet", unquote(template, self.path), self._at(template))]
-        if len(items) > 1:
-            statements.append(items[1])
+        statements += items[1:]
         return statements
 
     def packet_end(self, items: list[Token]) -> tuple:
         return ("packet_end", unquote(items[0], self.path), self._at(items[0]))
+
+    def packet_reply_end(self, items: list[Token]) -> tuple:
+        return ("packet_reply_end", unquote(items[0], self.path), self._at(items[0]))
+
+    def reply_terminators(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        return ("reply_terminators", texts, self._at(items[0]))
+
+    def command_terminators(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        return ("command_terminators", texts, self._at(items[0]))
 
     def timeout(self, items: list[Token]) -> tuple:
         return ("timeout", seconds(items[0], self.path), self._at(items[0]))
@@ -197,6 +207,13 @@ class ModelBuilder(ValueRules, Transformer):
     def convert(self, meta: Any, items: list) -> tuple:
         return ("convert", Convert(items[0], items[1]), self._meta_at(meta))
 
+    def prop_error(self, items: list[Token]) -> tuple:
+        return ("error", regex_token(items[0], self.path), self._at(items[0]))
+
+    @v_args(meta=True)
+    def initial(self, meta: Any, items: list) -> tuple:
+        return ("initial", items[0], self._meta_at(meta))
+
     def python_hook(self, items: list[Token]) -> tuple:
         return (f"python:{items[0]}", unquote(items[1], self.path), self._at(items[1]))
 
@@ -235,10 +252,15 @@ class ModelBuilder(ValueRules, Transformer):
     def names(self, items: list[Token]) -> list[str]:
         return [str(i) for i in items]
 
+    def reject_answer(self, items: list[Token]) -> tuple:
+        return ("answer", unquote(items[0], self.path))
+
     def _hold(self, action: str, meta: Any, items: list) -> ModeHold:
-        props, modes, *reason = items
+        props, modes, *rest = items
+        answer = next((item[1] for item in rest if isinstance(item, tuple)), None)
+        reason = [item for item in rest if not isinstance(item, tuple)]
         text = unquote(reason[0], self.path) if reason else None
-        return ModeHold(action, props, modes, self._meta_at(meta), text)
+        return ModeHold(action, props, modes, self._meta_at(meta), text, answer)
 
     def modes(self, items: list) -> tuple:
         source, *statements = items

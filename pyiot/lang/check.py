@@ -15,6 +15,7 @@ from pyiot.lang.model import (
     Condition,
     Device,
     IotFile,
+    ModeHold,
     Modes,
     PatternError,
     Property,
@@ -88,6 +89,10 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += regex_problems(prop.reply, at("reply", prop.pos), {"value"})
     if prop.group is not None:
         problems += _group_problems(prop, device)
+    if prop.error is not None:
+        problems += regex_problems(prop.error, at("error", prop.pos), set())
+    if prop.initial is not None:
+        problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
@@ -281,7 +286,26 @@ def _check_modes(modes: Modes, device: Device) -> list[Diagnostic]:
             prop = device.properties.get(name)
             if prop is None or not prop.writable:
                 problems.append(Diagnostic(hold.pos, f"'{name}' is no property with a set command"))
+        if hold.answer is not None:
+            problems += _answer_problems(hold, device)
     return problems
+
+
+def _answer_problems(hold: ModeHold, device: Device) -> list[Diagnostic]:
+    """A reject's `answer` is a refusal the runtime must recognise: an error pattern matches it."""
+    patterns = [device.error_reply] + [
+        device.properties[n].error for n in hold.props if n in device.properties
+    ]
+    for regex in patterns:
+        if regex is None:
+            continue
+        try:
+            if regex.compile_python().search(hold.answer or ""):
+                return []
+        except PatternError:
+            return []  # reported at the pattern
+    return [Diagnostic(hold.pos, f"answer {hold.answer!r} matches no error pattern of the device")]
+
 
 
 def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> list[Diagnostic]:

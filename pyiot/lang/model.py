@@ -89,12 +89,21 @@ class Regex:
     def _source(self, args: dict[str, Value] | None) -> str:
         if not args:
             return self.source
-        return _PLACEHOLDER.sub(
-            lambda m: re.escape(str(args[m[1]])) if m[1] in args else m[0], self.source
-        )
+
+        def written(m: re.Match[str]) -> str:
+            if m[1] not in args:
+                return m[0]
+            # `{output:02d}`: the parameter written as the device writes it (Extron `Out03`).
+            try:
+                return re.escape(format(args[m[1]], m[2]) if m[2] else str(args[m[1]]))
+            except (ValueError, TypeError) as err:
+                raise PatternError(f"cannot write {{{m[1]}:{m[2]}}}: {err}", m.start()) from None
+
+        return _PLACEHOLDER.sub(written, self.source)
 
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `{name}` or `{name:spec}` of a device parameter (not a counted repeat such as `{2}`).
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
 
 
 @dataclass
@@ -148,6 +157,8 @@ class Property:
     access: str | None = None  # "readonly" / "writeonly", when said explicitly
     convert: Convert | None = None
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
+    error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
+    initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
     @property
@@ -201,6 +212,8 @@ class ModeHold:
     modes: list[str]
     pos: SourcePos
     reason: str | None = None
+    # `answer "%1INPT=ERR3"`: what the device says to such a set (the simulator sends it).
+    answer: str | None = None
 
 
 @dataclass
@@ -253,6 +266,14 @@ class Device:
     # Binary frames instead of lines: a template such as "\x02{payload}{sum8}" (see framing.py).
     packet: str | None = None
     packet_end: str = ""  # appended to each command's payload ("!1PWR01" + "\r")
+    # What the device appends to a reply's payload when it is not `packet_end` (Onkyo: EOF
+    # 0x1A, then CR LF); receivers strip it.
+    packet_reply_end: str | None = None
+    # Line ends of replies when they differ from the commands' (`framing line "\r" replies
+    # "\r\n"`); the first is what a simulated device sends. Empty: `line_terminator`.
+    reply_terminators: list[str] = field(default_factory=list)
+    # Other line ends a device takes from a client besides `line_terminator` (`accepts`).
+    command_terminators: list[str] = field(default_factory=list)
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     timeout: float = 1.0
@@ -266,6 +287,17 @@ class Device:
     properties: dict[str, Property] = field(default_factory=dict)
     modes: Modes | None = None
     positions: dict[str, SourcePos] = field(default_factory=dict)
+
+
+    @property
+    def reply_ends(self) -> list[str]:
+        """Every text that ends a reply line, the one a device sends first."""
+        return list(self.reply_terminators) or [self.line_terminator]
+
+    @property
+    def command_ends(self) -> list[str]:
+        """Every text that ends a command line a device takes, the one pyiot sends first."""
+        return list(dict.fromkeys([self.line_terminator, *self.command_terminators]))
 
 
 @dataclass

@@ -74,6 +74,8 @@ class DeviceProtocol:
         self.groups = {g.name: g.reply.compile(args) for g in device.groups.values()}
         self.members = {g: [p for p in props if p.group == g] for g in device.groups}
         self.error = device.error_reply.compile(args) if device.error_reply else None
+        # A property's own refusal (Onkyo `!1MVLN/A`), besides the device's.
+        self.errors = {p.name: p.error.compile(args) for p in props if p.error}
         self.ack = device.ack_reply.compile(args) if device.ack_reply else None
 
     # requests -------------------------------------------------------------------------------
@@ -165,8 +167,16 @@ class DeviceProtocol:
         pattern = self.acks.get(request.prop.name) or self.ack
         return bool(pattern and pattern.search(line))
 
-    def is_error(self, line: str) -> bool:
-        return bool(self.error and self.error.search(line))
+    def is_error(self, line: str, request: Request | None = None) -> bool:
+        """Whether a line is a refusal: the device's error, or a property's own. Given the
+        request waited on, only its property's own refusal counts besides the device's (Onkyo
+        `!1PWRN/A` does not fail a volume query); without it, any property's does."""
+        if self.error and self.error.search(line):
+            return True
+        if request is not None:
+            own = self.errors.get(request.prop.name) if request.prop else None
+            return bool(own and own.search(line))
+        return any(pattern.search(line) for pattern in self.errors.values())
 
     def unsolicited(self, line: str) -> dict[str, Value] | None:
         """Values in a line nobody asked for (a front panel), or None if it says nothing."""

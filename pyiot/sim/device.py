@@ -26,6 +26,13 @@ _LOGGER = logging.getLogger(__name__)
 _MAX_MODE_STEPS = 100
 
 
+def _arg_regex(value: Value) -> str:
+    """A regex for a component's argument in a command: a whole number with any leading zeros."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"0*{value}"
+    return re.escape(str(value))
+
+
 class DeviceSimulator:
     """One simulated instance of a device type (one component of a thing).
 
@@ -56,11 +63,25 @@ class DeviceSimulator:
             p.query.format(**self.args): p for p in device.properties.values() if p.query
         }
         self._queries.update({g.query.format(**self.args): g for g in device.groups.values()})
-        arg_regex = {k: re.escape(str(v)) for k, v in self.args.items()}
+        # A whole-number argument is recognised however many digits it is written with
+        # (Extron SIS: "1-, 2-, and 3-digit numeric entries", `3*2!` = `003*002!`).
+        arg_regex = {k: _arg_regex(v) for k, v in self.args.items()}
+        # Queries with a number argument are also recognised with other digit counts (`3%`).
+        self._query_patterns = [
+            (format_to_regex(q.query, arg_regex), q)
+            for q in [*device.properties.values(), *device.groups.values()]
+            if q.query and any(isinstance(v, int) for v in self.args.values())
+        ]
         self._sets = [
             (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}))
             for p in device.properties.values()
             if p.set_format
+        ]
+        # A known command with a value the device does not take gets that command's own refusal.
+        self._loose_sets = [
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": ".+?"}))
+            for p, _ in self._sets
+            if p.error is not None and p.set_format
         ]
         self._error_line = (
             render(self._compile(device.error_reply), {}) if device.error_reply else None
@@ -108,6 +129,8 @@ class DeviceSimulator:
         """The device's reply lines to one received line; None when the line is not for it."""
         self.tick()
         target = self._queries.get(line)
+        if target is None:
+            target = next((q for p, q in self._query_patterns if p.fullmatch(line)), None)
         try:
             if isinstance(target, GroupQuery):
                 return [self.report_group(target.name)]
@@ -121,13 +144,19 @@ class DeviceSimulator:
                     return self._set_reply(prop) if prop.reply is None else []
                 if found is not None:
                     return self._take_set(prop, found.group("value"))
+            for prop, pattern in self._loose_sets:
+                if pattern.fullmatch(line) is not None:
+                    return self.error(prop)
         except ValueError as err:  # a value its reply pattern cannot carry: a file to fix
             _LOGGER.warning("%s: cannot answer %r: %s", self.name, line, err)
             return self.error()
         return None
 
-    def error(self) -> list[str]:
-        """The device's error reply (nothing, if the protocol has none)."""
+    def error(self, prop: Property | None = None) -> list[str]:
+        """The device's error reply (nothing, if the protocol has none); a property's own
+        refusal when it has one (Onkyo `!1MVLN/A` under the command's own code)."""
+        if prop is not None and prop.error is not None:
+            return [render(self._compile(prop.error), {})]
         return [self._error_line] if self._error_line is not None else []
 
     def report(self, prop_name: str) -> str:
@@ -166,12 +195,14 @@ class DeviceSimulator:
             value = decode_set(prop, text)
         except ValueError_ as err:
             _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, text, err)
-            return self.error()
+            return self.error(prop)
         modes = self._modes
         if modes is not None and (refusal := modes.refusal(prop.name)) is not None:
             why = refusal.reason or f"only in {', '.join(refusal.modes)}"
             _LOGGER.info("%s: refused %s while %s: %s", self.name, prop.name, modes.mode, why)
-            return self.error()
+            if refusal.answer is not None:
+                return [refusal.answer.format(**self.args)]
+            return self.error(prop)
         now = self._clock()
         dest = modes.on_set(prop.name, value) if modes is not None else None
         if modes is not None and dest is not None:

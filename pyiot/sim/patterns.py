@@ -110,6 +110,10 @@ def _sample_set(items) -> str:
     if items and items[0][0] is sre_constants.NEGATE:
         rest = items[1:]
         return next((c for c in _CANDIDATES if not _in_set(rest, c)), "\x00")
+    if items and items[0][0] is sre_constants.LITERAL:
+        # A set that starts with a literal is written in the file's order: the parser turns
+        # `(?:PON|POF)` into `PO[NF]`, and the first alternative is PON, not POF.
+        return chr(items[0][1])
     return next((c for c in _CANDIDATES if _in_set(items, c)), _first_of(items))
 
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 import tty
 from collections.abc import Callable
@@ -30,20 +31,37 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class _LineSplitter:
-    """Received bytes -> lines, empty ones kept.
+    """Received bytes -> lines, empty ones kept; any of the device's command ends ends a line.
 
     A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
-    the usual way to see that it is listening.
+    the usual way to see that it is listening. Where CR and CR LF both end commands, a LF
+    after a CR is the rest of that end, not an empty line.
     """
 
-    def __init__(self, terminator: str):
-        self._separator = terminator.encode("utf-8")
+    def __init__(self, terminators: list[str]):
+        seps = {t.encode("utf-8") for t in terminators if t}
+        self._pattern = re.compile(b"|".join(re.escape(s) for s in sorted(seps, key=len)[::-1]))
+        self._longer = {
+            sep: [t[len(sep) :] for t in seps if len(t) > len(sep) and t.startswith(sep)]
+            for sep in seps
+        }
         self._buffer = b""
+        self._rest: list[bytes] = []
 
     def feed(self, data: bytes) -> list[str]:
-        *lines, self._buffer = (self._buffer + data).split(self._separator)
+        buffer = self._buffer + data
+        if self._rest and buffer:
+            rest = next((r for r in self._rest if buffer.startswith(r)), b"")
+            buffer = buffer[len(rest) :]
+            self._rest = []
+        lines = []
+        at = 0
+        for found in self._pattern.finditer(buffer):
+            lines.append(buffer[at : found.start()])
+            at = found.end()
+            self._rest = self._longer[found.group()] if at == len(buffer) else []
         # A line longer than any command is noise (wrong baud rate): keep only its tail.
-        self._buffer = self._buffer[-MAX_LINE_BYTES:]
+        self._buffer = buffer[at:][-MAX_LINE_BYTES:]
         return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
 
 
@@ -56,7 +74,7 @@ class PortSimulator:
         self.sims = {sim.name: sim for sim in sims}
         device = sims[0].device  # components sharing a line share its framing
         self.device = device
-        self.terminator = device.line_terminator
+        self.terminator = device.reply_ends[0]  # what the device ends its replies with
         self.prompt = device.prompt
         self.echo = device.echo
         self.url: str | None = None
@@ -93,7 +111,10 @@ class PortSimulator:
     def _encode(self, lines: list[str]) -> bytes:
         if self.device.packet is not None:
             # A binary protocol: each reply is one frame of its own.
-            framer = PacketFramer(self.device.packet, self.device.packet_end)
+            end = self.device.packet_reply_end
+            if end is None:
+                end = self.device.packet_end
+            framer = PacketFramer(self.device.packet, end)
             return b"".join(framer.encode(line) for line in lines)
         text = "".join(line + self.terminator for line in lines)
         if self.prompt is not None:
@@ -120,7 +141,7 @@ class PortSimulator:
     def _splitter(self) -> _LineSplitter | PacketFramer:
         if self.device.packet is not None:
             return PacketFramer(self.device.packet)
-        return _LineSplitter(self.terminator)
+        return _LineSplitter(self.device.command_ends)
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:

@@ -74,3 +74,18 @@ def test_runtime_sets_and_reads_within_the_response_time():
             assert await engine.read("volume") == 50
 
     asyncio.run(scenario())
+
+
+def test_main_zone_is_zm_and_system_power_is_pw(avr):
+    """PW is the whole receiver's power; ZM switches the main zone alone."""
+    assert avr.respond("ZM?") == b"ZMOFF\r"
+    assert avr.respond("ZMON") == b"ZMON\r"
+    assert avr.respond("ZM?") == b"ZMON\r"
+    assert avr.respond("PW?") == b"PWSTANDBY\r"
+
+
+def test_current_receivers_name_sat_cbl(avr):
+    """An AVR-X answers SI? with SISAT/CBL; the file reads it as an input, not as noise."""
+    assert avr.respond("SISAT/CBL") == b"SISAT/CBL\r"
+    assert avr.respond("SI?") == b"SISAT/CBL\r"
+    assert avr.sims["receiver"].values["input"] == "satcbl"

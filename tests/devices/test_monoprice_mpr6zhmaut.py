@@ -82,3 +82,23 @@ def test_runtime_sets_and_reads_one_zone_among_six():
                 await engine.set("volume", 39)
 
     asyncio.run(scenario())
+
+
+def test_a_client_ending_commands_with_cr_is_answered():
+    """The manual ends commands with CR and the amplifier answers with CR LF: a client that
+    sends `?11` CR (as pymonoprice does) over a real socket gets the status."""
+
+    async def scenario() -> None:
+        port = simulator_for(device_file("monoprice_mpr6zhmaut"), "kitchen")
+        url = await port.serve_tcp()
+        host, _, number = url.removeprefix("socket://").rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(number))
+        try:
+            writer.write(b"?11\r")
+            answer = await asyncio.wait_for(reader.readuntil(b"#"), 30)
+            assert answer == b"?11\r\n>1100000000000000000100\r\n#"
+        finally:
+            writer.close()
+            await port.close()
+
+    asyncio.run(scenario())

@@ -36,7 +36,7 @@ def test_set_and_query_answer_in_the_same_format(nad):
 def test_values_outside_the_protocol_are_ignored(nad):
     assert nad.respond("Main.Power=Maybe") == b""
     assert nad.respond("Main.Source=0") == b""
-    assert nad.respond("Main.Volume?") == b"Main.Volume=-90\r"
+    assert nad.respond("Main.Volume?") == b"Main.Volume=0\r"
 
 
 @pytest.mark.xfail(

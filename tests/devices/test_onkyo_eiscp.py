@@ -42,14 +42,37 @@ def test_power_on_is_the_documented_packet(program) -> None:
 
 
 def test_simulated_receiver_answers_in_packets(program) -> None:
+    """Replies end with [EOF] (0x1A) and CR LF, not with the commands' CR."""
     port = simulator_for(program.model)
-    assert port.respond("!1PWRQSTN") == packet(b"!1PWR00\r")
-    assert port.respond("!1PWR01") == packet(b"!1PWR01\r")
+    assert port.respond("!1PWRQSTN") == packet(b"!1PWR00\x1a\r\n")
+    assert port.respond("!1PWR01") == packet(b"!1PWR01\x1a\r\n")
     # Master volume in two hex digits: 40 is 0x28.
-    assert port.respond("!1MVL28") == packet(b"!1MVL28\r")
+    assert port.respond("!1MVL28") == packet(b"!1MVL28\x1a\r\n")
     assert port.sims["receiver"].values["volume"] == 40
-    assert port.respond("!1SLI10") == packet(b"!1SLI10\r")
+    assert port.respond("!1SLI10") == packet(b"!1SLI10\x1a\r\n")
     assert port.sims["receiver"].values["input"] == "bddvd"
+
+
+def test_na_is_answered_under_the_commands_own_code(program) -> None:
+    """N/A names the command it refuses: a volume of 0x70 (112) is past 100."""
+    port = simulator_for(program.model)
+    assert port.respond("!1MVL70") == packet(b"!1MVLN/A\x1a\r\n")
+    assert port.respond("!1SLI99") == packet(b"!1SLIN/A\x1a\r\n")
+    assert port.sims["receiver"].values["volume"] == 0
+
+
+def test_runtime_fails_a_set_on_its_own_na(program) -> None:
+    """The runtime takes `!1MVLN/A` as the refusal of a volume request."""
+    from pyiot.runtime.protocol import DeviceProtocol
+
+    async def scenario() -> None:  # a request holds a future of the running loop
+        device = program.model.devices["OnkyoReceiver"]
+        protocol = DeviceProtocol(device, {})
+        volume = protocol.read_request(device.properties["volume"])
+        assert protocol.is_error("!1MVLN/A", volume)
+        assert protocol.is_error("!1MVLN/A")
+
+    asyncio.run(scenario())
 
 
 def test_receiver_replies_with_eof_marks_are_read(program) -> None:
