@@ -207,6 +207,13 @@ class ModelBuilder(ValueRules, Transformer):
     def convert(self, meta: Any, items: list) -> tuple:
         return ("convert", Convert(items[0], items[1]), self._meta_at(meta))
 
+    def adjust(self, items: list) -> list[tuple]:
+        target, amount = items
+        pos = self._at(target)
+        # A mapping gives the button's value -> its step; a number, the step of a plain button.
+        steps = {str(k): v for k, v in amount[0]} if isinstance(amount, tuple) else {"": amount}
+        return [("adjusts", str(target), pos), ("adjust_by", steps, pos)]
+
     def prop_error(self, items: list[Token]) -> tuple:
         return ("error", regex_token(items[0], self.path), self._at(items[0]))
 

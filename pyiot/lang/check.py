@@ -93,6 +93,8 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += regex_problems(prop.error, at("error", prop.pos), set())
     if prop.initial is not None:
         problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
+    if prop.adjusts is not None:
+        problems += _adjust_problems(prop, device)
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
@@ -134,6 +136,25 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
                 "e.g. map { ON = true, OFF = false }",
             )
         )
+    return problems
+
+
+def _adjust_problems(prop: Property, device: Device) -> list[Diagnostic]:
+    pos = prop.positions.get("adjusts", prop.pos)
+    target = device.properties.get(prop.adjusts or "")
+    if target is None:
+        return [Diagnostic(pos, f"unknown property '{prop.adjusts}' to adjust")]
+    if target.type.kind not in ("int", "float"):
+        return [Diagnostic(pos, f"'{target.name}' is no number to adjust")]
+    if not prop.writable:
+        return [Diagnostic(pos, f"'{prop.name}' adjusts '{target.name}' but has no set command")]
+    problems = []
+    for key, step in prop.adjust_by.items():
+        if isinstance(step, bool) or not isinstance(step, (int, float)):
+            problems.append(Diagnostic(pos, f"the step for {key or prop.name} must be a number"))
+        elif key and prop.type.kind == "enum" and key not in prop.type.choices:
+            choices = ", ".join(prop.type.choices)
+            problems.append(Diagnostic(pos, f"'{key}' is no value of {prop.name} ({choices})"))
     return problems
 
 

@@ -159,6 +159,10 @@ class Property:
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
+    # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
+    # the step per value of this one ("" for a button without a value).
+    adjusts: str | None = None
+    adjust_by: dict[str, float] = field(default_factory=dict)
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
     @property

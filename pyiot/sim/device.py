@@ -141,6 +141,8 @@ class DeviceSimulator:
                 if found is not None and "value" not in pattern.groupindex:
                     # A command with no value in it (a button: `Main.Volume+`): taken.
                     _LOGGER.info("%s: %s pressed", self.name, prop.name)
+                    if prop.adjusts is not None:
+                        return self._adjust(prop, "")
                     return self._set_reply(prop) if prop.reply is None else []
                 if found is not None:
                     return self._take_set(prop, found.group("value"))
@@ -197,6 +199,8 @@ class DeviceSimulator:
             _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, text, err)
             return self.error(prop)
         modes = self._modes
+        if prop.adjusts is not None:
+            return self._adjust(prop, str(value))
         if modes is not None and (refusal := modes.refusal(prop.name)) is not None:
             why = refusal.reason or f"only in {', '.join(refusal.modes)}"
             _LOGGER.info("%s: refused %s while %s: %s", self.name, prop.name, modes.mode, why)
@@ -220,6 +224,23 @@ class DeviceSimulator:
             self._store(prop, value)
             self._follow(prop, now)
         return self._set_reply(prop)
+
+    def _adjust(self, button: Property, key: str) -> list[str]:
+        """A relative command: move the property it adjusts by its step, within the range, and
+        answer with that property's report (NAD `Main.Volume+` -> `Main.Volume=-29`)."""
+        target = self.device.properties[button.adjusts or ""]
+        if self._modes is not None and self._modes.refusal(target.name) is not None:
+            return self.error(button)
+        step = button.adjust_by.get(key, button.adjust_by.get("", 0))
+        value = self._values[target.name]
+        assert isinstance(value, (int, float))
+        moved = value + step
+        low, high = target.type.minimum, target.type.maximum
+        moved = max(low, moved) if low is not None else moved
+        moved = min(high, moved) if high is not None else moved
+        self._store(target, int(moved) if target.type.kind == "int" else float(moved))
+        self._follow(target, self._clock())
+        return [self.report(target.name)] if target.reply is not None else []
 
     def _set_reply(self, prop: Property) -> list[str]:
         if prop.set_unanswered:

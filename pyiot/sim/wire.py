@@ -27,7 +27,7 @@ def initial_value(prop: Property) -> Value:
     if prop.initial is not None:
         with contextlib.suppress(ValueError):  # the checker reports an initial off the type
             return coerce(prop.type, prop.initial)
-    if prop.value_map:
+    if prop.value_map and prop.type.kind not in ("int", "float"):
         kind_default = {"bool": False}.get(prop.type.kind)
         values = list(prop.value_map.values())
         return kind_default if kind_default in values else values[0]
@@ -83,7 +83,10 @@ def reply_texts(prop: Property, value: Value) -> list[str]:
     then zero-padded forms for a pattern that wants fixed digits but has no set format to say so.
     """
     wire = encode(prop, value)
-    texts = [format(wire, spec) for spec in _value_specs(prop) if _formats(wire, spec)]
+    # A number's words first: Rotel writes its top volume `volume=max`, not `volume=96`.
+    numeric = prop.type.kind in ("int", "float")
+    words = [w for w, v in prop.value_map.items() if numeric and v == value]
+    texts = words + [format(wire, spec) for spec in _value_specs(prop) if _formats(wire, spec)]
     texts.append(str(wire))
     number = _whole_number(wire)
     if number is not None:
@@ -100,7 +103,7 @@ def set_value_regex(prop: Property) -> str:
     elif prop.type.kind == "enum":
         texts += list(prop.type.choices.values())
     alternatives = [re.escape(t) for t in sorted(set(texts), key=len, reverse=True)]
-    if not prop.value_map:
+    if not prop.value_map or prop.type.kind in ("int", "float"):
         if prop.type.kind == "int" and prop.type.base == 16:
             alternatives.append(r"[0-9A-Fa-f]+")
         elif prop.type.kind == "int" and prop.convert is None:

@@ -46,7 +46,7 @@ def test_input_codes_with_slashes_and_dashes(avr):
 
 def test_unknown_commands_get_no_answer(avr):
     assert avr.respond("ZZ?") == b""
-    assert avr.respond("MV100") == b""  # 00-99 only
+    assert avr.respond("MV1000") == b""  # 00-99 (and 005-985 for half decibels) only
     assert avr.unrecognised_lines == 1
 
 
@@ -89,3 +89,26 @@ def test_current_receivers_name_sat_cbl(avr):
     assert avr.respond("SISAT/CBL") == b"SISAT/CBL\r"
     assert avr.respond("SI?") == b"SISAT/CBL\r"
     assert avr.sims["receiver"].values["input"] == "satcbl"
+
+
+def test_half_decibels_are_a_third_digit(avr):
+    """ "MV505" is 50.5 and "MV50" is 50: the conversion depends on the text's length."""
+    assert avr.respond("MV505") == b"MV505\r"
+    assert avr.sims["receiver"].values["volume"] == 50.5
+    assert avr.respond("MV?") == b"MV505\r"
+    assert avr.respond("MV50") == b"MV50\r"
+    assert avr.sims["receiver"].values["volume"] == 50
+
+
+def test_runtime_sets_and_reads_half_decibels():
+    async def scenario() -> None:
+        async with running(device_file("denon_avr"), "receiver") as (engine, port):
+            assert await engine.set("volume", 50.5) == 50.5
+            assert port.sims["receiver"].values["volume"] == 50.5
+            port.change("receiver", "volume", 62)  # EVENT: MV62
+            await wait_for(lambda: engine.values.get("volume") == 62)
+            assert await engine.read("volume") == 62
+            port.change("receiver", "volume", 38.5)  # EVENT: MV385
+            await wait_for(lambda: engine.values.get("volume") == 38.5)
+
+    asyncio.run(scenario())

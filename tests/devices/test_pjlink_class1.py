@@ -46,13 +46,11 @@ def test_the_standard_exchanges(projector, clock):
     assert projector.respond("%1POWR ?") == b"%1POWR=2\r"  # cooling
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one error text per device in the simulator: it answers %1POWR=ERR1 to every "
-    "refusal where the projector names the command and the error (%1INPT=ERR3)",
-)
 def test_input_while_in_standby_is_err3_of_inpt(projector):
+    """Each refusal names its command and its reason: ERR3 while off, ERR2 for no such input."""
     assert projector.respond("%1INPT 31") == b"%1INPT=ERR3\r"
+    assert projector.respond("%1AVMT 31") == b"%1AVMT=ERR3\r"
+    assert projector.respond("%1INPT 99") == b"%1INPT=ERR2\r"
 
 
 def test_runtime_reads_every_property_and_powers_on():
