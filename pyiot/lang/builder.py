@@ -82,6 +82,10 @@ class ModelBuilder(ValueRules, Transformer):
     def echo(self, meta: Any, items: list) -> tuple:
         return ("echo", True, self._meta_at(meta))
 
+    @v_args(meta=True)
+    def any_case(self, meta: Any, items: list) -> tuple:
+        return ("commands_any_case", True, self._meta_at(meta))
+
     def framing(self, items: list) -> list[tuple]:
         terminator = items[0]
         return [
@@ -148,8 +152,12 @@ class ModelBuilder(ValueRules, Transformer):
     def query(self, items: list[Token]) -> tuple:
         return ("query", unquote(items[0], self.path), self._at(items[0]))
 
-    def reply(self, items: list[Token]) -> tuple:
-        return ("reply", regex_token(items[0], self.path), self._at(items[0]))
+    def reply(self, items: list) -> list[tuple]:
+        statements = [("reply", regex_token(items[0], self.path), self._at(items[0]))]
+        return statements + items[1:]
+
+    def reply_format(self, items: list[Token]) -> tuple:
+        return ("reply_format", unquote(items[0], self.path), self._at(items[0]))
 
     def set_command(self, items: list) -> list[tuple]:
         statements = [("set_format", unquote(items[0], self.path), self._at(items[0]))]

@@ -95,6 +95,8 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
     if prop.adjusts is not None:
         problems += _adjust_problems(prop, device)
+    if prop.reply_format is not None:
+        problems += _reply_format_problems(prop)
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
@@ -137,6 +139,20 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
             )
         )
     return problems
+
+
+def _reply_format_problems(prop: Property) -> list[Diagnostic]:
+    pos = prop.positions.get("reply_format", prop.pos)
+    if prop.type.kind not in ("int", "float"):
+        return [Diagnostic(pos, f"a reply format writes numbers; '{prop.name}' is {prop.type.kind}")]
+    spec = prop.reply_format or ""
+    if any(int(n[:12]) > limits.MAX_FORMAT_WIDTH for n in re.findall(r"\d+", spec)):
+        return [Diagnostic(pos, f"a reply format's width or precision is above {limits.MAX_FORMAT_WIDTH}")]
+    try:
+        format(1.5 if prop.type.kind == "float" else 1, spec)
+    except ValueError as err:
+        return [Diagnostic(pos, f"bad reply format {spec!r}: {err}")]
+    return []
 
 
 def _adjust_problems(prop: Property, device: Device) -> list[Diagnostic]:

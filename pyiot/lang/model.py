@@ -158,6 +158,7 @@ class Property:
     convert: Convert | None = None
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
+    reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
     # the step per value of this one ("" for a button without a value).
@@ -280,6 +281,7 @@ class Device:
     command_terminators: list[str] = field(default_factory=list)
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
+    commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling

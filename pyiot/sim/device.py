@@ -72,11 +72,15 @@ class DeviceSimulator:
             for q in [*device.properties.values(), *device.groups.values()]
             if q.query and any(isinstance(v, int) for v in self.args.values())
         ]
+        # `commands in any case`: commands are recognised whatever their case (BenQ).
+        flags = re.IGNORECASE if device.commands_any_case else 0
         self._sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}))
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}, flags))
             for p in device.properties.values()
             if p.set_format
         ]
+        if device.commands_any_case:
+            self._queries = {k.casefold(): v for k, v in self._queries.items()}
         # A known command with a value the device does not take gets that command's own refusal.
         self._loose_sets = [
             (p, format_to_regex(p.set_format, {**arg_regex, "value": ".+?"}))
@@ -128,7 +132,7 @@ class DeviceSimulator:
     def answer(self, line: str) -> list[str] | None:
         """The device's reply lines to one received line; None when the line is not for it."""
         self.tick()
-        target = self._queries.get(line)
+        target = self._queries.get(line.casefold() if self.device.commands_any_case else line)
         if target is None:
             target = next((q for p, q in self._query_patterns if p.fullmatch(line)), None)
         try:
@@ -143,9 +147,9 @@ class DeviceSimulator:
                     _LOGGER.info("%s: %s pressed", self.name, prop.name)
                     if prop.adjusts is not None:
                         return self._adjust(prop, "")
-                    return self._set_reply(prop) if prop.reply is None else []
+                    return self._set_reply(prop, line) if prop.reply is None else []
                 if found is not None:
-                    return self._take_set(prop, found.group("value"))
+                    return self._take_set(prop, self._spelt(prop, found.group("value")), line)
             for prop, pattern in self._loose_sets:
                 if pattern.fullmatch(line) is not None:
                     return self.error(prop)
@@ -192,7 +196,7 @@ class DeviceSimulator:
         return [self.report(prop_name)] if prop.reply else []
 
     # ------------------------------------------------------------------------------ sets
-    def _take_set(self, prop: Property, text: str) -> list[str]:
+    def _take_set(self, prop: Property, text: str, line: str = "") -> list[str]:
         try:
             value = decode_set(prop, text)
         except ValueError_ as err:
@@ -223,7 +227,15 @@ class DeviceSimulator:
         else:
             self._store(prop, value)
             self._follow(prop, now)
-        return self._set_reply(prop)
+        return self._set_reply(prop, line)
+
+    def _spelt(self, prop: Property, text: str) -> str:
+        """A set's value text as the file spells it, for a device taking commands in any case."""
+        if not self.device.commands_any_case:
+            return text
+        known = [wire for _, wire in prop.set_map] + list(prop.value_map)
+        known += list(prop.type.choices.values())
+        return next((k for k in known if k.casefold() == text.casefold()), text)
 
     def _adjust(self, button: Property, key: str) -> list[str]:
         """A relative command: move the property it adjusts by its step, within the range, and
@@ -242,12 +254,16 @@ class DeviceSimulator:
         self._follow(target, self._clock())
         return [self.report(target.name)] if target.reply is not None else []
 
-    def _set_reply(self, prop: Property) -> list[str]:
+    def _set_reply(self, prop: Property, line: str = "") -> list[str]:
         if prop.set_unanswered:
             return []
         ack = prop.ack or self.device.ack_reply
         if ack is not None:
             pattern = self._compile(ack)
+            if line and pattern.search(line):
+                # An acknowledgement the command itself matches repeats it (a Panasonic
+                # display calls back PON with PON, POF with POF).
+                return [line]
             return [self._render(ack, {"value": prop} if "value" in pattern.groupindex else {})]
         if self.device.prompt is not None or prop.reply is None:
             return []

@@ -128,7 +128,7 @@ def _first_of(items) -> str:
     return "a"
 
 
-def format_to_regex(fmt: str, fields: dict[str, str]) -> re.Pattern[str]:
+def format_to_regex(fmt: str, fields: dict[str, str], flags: int = 0) -> re.Pattern[str]:
     """A regex recognising the text `fmt.format(...)` produces.
 
     `fields` gives, per field name, the regex its text matches (the value field gets a named group).
@@ -138,7 +138,7 @@ def format_to_regex(fmt: str, fields: dict[str, str]) -> re.Pattern[str]:
         parts.append(re.escape(literal))
         if name is not None:
             parts.append(f"(?P<{name}>{fields.get(name, '.+?')})")
-    return re.compile("".join(parts))
+    return re.compile("".join(parts), flags)
 
 
 def fit(pattern: re.Pattern[str], name: str, candidates: list[str]) -> str:

@@ -86,7 +86,8 @@ def reply_texts(prop: Property, value: Value) -> list[str]:
     # A number's words first: Rotel writes its top volume `volume=max`, not `volume=96`.
     numeric = prop.type.kind in ("int", "float")
     words = [w for w, v in prop.value_map.items() if numeric and v == value]
-    texts = words + [format(wire, spec) for spec in _value_specs(prop) if _formats(wire, spec)]
+    specs = ([prop.reply_format] if prop.reply_format else []) + _value_specs(prop)
+    texts = words + [format(wire, spec) for spec in specs if _formats(wire, spec)]
     texts.append(str(wire))
     number = _whole_number(wire)
     if number is not None:
@@ -109,7 +110,8 @@ def set_value_regex(prop: Property) -> str:
         elif prop.type.kind == "int" and prop.convert is None:
             alternatives.append(r"[-+]?\d+")
         elif prop.type.kind in ("int", "float"):
-            alternatives.append(r"[-+]?\d+(?:\.\d+)?")
+            # Scientific notation too: SCPI takes `VOLT 5E+00` as `VOLT 5`.
+            alternatives.append(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
         elif prop.type.kind == "string":
             alternatives.append(".+?")
     return "|".join(alternatives) or ".+?"

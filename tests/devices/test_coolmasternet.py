@@ -148,3 +148,25 @@ def test_pycoolmasternet_against_the_bare_simulator():
             await port.close()
 
     asyncio.run(scenario())
+
+
+def test_commands_ended_by_cr_lf_cr_or_lf_are_all_heard():
+    """The gateway takes CR LF, CR alone or LF alone after a command (`accepts`)."""
+
+    async def scenario() -> None:
+        port = simulator_for(device_file(NAME), "lounge")
+        url = await port.serve_tcp()
+        host, _, number = url.removeprefix("socket://").rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(number))
+        try:
+            for end in (b"\r\n", b"\r", b"\n"):
+                writer.write(b"on L1.101" + end)
+                assert await asyncio.wait_for(reader.readuntil(b">"), 30) == b"OK\r\n>"
+            writer.write(b"ls2 L1.101\r")
+            status = await asyncio.wait_for(reader.readuntil(b">"), 30)
+            assert status.startswith(b"L1.101 ON ")
+        finally:
+            writer.close()
+            await port.close()
+
+    asyncio.run(scenario())
