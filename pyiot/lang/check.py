@@ -144,10 +144,12 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
 def _reply_format_problems(prop: Property) -> list[Diagnostic]:
     pos = prop.positions.get("reply_format", prop.pos)
     if prop.type.kind not in ("int", "float"):
-        return [Diagnostic(pos, f"a reply format writes numbers; '{prop.name}' is {prop.type.kind}")]
+        kind = prop.type.kind
+        return [Diagnostic(pos, f"a reply format writes numbers; '{prop.name}' is {kind}")]
     spec = prop.reply_format or ""
     if any(int(n[:12]) > limits.MAX_FORMAT_WIDTH for n in re.findall(r"\d+", spec)):
-        return [Diagnostic(pos, f"a reply format's width or precision is above {limits.MAX_FORMAT_WIDTH}")]
+        limit = limits.MAX_FORMAT_WIDTH
+        return [Diagnostic(pos, f"a reply format's width or precision is above {limit}")]
     try:
         format(1.5 if prop.type.kind == "float" else 1, spec)
     except ValueError as err:
