@@ -37,6 +37,7 @@ from pyiot.lang.model import (
     ModeTrigger,
     Param,
     Property,
+    Regex,
     Rule,
     RuleAction,
     ShadowName,
@@ -137,9 +138,12 @@ class ModelBuilder(ValueRules, Transformer):
 
     def group_query(self, items: list) -> GroupQuery:
         name, text, *rest = items
+        then = [item for item in rest if isinstance(item, Regex)]
+        rest = [item for item in rest if not isinstance(item, Regex)]
         group = GroupQuery(
             str(name), unquote(text, self.path), regex_token(rest[-1], self.path), self._at(name)
         )
+        group.reply_then = then
         group.positions = {"query": self._at(text), "reply": self._at(rest[-1])}
         for item in rest[:-1]:
             if isinstance(item, Condition):
@@ -154,7 +158,23 @@ class ModelBuilder(ValueRules, Transformer):
 
     def reply(self, items: list) -> list[tuple]:
         statements = [("reply", regex_token(items[0], self.path), self._at(items[0]))]
-        return statements + items[1:]
+        then = [item for item in items[1:] if isinstance(item, Regex)]
+        if then:
+            statements.append(("reply_then", then, self._at(items[0])))
+        return statements + [item for item in items[1:] if isinstance(item, tuple)]
+
+    def reply_then(self, items: list[Token]) -> Regex:
+        return regex_token(items[0], self.path)
+
+    def connect_send(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        return ("connect_commands", texts, self._at(items[0]))
+
+    def greeting(self, items: list[Token]) -> tuple:
+        return ("greeting", unquote(items[0], self.path), self._at(items[0]))
+
+    def set_timeout(self, items: list[Token]) -> tuple:
+        return ("set_timeout", seconds(items[0], self.path), self._at(items[0]))
 
     def reply_format(self, items: list[Token]) -> tuple:
         return ("reply_format", unquote(items[0], self.path), self._at(items[0]))

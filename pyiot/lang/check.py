@@ -57,6 +57,11 @@ def check_device(device: Device) -> list[Diagnostic]:
             problems.append(Diagnostic(pos, str(err)))
         if "line_terminator" in device.positions:
             problems.append(Diagnostic(pos, "a device frames by lines or by packets, not both"))
+    names = {p.name for p in device.params}
+    for text in device.connect_commands:
+        problems += format_problems(text, at("connect_commands", device.pos), names)
+    if device.greeting == "":
+        problems.append(Diagnostic(at("greeting", device.pos), "a greeting must not be empty"))
     if device.prompt == "":
         problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
     for key in ("error_reply", "ack_reply"):
@@ -68,6 +73,8 @@ def check_device(device: Device) -> list[Diagnostic]:
     params = {p.name for p in device.params}
     for group in device.groups.values():
         problems += regex_problems(group.reply, group.positions.get("reply", group.pos), set())
+        for then in group.reply_then:
+            problems += regex_problems(then, group.positions.get("reply", group.pos), set())
         problems += format_problems(group.query, group.positions.get("query", group.pos), params)
         problems += condition_problems(group.poll_when, device)
     problems += condition_problems(device.poll_when, device)
@@ -91,6 +98,12 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += _group_problems(prop, device)
     if prop.error is not None:
         problems += regex_problems(prop.error, at("error", prop.pos), set())
+    for then in prop.reply_then:
+        problems += regex_problems(then, at("reply_then", prop.pos), set())
+    if prop.set_timeout is not None and prop.set_format is None:
+        problems.append(
+            Diagnostic(at("set_timeout", prop.pos), f"'{prop.name}' has a set timeout but no set")
+        )
     if prop.initial is not None:
         problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
     if prop.adjusts is not None:

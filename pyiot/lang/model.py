@@ -159,6 +159,9 @@ class Property:
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
     reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
+    # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
+    reply_then: list[Regex] = field(default_factory=list)
+    set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
     # the step per value of this one ("" for a button without a value).
@@ -185,6 +188,8 @@ class GroupQuery:
     pos: SourcePos
     poll_every: float | None = None
     poll_when: Condition | None = None
+    # Lines that follow the reply and end the answer (Blackbird `Status1.`: AV then IR line).
+    reply_then: list[Regex] = field(default_factory=list)
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
 
@@ -282,6 +287,9 @@ class Device:
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)
+    # `on connect send "ECH1"`: commands sent once each time the link opens, in order.
+    connect_commands: list[str] = field(default_factory=list)
+    greeting: str | None = None  # what the device sends when a connection opens
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling

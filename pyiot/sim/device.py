@@ -137,9 +137,11 @@ class DeviceSimulator:
             target = next((q for p, q in self._query_patterns if p.fullmatch(line)), None)
         try:
             if isinstance(target, GroupQuery):
-                return [self.report_group(target.name)]
+                return [self.report_group(target.name), *self._then(target.reply_then, {})]
             if target is not None:
-                return [self.report(target.name)]
+                prop = self.device.properties[target.name]
+                then = self._then(prop.reply_then, {"value": prop})
+                return [self.report(target.name), *then]
             for prop, pattern in self._sets:
                 found = pattern.fullmatch(line)
                 if found is not None and "value" not in pattern.groupindex:
@@ -228,6 +230,14 @@ class DeviceSimulator:
             self._store(prop, value)
             self._follow(prop, now)
         return self._set_reply(prop, line)
+
+    def _then(self, regexes: list[Regex], fields: dict[str, Property]) -> list[str]:
+        """The lines that follow a reply (`then /^OK$/`), written with the same values."""
+        lines = []
+        for regex in regexes:
+            groups = self._compile(regex).groupindex
+            lines.append(self._render(regex, {k: v for k, v in fields.items() if k in groups}))
+        return lines
 
     def _spelt(self, prop: Property, text: str) -> str:
         """A set's value text as the file spells it, for a device taking commands in any case."""

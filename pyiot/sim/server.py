@@ -155,6 +155,9 @@ class PortSimulator:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         set_nodelay(writer.get_extra_info("socket"))
         self._writers.add(writer)
+        if self.device.greeting is not None:
+            # What the device says when a connection opens (PJLink `PJLINK 0`, a prompt).
+            writer.write(self.device.greeting.encode("latin-1", errors="replace"))
         task = asyncio.current_task()
         if task is not None:
             self._client_tasks.add(task)

@@ -79,9 +79,10 @@ def test_pypjlink2_drives_the_simulated_projector():
     pypjlink = pytest.importorskip("pypjlink")
 
     def session(host: str, port: int, steps) -> list[object]:
-        # The simulator sends no "PJLINK 0" greeting on connecting, so authenticate() (which
-        # reads it) is not called: docs/devices.md, "What the language cannot say".
+        # The simulator greets each connection with "PJLINK 0" (the file's `greeting`), which
+        # authenticate() reads before the first command.
         with pypjlink.Projector.from_address(host, port, timeout=10) as proj:
+            proj.authenticate()
             return [step(proj) for step in steps]
 
     async def scenario() -> None:
