@@ -206,6 +206,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pyiot.compiler import load_program
     from pyiot.sim import simulator_for
 
+    if args.replay:  # answer from a recorded exchange instead of from the file
+        from pyiot.probe import cmd_replay
+
+        return cmd_replay(args, _until_stopped)
     program = load_program(args.file)
     sim = simulator_for(program.model, args.component)
 
@@ -227,6 +231,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from pyiot.probe import cmd_probe as probe
+
+    return probe(args)
 
 
 def _print_sim_change(component: str, prop: str, value: Any) -> None:
@@ -636,7 +646,15 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--listen", help="tcp://HOST:PORT to listen on (default: a free port)")
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     p.add_argument("--component", help="simulate the port this component sits on")
+    p.add_argument("--replay", metavar="TRANSCRIPT", help="answer from a recorded transcript")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("probe", parents=[common], help="check a file against the real device")
+    p.add_argument("file")
+    p.add_argument("--device", required=True, metavar="NAME=URL", help="component and its URL")
+    p.add_argument("--sets", action="store_true", help="also send each set, with the value read")
+    p.add_argument("--record", metavar="FILE", help="write the exchange as a transcript")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser(
         "broker", parents=[common], help="run the local MQTT broker + Device Shadow service"

@@ -190,6 +190,21 @@ class DeviceProtocol:
                 return self._decoded(self.device.properties[name], found.group("value"))
         return None
 
+    def recognises(self, line: str) -> bool:
+        """Whether any pattern of the device matches a line: a reply, a report, an error, an
+        acknowledgement or a line that follows a reply (`then`). For `pyiot probe`'s list of
+        lines no pattern matched."""
+        props = self.device.properties.values()
+        if any(p.search(line) for p in (*self.replies.values(), *self.groups.values())):
+            return True
+        if any(p.search(line) for p in (*self.acks.values(), *self.errors.values())):
+            return True
+        if (self.error and self.error.search(line)) or (self.ack and self.ack.search(line)):
+            return True
+        thens = [r for p in props for r in p.reply_then]
+        thens += [r for g in self.device.groups.values() for r in g.reply_then]
+        return any(r.compile(self.args).search(line) for r in thens)
+
     def expects_answer(self, request: Request) -> bool:
         """Whether anything on the wire can complete this request (else it is write-only)."""
         if not request.is_set:
