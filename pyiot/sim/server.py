@@ -7,8 +7,9 @@ the first that recognises it answers.
 The port frames what the devices say as the file's `framing` does: with `echo` the received line
 comes back first, each reply line ends with the terminator, and a `prompt` ends every answer with
 no terminator after it. Epson ESC/VP21 (`framing line "\r" prompt ":"`): `PWR?` -> `PWR=01\r:`.
-Monoprice (`framing line "\r\n" prompt "#" echo`): `?11` -> `?11\r\n>1100010000130707100400\r\n#`,
-a simplification of the real `?11\r\r\n#>11...\r\n#` that keeps its order: echo, reply, prompt.
+Monoprice (`framing line "\r" replies "\r\n" prompt "#" echo`): `?11` CR ->
+`?11\r\r\n#>1100010000130707100400\r\n#`, as the amplifier sends it: the echo with its CR, a
+CR LF and the prompt, then the reply and the prompt again.
 """
 
 from __future__ import annotations
@@ -103,8 +104,19 @@ class PortSimulator:
 
     def respond(self, line: str) -> bytes:
         """Everything the device sends back for one received line: echo, reply lines, prompt."""
-        echo = [line] if self.echo else []
-        data = self._encode([*echo, *self.answer(line)])
+        answer = self.answer(line)
+        if not self.echo:
+            data = self._encode(answer)
+        else:
+            # The echo is the command with its own terminator, then the reply terminator where
+            # it differs, then the prompt; the answer follows with its own prompt. Monoprice:
+            # `?11` CR -> `?11\r` `\r\n#` `>1100...\r\n#`.
+            echo = line + self.device.line_terminator
+            if self.terminator != self.device.line_terminator:
+                echo += self.terminator
+            data = (echo + (self.prompt or "")).encode("utf-8")
+            if answer:
+                data += self._encode(answer)
         self._arm_timer()
         return data
 
