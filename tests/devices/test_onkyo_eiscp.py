@@ -110,3 +110,39 @@ def test_engine_drives_the_receiver_over_tcp(program) -> None:
             await port.close()
 
     asyncio.run(scenario())
+
+
+def test_onkyo_eiscp_drives_the_simulated_receiver(program) -> None:
+    """onkyo-eiscp parses each reply as "!1" + message + EOF (optionally CR LF) and fails on
+    anything else: it reads the simulator's replies, and N/A under the command's own code."""
+    eiscp = pytest.importorskip("eiscp")
+
+    async def scenario() -> list:
+        port = simulator_for(program.model)
+        url = await port.serve_tcp()
+        host, number = url.removeprefix("socket://").rsplit(":", 1)
+
+        def session() -> list:
+            receiver = eiscp.eISCP(host, int(number))
+            try:
+                return [
+                    receiver.raw("PWRQSTN"),
+                    eiscp.core.iscp_to_command(receiver.raw("PWR01")),
+                    receiver.raw("MVL28"),
+                    receiver.raw("MVLQSTN"),
+                    receiver.raw("SLI10"),
+                    receiver.raw("MVL70"),
+                ]
+            finally:
+                receiver.disconnect()
+
+        try:
+            return await asyncio.to_thread(session)
+        finally:
+            await port.close()
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == "PWR00"
+    assert answers[1] == ("system-power", "on")
+    assert answers[2:5] == ["MVL28", "MVL28", "SLI10"]
+    assert answers[5] == "MVLN/A"
