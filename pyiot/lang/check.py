@@ -163,11 +163,16 @@ def _reply_format_problems(prop: Property) -> list[Diagnostic]:
     if any(int(n[:12]) > limits.MAX_FORMAT_WIDTH for n in re.findall(r"\d+", spec)):
         limit = limits.MAX_FORMAT_WIDTH
         return [Diagnostic(pos, f"a reply format's width or precision is above {limit}")]
-    try:
-        format(1.5 if prop.type.kind == "float" else 1, spec)
-    except ValueError as err:
-        return [Diagnostic(pos, f"bad reply format {spec!r}: {err}")]
-    return []
+    # The spec writes the wire number, which `convert` may make whole: one that fits an int or
+    # a float will do.
+    errors = []
+    for sample in (1, 1.5):
+        try:
+            format(sample, spec)
+            return []
+        except ValueError as err:
+            errors.append(err)
+    return [Diagnostic(pos, f"bad reply format {spec!r}: {errors[-1]}")]
 
 
 def _adjust_problems(prop: Property, device: Device) -> list[Diagnostic]:
