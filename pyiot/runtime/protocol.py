@@ -226,15 +226,22 @@ class DeviceProtocol:
             return None
         values: dict[str, Value] = {}
         for prop in self.members[group]:
-            decoded = self._decoded(prop, found.group(prop.group_field))
+            decoded = self._decoded(prop, found.group(prop.group_field), strict=False)
             values.update(decoded or {})
         return values
 
-    def _decoded(self, prop: Property, wire: str | None) -> dict[str, Value] | None:
+    def _decoded(
+        self, prop: Property, wire: str | None, strict: bool = True
+    ) -> dict[str, Value] | None:
         if wire is None:
             # An optional group that took no part (`VOL` for /^VOL(?P<value>\d+)?$/).
             raise BadReply(f"{prop.name}: the reply has no value")
         try:
             return {prop.name: decode(prop, wire, self.hooks.get(prop.name))}
-        except ValueError_:
+        except ValueError_ as err:
+            if strict:
+                # The line is this property's reply by its pattern, but its value is not one the
+                # file knows (Denon `SISAT/CBL` before the file had it): say so, rather than
+                # wait and retry as if nothing had come.
+                raise BadReply(str(err)) from None
             return None

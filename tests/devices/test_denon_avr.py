@@ -112,3 +112,18 @@ def test_runtime_sets_and_reads_half_decibels():
             await wait_for(lambda: engine.values.get("volume") == 38.5)
 
     asyncio.run(scenario())
+
+
+def test_an_input_the_file_does_not_know_is_a_bad_reply_not_silence(caplog):
+    """A line that is the input's reply by its pattern but holds an unknown code is counted
+    and logged with the code, instead of being taken for no answer at all."""
+
+    async def scenario() -> None:
+        async with running(device_file("denon_avr"), "receiver") as (engine, port):
+            await wait_for(lambda: "input" in engine.values)
+            port.announce(["SIBLUETOOTH9"])
+            await wait_for(lambda: engine.status.bad_replies == 1)
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    assert "'BLUETOOTH9' is no code of enum" in caplog.text
