@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pyiot.compiler.machine import build_machine
+from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import MachineTable
 from pyiot.lang.model import Device, Value
 from pyiot.lang.values import compare, render_value
@@ -36,10 +36,10 @@ class ModeTracker:
         self.table = table
         self.listeners: list[Callable[[str, str], None]] = []
         self._changed = asyncio.Event()
-        self.machine = build_machine(self, table, jumps=True)
-        self.machine.after_state_change = ["on_mode_change"]
+        self._timer: asyncio.TimerHandle | None = None  # an `after` timer (compiler/machine.py)
+        self.machine = build_machine(self, table, jumps=True, on_change="on_mode_change")
 
-    async def on_mode_change(self) -> None:
+    def on_mode_change(self, event: object = None) -> None:
         _LOGGER.info("%s: mode %s", self.component, self.state)
         self._changed.set()
         self._changed = asyncio.Event()
@@ -59,7 +59,7 @@ class ModeTracker:
                 return
         names_a_mode = isinstance(value, str) and value in self.modes.names
         if prop == self.modes.source and names_a_mode and value != self.state:
-            await self.trigger(f"to_{value}")  # type: ignore[attr-defined]
+            self.trigger(f"to_{value}")  # type: ignore[attr-defined]
 
     async def allowed(self, prop: str) -> None:
         """Return when a set of `prop` may go out: wait through holds, raise on rejections."""
@@ -82,9 +82,9 @@ class ModeTracker:
     async def _fire(self, name: str) -> bool:
         if name not in self.machine.get_triggers(self.state):
             return False
-        return await self.trigger(name)  # type: ignore[attr-defined]
+        return self.trigger(name)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
-        for state in self.machine.states.values():
-            for timer in getattr(state, "runner", {}).values():
-                timer.cancel()
+        stop_timer(self)
+        if self in self.machine.models:
+            self.machine.remove_model(self)

@@ -30,6 +30,7 @@ class Request:
     value: Value | None = None  # what a set asks for
     wire: str | None = None  # a set's value as written into the command, for the framing check
     write_error: str | None = None  # why its command could not be written (the link is lost)
+    polled: bool = False  # asked for by a poll timer (its trigger is `poll-X`, not `read-X`)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
@@ -40,14 +41,6 @@ class Request:
     @property
     def is_set(self) -> bool:
         return self.kind == "set"
-
-
-@dataclass
-class Reading:
-    """What a line says: property values (decoded), or an error/ack."""
-
-    values: dict[str, Value]
-    request_answered: bool = False
 
 
 @dataclass

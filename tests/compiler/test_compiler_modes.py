@@ -50,11 +50,11 @@ def test_mode_table_names_triggers_as_the_file_does() -> None:
 def test_graph_folds_the_protocol_unless_asked() -> None:
     p = program()
     folded = render(p.machines["Projector"], "p", "mermaid", p.modes["Projector"], True)
-    assert "modes_off --> modes_warming: set power=on" in folded
-    assert "protocol_idle" not in folded
+    assert "modes.off --> modes.warming: set power=on" in folded
+    assert "protocol.idle" not in folded
     shown = render(p.machines["Projector"], "p", "mermaid", p.modes["Projector"], False)
-    assert "protocol_idle --> protocol_awaiting: send" in shown
-    assert "modes_warming --> modes_on: after 40s | power==on" in shown
+    assert "protocol.idle --> protocol.set-power: write-power" in shown
+    assert "modes.warming --> modes.on: after 40s | power==on" in shown
 
 
 def test_compiled_driver_carries_the_modes(tmp_path: Path) -> None:

@@ -78,9 +78,9 @@ def test_graph_prints_the_running_machine_as_mermaid() -> None:
     assert "stateDiagram-v2" in out
     for edge in (
         "offline --> connecting: connect",
-        "idle --> awaiting: send",
-        "awaiting --> retrying: expire",
-        "retrying --> awaiting: resend",
+        "idle --> query-relayState: read-relayState | poll-relayState",
+        "query-relayState --> retry-query-relayState: expire [retries_left]",
+        "retry-query-relayState --> query-relayState: resend",
     ):
         assert edge in out
 
@@ -91,7 +91,7 @@ def test_graph_svg_with_graphviz(tmp_path: Path) -> None:
     result = run_pyiot("graph", str(RELAY), "--format", "svg", "-o", str(out))
     assert result.returncode == 0, result.stderr
     svg = out.read_text()
-    assert svg.lstrip().startswith("<?xml") and "awaiting" in svg
+    assert svg.lstrip().startswith("<?xml") and "RELAY?" in svg
 
 
 def test_graph_image_needs_an_output_file() -> None:
