@@ -240,6 +240,19 @@ def mode_table(device: Device) -> MachineTable | None:
                 name = f"{trigger.prop}{trigger.op}{_text(trigger.value)}"
                 whens[name] = [trigger.prop, trigger.op, trigger.value]
             transitions.append({"trigger": name, "source": move.source, "dest": move.dest})
+    # The device's own report outranks the model's guess: a value of the source property that
+    # names a mode moves there from anywhere, after the file's own transitions on that value
+    # (transitions tries a trigger's transitions in order).
+    source = device.properties.get(modes.source)
+    for mode in modes.names:
+        if source is None or not _can_name(source, mode):
+            continue
+        name = f"{modes.source}=={mode}"
+        taken = {t["source"] for t in transitions if t["trigger"] == name}
+        sources = [m for m in modes.names if m != mode and m not in taken]
+        if sources:
+            transitions.append({"trigger": name, "source": sources, "dest": mode})
+            whens.setdefault(name, [modes.source, "==", mode])
     return {
         "initial": modes.names[0],
         "states": list(states.values()),
@@ -248,6 +261,12 @@ def mode_table(device: Device) -> MachineTable | None:
         "whens": whens,
         "sets": sets,
     }
+
+
+def _can_name(prop: Property, mode: str) -> bool:
+    """Whether a value of `prop` can be the text `mode` (an enum choice, or any string)."""
+    kind = prop.type.kind
+    return kind == "string" or (kind == "enum" and mode in prop.type.choices)
 
 
 def _text(value: object) -> str:

@@ -34,7 +34,8 @@ from pyiot.runtime.sharing import COMMAND, POLL, PortTurns
 from pyiot.runtime.transport import Link, LinkClosed
 
 _LOGGER = logging.getLogger(__name__)
-# `pyiot run -v`: each transition a component's machine makes, one line (see _on_transition).
+# `pyiot run -v`: each transition a component's machine makes, one line (see _on_transition);
+# `--log-format json` gives its component, source, dest and trigger as fields.
 _TRANSITIONS = logging.getLogger("pyiot.transitions")
 
 # What the machine tells the worker waiting on an exchange besides its answer.
@@ -274,8 +275,8 @@ class ComponentEngine:
         """After every transition of this component's machine (called by the machine)."""
         trigger = event.event.name
         dest = self.state
-        if _TRANSITIONS.isEnabledFor(logging.DEBUG):
-            _TRANSITIONS.debug(
+        if _TRANSITIONS.isEnabledFor(logging.INFO):
+            _TRANSITIONS.info(
                 "%s: %s -> %s on %s",
                 self.name,
                 event.transition.source,

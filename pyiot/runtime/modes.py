@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import MachineTable
@@ -18,6 +19,7 @@ from pyiot.lang.model import Device, Value
 from pyiot.lang.values import compare, render_value
 
 _LOGGER = logging.getLogger(__name__)
+_TRANSITIONS = logging.getLogger("pyiot.transitions")
 
 
 class ModeRefused(Exception):
@@ -37,9 +39,25 @@ class ModeTracker:
         self.listeners: list[Callable[[str, str], None]] = []
         self._changed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None  # an `after` timer (compiler/machine.py)
-        self.machine = build_machine(self, table, jumps=True, on_change="on_mode_change")
+        self.machine = build_machine(self, table, on_change="on_mode_change")
 
-    def on_mode_change(self, event: object = None) -> None:
+    def on_mode_change(self, event: Any = None) -> None:
+        if event is not None and _TRANSITIONS.isEnabledFor(logging.INFO):
+            source, dest = f"modes.{event.transition.source}", f"modes.{self.state}"
+            trigger = event.event.name
+            _TRANSITIONS.info(
+                "%s: %s -> %s on %s",
+                self.component,
+                source,
+                dest,
+                trigger,
+                extra={
+                    "component": self.component,
+                    "source": source,
+                    "dest": dest,
+                    "trigger": trigger,
+                },
+            )
         _LOGGER.info("%s: mode %s", self.component, self.state)
         self._changed.set()
         self._changed = asyncio.Event()
@@ -54,12 +72,11 @@ class ModeTracker:
 
     async def observed(self, prop: str, value: Value) -> None:
         """A value was read: fire a matching `when`, or follow the device to a named mode."""
+        # The file's `when`s, then a value naming a mode (`power==warming`, a table transition
+        # from every other mode): the first that the current mode has fires.
         for name, (when_prop, op, expected) in self.table["whens"].items():
             if when_prop == prop and compare(op, value, expected) and await self._fire(name):
                 return
-        names_a_mode = isinstance(value, str) and value in self.modes.names
-        if prop == self.modes.source and names_a_mode and value != self.state:
-            self.trigger(f"to_{value}")  # type: ignore[attr-defined]
 
     async def allowed(self, prop: str) -> None:
         """Return when a set of `prop` may go out: wait through holds, raise on rejections."""
