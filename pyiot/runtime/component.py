@@ -317,7 +317,10 @@ class ComponentEngine:
         # timer fires, so the machine hears of a lost link, not of a timeout.
         limit = WRITE_SHARE * self._timeout
         try:
-            await self._write_within(self._framer.encode(self._current.text), limit)
+            data = self._framer.encode(self._current.text)
+            nowait = getattr(self.link, "write_nowait", None)
+            if nowait is None or not nowait(data):
+                await self._write_within(data, limit)
             return
         except asyncio.TimeoutError:
             reason = f"the device took no data for {limit:.3g} s (it stopped reading)"
@@ -362,7 +365,6 @@ class ComponentEngine:
                 if not lost_logged:
                     _LOGGER.warning("%s: cannot open %s: %s", self.name, self._where(), err)
                     lost_logged = True
-                self.status.last_error = f"cannot open device: {err}"
                 self.reconnect_delay = delay * random.uniform(0.8, 1.2)
                 delay = min(delay * 2, RECONNECT_MAX)
                 self.trigger(T.CONNECT_FAILED)  # type: ignore[attr-defined]
@@ -614,6 +616,10 @@ class ComponentEngine:
     async def _finish(self, outcome: Any) -> None:
         self._pending = None
         self.trigger(T.ERROR_REPLY if isinstance(outcome, BaseException) else T.REPLY)  # type: ignore[attr-defined]
+        request = self._current
+        if request is not None and isinstance(outcome, dict) and not request.done.done():
+            # The caller hears of the answer in this loop iteration, not after the worker's.
+            request.done.set_result(self._result(request, outcome))
         self._resolve_outcome(outcome)
 
     def _store(self, values: dict[str, Value]) -> None:

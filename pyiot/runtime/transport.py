@@ -91,6 +91,21 @@ class TcpLink:
         except OSError as err:
             raise LinkClosed(f"{self.host}:{self.port}: {err}") from err
 
+    def write_nowait(self, data: bytes) -> bool:
+        """Hand `data` to the socket now if nothing is queued before it; False: use `write`.
+
+        A command to an idle socket goes out in the call (no drain, no timer, no task); the
+        engine falls back to the bounded `write` whenever bytes are still waiting.
+        """
+        writer = self._writer
+        if writer is None or writer.is_closing() or writer.transport.get_write_buffer_size():
+            return False
+        try:
+            writer.write(data)
+        except OSError as err:
+            raise LinkClosed(f"{self.host}:{self.port}: {err}") from err
+        return True
+
     async def close(self) -> None:
         writer, self._writer = self._writer, None
         if writer is None:
