@@ -22,7 +22,7 @@ from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.model import GroupQuery, Property, Regex, Value
 from pyiot.lang.values import ValueError_
 from pyiot.legacy.model import LegacyModel
-from pyiot.runtime.framing import MAX_LINE_BYTES, LineFramer, Prompt
+from pyiot.runtime.framing import LineFramer
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
 
 _LOGGER = logging.getLogger("pyiot.legacy")
@@ -135,23 +135,7 @@ class LegacyFramer(LineFramer):
     A command gets `eol` appended only when it has no line ending of its own and `eol` is one.
     """
 
-    def feed(self, data: bytes) -> list[str | Prompt]:
-        self._buffer += data
-        frames: list[str | Prompt] = []
-        while (end := self._buffer.find(self._sep)) >= 0:
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + len(self._sep)]
-            if self._discarding:
-                self._discarding = False
-            elif len(raw) > MAX_LINE_BYTES:
-                self.dropped += 1
-            else:
-                frames.append(raw.decode("utf-8", errors="replace"))
-        if len(self._buffer) > MAX_LINE_BYTES:
-            del self._buffer[: len(self._buffer) - (len(self._sep) - 1)]
-            self.dropped += 0 if self._discarding else 1
-            self._discarding = True
-        return frames
+    keep_empty: bool = True
 
     def encode(self, text: str) -> bytes:
         if not text.endswith(("\r", "\n")) and not self.terminator.strip("\r\n"):

@@ -22,29 +22,11 @@ import tty
 from collections.abc import Callable
 
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
+from pyiot.runtime.framing import LineFramer, PacketFramer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class _LineSplitter:
-    """Received bytes -> lines, empty ones kept.
-
-    A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
-    the usual way to see that it is listening.
-    """
-
-    def __init__(self, terminator: str):
-        self._separator = terminator.encode("utf-8")
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> list[str]:
-        *lines, self._buffer = (self._buffer + data).split(self._separator)
-        # A line longer than any command is noise (wrong baud rate): keep only its tail.
-        self._buffer = self._buffer[-MAX_LINE_BYTES:]
-        return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
 
 
 class PortSimulator:
@@ -117,10 +99,12 @@ class PortSimulator:
             sim.tick()
         self._arm_timer()
 
-    def _splitter(self) -> _LineSplitter | PacketFramer:
+    def _splitter(self) -> LineFramer | PacketFramer:
+        """The device's own framing, read from the device's side: the runtime's framer, with
+        empty lines kept (a bare terminator asks an Epson for its prompt)."""
         if self.device.packet is not None:
             return PacketFramer(self.device.packet)
-        return _LineSplitter(self.terminator)
+        return LineFramer(self.terminator, keep_empty=True)
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
