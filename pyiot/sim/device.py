@@ -14,9 +14,9 @@ import re
 import time
 from collections.abc import Callable
 
+from pyiot.compiler.modes import ModeModel
 from pyiot.lang.model import Device, GroupQuery, Property, Regex, Value
 from pyiot.lang.values import ValueError_, coerce, render_value
-from pyiot.sim.modes import ModeTracker
 from pyiot.sim.patterns import fit, format_to_regex, render
 from pyiot.sim.wire import decode_set, for_replies, initial_value, reply_texts, set_value_regex
 
@@ -65,10 +65,10 @@ class DeviceSimulator:
         self._error_line = (
             render(self._compile(device.error_reply), {}) if device.error_reply else None
         )
-        self._modes: ModeTracker | None = None
+        self._modes: ModeModel | None = None
         if device.modes is not None and device.modes.names:
             source = device.modes.source
-            self._modes = ModeTracker(device.modes, device, self._values[source], clock())
+            self._modes = ModeModel(device.modes, device, self._values[source], clock())
             start = self._modes.source_value(self._modes.mode)
             if start is not None:
                 self._values[source] = start
