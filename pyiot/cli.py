@@ -23,7 +23,6 @@ from pyiot import __version__
 _LOGGER = logging.getLogger("pyiot")
 
 DEFAULT_BROKER_PORT = 1883
-BROKER_ENV = "PYIOT_BROKER"
 
 
 class UsageError(Exception):

@@ -14,7 +14,6 @@ means: start the local stack.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # awscrt loads slowly: only commands that connect import it
     from pyiot.runtime.broker import Broker
 
-_LOGGER = logging.getLogger(__name__)
 
 ENV = {
     "broker": "PYIOT_BROKER",

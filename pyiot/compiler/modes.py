@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyiot.lang.model import Device, ModeHold, Modes, Property, Value
-from pyiot.lang.values import ValueError_, coerce
+from pyiot.lang.values import BadValue, coerce
 from pyiot.lang.values import compare as values_compare
 
 
@@ -25,7 +25,7 @@ def compare(prop: Property, value: Value, op: str, literal: Value) -> bool:
     """
     try:
         expected = coerce(prop.type, literal)
-    except ValueError_:
+    except BadValue:
         return False
     return values_compare(op, value, expected)
 
@@ -61,7 +61,7 @@ class ModeModel:
         """
         try:
             return coerce(self.source.type, mode)
-        except ValueError_:
+        except BadValue:
             return None
 
     def names(self, value: Value) -> str | None:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 from typing import Any
 
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.legacy.component import Component
 from pyiot.legacy.model import build_model
 from pyiot.legacy.protocol import LegacyFramer, LegacyProtocol
@@ -162,5 +162,5 @@ class LegacyEngine(ComponentEngine):
             _LOGGER.info("%s: %s = %r", self.name, prop, value)
             try:
                 await self.set(prop, value)
-            except (ValueError_, DeviceError) as err:
+            except (BadValue, DeviceError) as err:
                 _LOGGER.warning("%s: %s = %r not applied: %s", self.name, prop, value, err)

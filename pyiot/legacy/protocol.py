@@ -20,7 +20,7 @@ from typing import Any
 
 from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.model import GroupQuery, Property, Regex, Value
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.legacy.model import LegacyModel
 from pyiot.runtime.framing import LineFramer
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
@@ -46,14 +46,14 @@ class LegacyProtocol(DeviceProtocol):
         """The command for a wanted value: the method's result in the property's format."""
         prop = self.device.properties.get(prop_name)
         if prop is None:
-            raise ValueError_(f"unknown property {prop_name!r}")
+            raise BadValue(f"unknown property {prop_name!r}")
         if prop.set_format is None:
-            raise ValueError_(f"{prop_name} is read-only (no propertyToComponent method)")
+            raise BadValue(f"{prop_name} is read-only (no propertyToComponent method)")
         try:
             wire = self.hooks[prop_name]["encode"](value)
             text = prop.set_format.format(wire, value=wire)
         except (ValueError, TypeError, AssertionError, LookupError) as err:
-            raise ValueError_(f"{prop_name}: {err}") from None
+            raise BadValue(f"{prop_name}: {err}") from None
         return Request("set", text, prop=prop, value=value)  # type: ignore[arg-type]
 
     def query(self, text: str | bytes) -> GroupQuery:
@@ -69,7 +69,7 @@ class LegacyProtocol(DeviceProtocol):
     def read_request(self, target: Property | GroupQuery) -> Request:
         if isinstance(target, GroupQuery) and target.name in self._queries:
             return Request("group", target.query, group=target)
-        raise ValueError_(f"{self.name} is read through queryStatus(), not property by property")
+        raise BadValue(f"{self.name} is read through queryStatus(), not property by property")
 
     def poll_groups(self) -> list[PollGroup]:
         return []  # the engine's pollers stay idle: `LegacyEngine` polls with queryStatus()

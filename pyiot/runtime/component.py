@@ -26,7 +26,7 @@ from pyiot.compiler import tables as T
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
-from pyiot.lang.values import Hooks, ValueError_
+from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
 from pyiot.runtime.modes import ModeRefused, ModeTracker
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
@@ -193,7 +193,7 @@ class ComponentEngine:
     async def set(self, prop_name: str, value: object) -> Value:
         """Send a property's set command; return the value the device confirms.
 
-        Raises `ValueError_` for a value that does not fit, `DeviceError` when the device
+        Raises `BadValue` for a value that does not fit, `DeviceError` when the device
         refuses it (its error reply, or a mode that rejects it) or never answers.
         """
         request = self.protocol.set_request(prop_name, value)
@@ -201,7 +201,7 @@ class ComponentEngine:
             # The framing decides what would split a command in two or not reach the wire.
             problem = self._framer.value_problem(request.wire)
             if problem is not None:
-                raise ValueError_(f"{prop_name}: {problem}; not sent")
+                raise BadValue(f"{prop_name}: {problem}; not sent")
         if self.modes is not None:
             try:
                 await self.modes.allowed(prop_name)
@@ -231,7 +231,7 @@ class ComponentEngine:
         """Query a property now (ahead of polls) and return what the device says."""
         prop = self.device.properties.get(prop_name)
         if prop is None or not prop.readable:
-            raise ValueError_(f"{prop_name!r} cannot be read")
+            raise BadValue(f"{prop_name!r} cannot be read")
         request = self.protocol.read_request(prop)
         self._commands.append(request)
         self._work.set()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from pyiot.runtime.shadow_client import ShadowConnection
 from pyiot.runtime.sharing import SharedLink
 from pyiot.runtime.thing import ThingRuntime
 from pyiot.runtime.transport import Link, endpoint_refusal, open_link
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class DuplicateThing(ValueError):

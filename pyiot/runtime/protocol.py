@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
-from pyiot.lang.values import Hooks, ValueError_, coerce, compare, decode, encode
+from pyiot.lang.values import BadValue, Hooks, coerce, compare, decode, encode
 
 
 class BadReply(ValueError):
@@ -71,18 +71,18 @@ class DeviceProtocol:
 
     # requests -------------------------------------------------------------------------------
     def set_request(self, prop_name: str, value: object) -> Request:
-        """The request that sets a property (raises `ValueError_` for a bad value)."""
+        """The request that sets a property (raises `BadValue` for a bad value)."""
         prop = self.device.properties.get(prop_name)
         if prop is None:
-            raise ValueError_(f"unknown property {prop_name!r}")
+            raise BadValue(f"unknown property {prop_name!r}")
         if not prop.writable:
-            raise ValueError_(f"{prop_name} is read-only")
+            raise BadValue(f"{prop_name} is read-only")
         typed = coerce(prop.type, value)
         wire = encode(prop, typed, self.hooks.get(prop.name))
         try:
             text = prop.set_format.format(value=wire, **self.args)  # type: ignore[union-attr]
         except (ValueError, TypeError) as err:
-            raise ValueError_(f"{prop_name}: cannot format {wire!r}: {err}") from None
+            raise BadValue(f"{prop_name}: cannot format {wire!r}: {err}") from None
         # Free text from the shadow is what could carry a terminator: the engine checks it
         # against the framing (maps, enums and numbers are the file's own text).
         free_text = typed if prop.type.kind == "string" else None
@@ -204,5 +204,5 @@ class DeviceProtocol:
             raise BadReply(f"{prop.name}: the reply has no value")
         try:
             return {prop.name: decode(prop, wire, self.hooks.get(prop.name))}
-        except ValueError_:
+        except BadValue:
             return None

@@ -13,12 +13,9 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import logging
 from collections.abc import AsyncIterator
 
 from pyiot.runtime.transport import Link, LinkClosed
-
-_LOGGER = logging.getLogger(__name__)
 
 COMMAND, POLL = 0, 1
 

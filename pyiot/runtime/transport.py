@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -20,9 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import serial
-
-_LOGGER = logging.getLogger(__name__)
-
 
 # Bytes queued for a device at most. Commands are a few bytes and go one at a time, so more
 # than this means the device stopped reading: the link is lost, not memory.

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pyiot.compiler.modes import ModeModel
 from pyiot.lang.model import Device, GroupQuery, Property, Regex, Value
-from pyiot.lang.values import ValueError_, coerce, render_value
+from pyiot.lang.values import BadValue, coerce, render_value
 from pyiot.sim.patterns import fit, format_to_regex, render
 from pyiot.sim.wire import decode_set, for_replies, initial_value, reply_texts, set_value_regex
 
@@ -155,7 +155,7 @@ class DeviceSimulator:
         self.tick()
         prop = self.device.properties.get(prop_name)
         if prop is None:
-            raise ValueError_(f"{self.name} has no property {prop_name!r}")
+            raise BadValue(f"{self.name} has no property {prop_name!r}")
         self._store(prop, coerce(prop.type, value))
         self._follow(prop, self._clock())
         return [self.report(prop_name)] if prop.reply else []
@@ -164,7 +164,7 @@ class DeviceSimulator:
     def _take_set(self, prop: Property, text: str) -> list[str]:
         try:
             value = decode_set(prop, text)
-        except ValueError_ as err:
+        except BadValue as err:
             _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, text, err)
             return self.error()
         modes = self._modes

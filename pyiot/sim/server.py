@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import time
 import tty
@@ -25,8 +24,6 @@ from pyiot.lang.model import IotFile, Value
 from pyiot.runtime.framing import LineFramer, PacketFramer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class PortSimulator:

@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
 from tests.devices.conftest import device_file, running, wait_for
 
@@ -52,7 +52,7 @@ def test_runtime_reads_both_values_from_one_message():
             port.sims["bulb"].change("brightness", 40)  # dimmed at the wall
             assert await engine.read("brightness") == 40
             assert engine.values["power"] is True
-            with pytest.raises(ValueError_):
+            with pytest.raises(BadValue):
                 await engine.set("brightness", 101)
 
     asyncio.run(scenario())
