@@ -93,15 +93,13 @@ def rss_kib() -> tuple[int, int]:
 async def run_pyiot(ports: list[int]) -> list:
     from pyiot.compiler import Program
     from pyiot.lang import load
-    from pyiot.runtime.component import ComponentEngine
+    from pyiot.runtime.component import ComponentEngine, EngineConfig
     from pyiot.runtime.transport import open_link
 
     program = Program.from_model(load(DEVICE, "relay.iot"))
     engines = [
         ComponentEngine(
-            f"relay{n}",
-            program.model.devices["Relay"],
-            program.machines["Relay"],
+            EngineConfig(f"relay{n}", program.model.devices["Relay"], program.machines["Relay"]),
             open_link("tcp", f"127.0.0.1:{port}"),
         )
         for n, port in enumerate(ports)

@@ -57,9 +57,10 @@ class {class_name}:
     @classmethod
     def engine(cls, name, link, args=None, turns=None):
         \"\"\"A component of this device on `link`: pyiot's engine running this machine.\"\"\"
-        from pyiot.runtime.component import ComponentEngine
+        from pyiot.runtime.component import ComponentEngine, EngineConfig
 
-        return ComponentEngine(name, cls.device, cls.machine, link, args, cls.modes, turns=turns)
+        config = EngineConfig(name, cls.device, cls.machine, dict(args or {{}}), cls.modes)
+        return ComponentEngine(config, link, turns)
 """
 
 # Names the module itself defines or uses: a device class must not rebind them.

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyiot.compiler import tables as T
@@ -87,12 +87,9 @@ class ComponentStatus:
     bad_replies: int = 0
 
 
-ValueListener = Callable[[str, str, Value], None]
-StatusListener = Callable[[str, ComponentStatus], None]
-
-
-class ComponentEngine:
-    """Runs one component: connects, polls, sends commands, and keeps its property values.
+@dataclass
+class EngineConfig:
+    """What a component engine runs: its name, device, machine, arguments and modes.
 
     `protocol` and `framer` replace the ones the device model implies (the Python API of
     `pyiot.legacy` brings its own: decorated methods decide what a line means, `eol` frames).
@@ -101,36 +98,60 @@ class ComponentEngine:
     what the device says.
     """
 
+    name: str
+    device: Device
+    table: MachineTable
+    args: dict[str, Value] = field(default_factory=dict)
+    modes: MachineTable | None = None
+    hooks: dict[str, Hooks] | None = None
+    protocol: DeviceProtocol | None = None
+    framer: Framer | None = None
+    assume_sets: bool = True
+
+    @classmethod
+    def of(
+        cls, program: Any, component: Any, hooks: dict[str, Hooks] | None = None
+    ) -> EngineConfig:
+        """The configuration of a `.iot` file's component (a `Program` and its `Component`)."""
+        device = program.model.devices[component.device]
+        return cls(
+            component.name,
+            device,
+            program.machines[device.name],
+            dict(component.args),
+            program.modes.get(device.name),
+            hooks,
+        )
+
+
+ValueListener = Callable[[str, str, Value], None]
+StatusListener = Callable[[str, ComponentStatus], None]
+
+
+class ComponentEngine:
+    """Runs one component: connects, polls, sends commands, and keeps its property values.
+
+    `config` says what it runs, `link` where; components of a shared port share its `turns`.
+    """
+
     state: str  # set by the machine
 
-    def __init__(
-        self,
-        name: str,
-        device: Device,
-        table: MachineTable,
-        link: Link,
-        args: dict[str, Value] | None = None,
-        modes: MachineTable | None = None,
-        hooks: dict[str, Hooks] | None = None,
-        turns: PortTurns | None = None,
-        *,
-        protocol: DeviceProtocol | None = None,
-        framer: Framer | None = None,
-        assume_sets: bool = True,
-    ):
+    def __init__(self, config: EngineConfig, link: Link, turns: PortTurns | None = None):
+        self.config = config
+        name, device, table, modes = config.name, config.device, config.table, config.modes
         self.name = name
         self.device = device
-        self.args = dict(args or {})
+        self.args = dict(config.args)
         self.link = link
         # On a shared port, one request at a time across its components.
         self.turns = turns or PortTurns()
-        self.protocol = protocol or DeviceProtocol(device, self.args, hooks)
-        self.assume_sets = assume_sets
+        self.protocol = config.protocol or DeviceProtocol(device, self.args, config.hooks)
+        self.assume_sets = config.assume_sets
         self.values: dict[str, Value] = {}
         self.status = ComponentStatus()
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
-        self._framer = framer or framer_for(device)
+        self._framer = config.framer or framer_for(device)
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
         self._work = asyncio.Event()

@@ -12,7 +12,7 @@ import pytest
 from pyiot.compiler import Program, compile_file
 from pyiot.compiler.codegen import driver_source
 from pyiot.lang.model import Property
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
 from tests.waiting import eventually
@@ -61,12 +61,14 @@ async def _script(program: Program, driver: dict[str, Any] | None = None) -> dic
     link = open_link("tcp", url.removeprefix("socket://"))
     if driver is None:
         engine = ComponentEngine(
-            component.name,
-            device,
-            program.machines[device.name],
+            EngineConfig(
+                component.name,
+                device,
+                program.machines[device.name],
+                args=component.args,
+                modes=program.modes.get(device.name),
+            ),
             link,
-            component.args,
-            program.modes.get(device.name),
         )
     else:
         (device_class,) = [

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from pyiot.compiler import Program, compile_file
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.liveview import LiveView
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
@@ -55,9 +55,7 @@ def with_relay(
         port = simulator_for(program.model, "relay1")
         url = await port.serve_tcp()
         engine = ComponentEngine(
-            "relay1",
-            program.model.devices["Relay"],
-            program.machines["Relay"],
+            EngineConfig("relay1", program.model.devices["Relay"], program.machines["Relay"]),
             open_link("serial", url, {"baud": 9600}),
         )
         try:

@@ -10,7 +10,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang.values import BadValue
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
 
@@ -50,7 +50,8 @@ def run_with_relay(
         url = await serve(port, kind)
         device = program.model.devices["Relay"]
         engine = ComponentEngine(
-            "relay1", device, program.machines["Relay"], open_link("serial", url, {"baud": 9600})
+            EngineConfig("relay1", device, program.machines["Relay"]),
+            open_link("serial", url, {"baud": 9600}),
         )
         await engine.start()
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from pyiot.compiler import Program
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.framing import LineFramer
 from pyiot.runtime.transport import open_link
 from pyiot.sim import DeviceSimulator, simulator_for
@@ -74,7 +74,9 @@ class LineServer:
 
 def _engine(program: Program, url: str) -> ComponentEngine:
     device = program.model.devices["Quick"]
-    return ComponentEngine("quick", device, program.machines["Quick"], open_link("serial", url))
+    return ComponentEngine(
+        EngineConfig("quick", device, program.machines["Quick"]), open_link("serial", url)
+    )
 
 
 async def _stop(engine: ComponentEngine) -> None:

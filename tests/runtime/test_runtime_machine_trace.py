@@ -20,7 +20,7 @@ import pytest
 
 from pyiot.cli import main
 from pyiot.compiler import compile_file
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.logformat import JsonFormatter
 from pyiot.runtime.sharing import SharedLink
 from pyiot.runtime.transport import open_link
@@ -116,13 +116,15 @@ def test_every_logged_transition_is_a_drawn_edge(tmp_path: Path, capsys) -> None
         )
         device = model.devices[component.device]
         return ComponentEngine(
-            name,
-            device,
-            program.machines[device.name],
+            EngineConfig(
+                name,
+                device,
+                program.machines[device.name],
+                args=component.args,
+                modes=program.modes.get(device.name),
+            ),
             link,
-            component.args,
-            program.modes.get(device.name),
-            turns=turns,
+            turns,
         )
 
     async def scenario() -> None:
