@@ -20,6 +20,7 @@ from typing import Any
 
 from transitions import Machine
 from transitions.extensions import HierarchicalGraphMachine
+from transitions.extensions.nesting import NestedState
 
 from pyiot.compiler.tables import MachineTable
 
@@ -117,7 +118,7 @@ def build_machine(
     return entry[1]
 
 
-class _DrawnState(HierarchicalGraphMachine.state_cls):  # type: ignore[name-defined,misc]
+class _DrawnState(NestedState):
     # "." between levels: generated names use "-", and property names may hold "_".
     separator = "."
 
@@ -177,7 +178,7 @@ def _graph(title: str, engine: str, states: list, transitions: list, initial: st
         initial=initial,
         auto_transitions=False,
         title=title,
-        graph_engine=engine,
+        graph_engine=engine,  # type: ignore[arg-type]
         show_conditions=True,
     )
 

@@ -41,7 +41,7 @@ class Timer:
 class ModeModel:
     """The mode a device is in, since when, and which transitions leave it."""
 
-    def __init__(self, modes: Modes, device: Device, source_value: Value, now: float):
+    def __init__(self, modes: Modes, device: Device, source_value: Value | None, now: float):
         """Start in the mode the source property's value names, else in the first mode."""
         self.modes = modes
         self.properties = device.properties
@@ -98,7 +98,7 @@ class ModeModel:
         """
         applying = [h for h in self.modes.holds if prop in h.props and self.mode not in h.modes]
         rejects = [h for h in applying if h.action == "reject"]
-        return (rejects or applying or [None])[0]
+        return rejects[0] if rejects else applying[0] if applying else None
 
     def set_fires(self, prop: str, value: Value, literal: Value) -> bool:
         """Whether a set of `prop` to `value` is the file's `on set prop = literal`."""
