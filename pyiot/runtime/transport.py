@@ -213,6 +213,28 @@ class SerialLink:
             # Shielded: one caller giving up must not fail the others waiting on it.
             await asyncio.shield(self._drained)
 
+    def write_nowait(self, data: bytes) -> bool:
+        """Write `data` now when nothing is queued before it; False: use `write`.
+
+        What the descriptor does not take at once is queued and flushed as `write` would;
+        a device that stops reading is noticed by the next `write`, which is bounded.
+        """
+        if self._port is None or self._write_fd is None or self._out:
+            return False
+        try:
+            sent = os.write(self._write_fd, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as err:
+            raise LinkClosed(f"{self.url}: {err}") from err
+        if sent < len(data):
+            self._out += data[sent:]
+            if self._drained is None:
+                loop = asyncio.get_running_loop()
+                self._drained = loop.create_future()
+                loop.add_writer(self._write_fd, self._flush)
+        return True
+
     def _flush(self) -> LinkClosed | None:
         """Write what the descriptor takes now; settle `_drained` when all is out."""
         if self._write_fd is None:
