@@ -6,7 +6,7 @@ docs/python-api.md); it loads on first use, so `import pyiot` stays light.
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Component", "Thing", "__version__"]
 

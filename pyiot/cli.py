@@ -226,6 +226,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from pyiot.compiler import load_program
     from pyiot.sim import simulator_for
+    from pyiot.sim.server import device_options
 
     program = load_program(args.file)
     sim = simulator_for(program.model, args.component)
@@ -234,13 +235,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.pty:
             url = await sim.serve_pty()
         else:
-            host, port = _host_port(args.listen or "tcp://127.0.0.1:0", "tcp")
-            url = await sim.serve_tcp(host, port)
+            listen = args.listen or "tcp://127.0.0.1:0"
+            host, port = _host_port(listen, "tcp")
+            try:
+                url = await sim.serve_tcp(host, port)
+            except OSError as err:
+                raise UsageError(f"cannot listen on {listen}: {err.strerror or err}") from None
         for device_sim in sim.sims.values():
             device_sim.on_change = _print_sim_change
         names = ", ".join(f"{n} ({s.device.name})" for n, s in sim.sims.items())
         _out(f"simulating {names} on {url}")
-        _out(f"connect with: pyiot run {args.file} --device {next(iter(sim.sims))}={url}")
+        options = " ".join(device_options(program.model, list(sim.sims), url))
+        _out(f"connect with: pyiot run {args.file} {options}")
         _out("type COMPONENT.PROPERTY=VALUE (or PROPERTY=VALUE) to change the device itself")
         _watch_stdin(sim)
         await _until_stopped()
@@ -307,6 +313,8 @@ def _host_port(url: str, scheme: str) -> tuple[str, int]:
     host, _, port = rest.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"expected {scheme}://HOST:PORT, got {url!r}")
+    if int(port) > 65535:
+        raise UsageError(f"{url}: a port is 0 to 65535 (0: any free port)")
     return host, int(port)
 
 
@@ -352,6 +360,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         grants=grants,
         tls=tls,
         tls_port=args.tls_port,
+        aws_limits=args.aws_limits,
     )
     try:
         stack.start()
@@ -460,6 +469,11 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
 
     _check_device_options(programs, endpoints)
     _check_python_allowed(programs, endpoints, args.allow_python)
+    from pyiot.config import homeassistant_settings
+    from pyiot.runtime.homeassistant import start_homeassistant, stop_homeassistant
+
+    homeassistant = homeassistant_settings(args, settings)  # refuses AWS alone, before starting
+    bridge = None
     simulators: list[PortSimulator] = []
     stack = None
     gateway = None
@@ -498,7 +512,12 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         if _stopping():
             return
         choice = await choose_broker(
-            settings, args.data, start=True, port=getattr(args, "port", None), say=_out
+            settings,
+            args.data,
+            start=True,
+            port=getattr(args, "port", None),
+            aws_limits=args.aws_limits,
+            say=_out,
         )
         stack, broker = choice.stack, choice.broker
         if _stopping():
@@ -520,6 +539,9 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         if _stopping():
             return
         await gateway.start()
+        bridge = await start_homeassistant(homeassistant, gateway, broker)
+        if bridge is not None:
+            _out(f"home assistant: {bridge.summary()}")
         for thing in things:
             comps = ", ".join(
                 f"{c.name} on {endpoint_for(endpoints, thing, c)[1]}"
@@ -538,6 +560,7 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
     finally:
         if view is not None:
             await view.stop()
+        await stop_homeassistant(bridge)
         if gateway is not None:
             await gateway.stop()
         if shadow is not None:
@@ -549,16 +572,6 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
 
 
 # -------------------------------------------------------------------------------------- shadow
-class _NameThenValues(argparse.Action):
-    """`--shadow NAME [KEY=VALUE ...]`: argparse takes no positionals after an option, so the
-    KEY=VALUE words that follow the name are collected here and joined to the others."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        name, *rest = values
-        setattr(namespace, self.dest, name)
-        namespace.values = [*(getattr(namespace, "values", None) or []), *rest]
-
-
 def cmd_shadow(args: argparse.Namespace) -> int:
     return asyncio.run(_shadow(args))
 
@@ -620,30 +633,90 @@ async def _shadow(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """A command's parser: options go anywhere among the positionals, as people type them
+    (`pyiot shadow set relayOne --broker URL relayState=true`), and a mistake prints this
+    command's usage, not the top level's."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._parsing:  # parse_known_intermixed_args calls back in (Python < 3.12.7)
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            parsed, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+        if extras:
+            # The top-level parser would report these with its own usage.
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def _command(sub, name: str, common: argparse.ArgumentParser, help: str, examples: str):
+    """One `pyiot NAME` parser with its examples below the options."""
+    lines = [line.strip() for line in examples.splitlines() if line.strip()]
+    return sub.add_parser(
+        name,
+        parents=[common],
+        help=help,
+        description=help[:1].upper() + help[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pyiot", description="Put serial and TCP devices on AWS IoT from a .iot file."
+        prog="pyiot",
+        description="Put serial and TCP devices on AWS IoT from a .iot file.",
+        epilog="`pyiot COMMAND --help` shows a command's options and examples.\n"
+        "examples:\n"
+        "  pyiot run devices/relay.iot --simulate\n"
+        "  pyiot shadow set relayOne relayState=true",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pyiot {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser(
-        "compile", parents=[common], help="check a .iot file; write a driver module with -o"
+    p = _command(
+        sub,
+        "compile",
+        common,
+        "check a .iot file; write a driver module with -o",
+        """
+        pyiot compile devices/relay.iot
+        pyiot compile devices/relay.iot -o relay_driver.py
+        pyiot compile devices/relay.iot --json
+        """,
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the .iot file to check")
     p.add_argument("-o", "--output", help="write a compiled driver module (.py) here")
     p.add_argument("--json", action="store_true", help="print the model as JSON")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("graph", parents=[common], help="draw the components' state machines")
-    p.add_argument("file")
+    p = _command(
+        sub,
+        "graph",
+        common,
+        "draw the components' state machines",
+        """
+        pyiot graph devices/relay.iot
+        pyiot graph devices/relay.iot --format dot
+        pyiot graph devices/epson_escvp21.iot --format svg -o epson.svg
+        pyiot graph devices/relay.iot --format json
+        """,
+    )
+    p.add_argument("file", help="the .iot file to draw")
     p.add_argument(
         "--format",
         choices=["mermaid", "dot", "svg", "png", "json"],
         default="mermaid",
-        help="json: per component, its states and transitions (source, dest, trigger)",
+        help="mermaid (default) and dot are text; svg and png need Graphviz's `dot` and -o; "
+        "json: per component, its states and transitions (source, dest, trigger)",
     )
     p.add_argument("-o", "--output", help="write to this file instead of printing")
     p.add_argument("--component", help="draw only this component")
@@ -654,18 +727,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_graph)
 
-    p = sub.add_parser(
-        "simulate", parents=[common], help="serve a virtual device that answers as the file says"
+    p = _command(
+        sub,
+        "simulate",
+        common,
+        "serve a virtual device that answers as the file says",
+        """
+        pyiot simulate devices/relay.iot
+        pyiot simulate devices/relay.iot --listen tcp://127.0.0.1:7000
+        pyiot simulate devices/monoprice_mpr6zhmaut.iot --pty
+        """,
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the .iot file whose device to play")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--listen", help="tcp://HOST:PORT to listen on (default: a free port)")
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     p.add_argument("--component", help="simulate the port this component sits on")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser(
-        "broker", parents=[common], help="run the local MQTT broker + Device Shadow service"
+    p = _command(
+        sub,
+        "broker",
+        common,
+        "run the local MQTT broker + Device Shadow service",
+        """
+        pyiot broker
+        pyiot broker --port 1884 --data ./shadows
+        pyiot broker --listen 0.0.0.0 --password-file passwords
+        """,
     )
     p.add_argument(
         "--port",
@@ -699,6 +788,13 @@ def _parser() -> argparse.ArgumentParser:
         help="let a login reach these things' shadows (* for all things and plain topics); "
         "a login always reaches the thing named like it",
     )
+    p.add_argument(
+        "--no-aws-limits",
+        dest="aws_limits",
+        action="store_false",
+        help="let the local shadow service take any request rate (by default it throttles each "
+        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+    )
     p.set_defaults(func=cmd_broker)
 
     from pyiot.config import add_connection_arguments
@@ -707,7 +803,18 @@ def _parser() -> argparse.ArgumentParser:
         "the local stack of the data folder (--data): the one running there, else one started "
         f"here on {DEFAULT_BROKER_PORT} (or any free port if that is taken)"
     )
-    p = sub.add_parser("run", parents=[common], help="connect the devices and the shadows")
+    p = _command(
+        sub,
+        "run",
+        common,
+        "connect the devices and the shadows",
+        """
+        pyiot run devices/relay.iot --simulate
+        pyiot run devices/relay.iot --device relay1=/dev/ttyUSB0
+        pyiot run devices/monoprice_mpr6zhmaut.iot --device amp=socket://127.0.0.1:7000
+        pyiot run relay.iot --endpoint XXXX-ats.iot.REGION.amazonaws.com --cert c.pem --key k.pem
+        """,
+    )
     p.add_argument(
         "files",
         nargs="+",
@@ -729,6 +836,13 @@ def _parser() -> argparse.ArgumentParser:
         help="data folder of the local stack: use the stack running there, else start one",
     )
     p.add_argument(
+        "--no-aws-limits",
+        dest="aws_limits",
+        action="store_false",
+        help="let the local shadow service take any request rate (by default it throttles each "
+        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+    )
+    p.add_argument(
         "--allow-python",
         action="store_true",
         help="let the files run the Python they name: hooks, custom transports (trusted files "
@@ -743,25 +857,38 @@ def _parser() -> argparse.ArgumentParser:
         "on a terminal, text otherwise",
     )
     add_connection_arguments(p, local)
+    from pyiot.config import add_homeassistant_arguments
+
+    add_homeassistant_arguments(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "shadow",
-        parents=[common],
-        help="act as the application: get, set, watch, delete a shadow",
+        common,
+        "act as the application: get, set, watch, delete a shadow",
+        """
+        pyiot shadow get relayOne
+        pyiot shadow set relayOne relayState=true
+        pyiot shadow set wholeHouse kitchen.volume=12 --broker mqtt://127.0.0.1:1884
+        pyiot shadow watch relayOne --shadow config
+        """,
     )
-    p.add_argument("action", choices=["get", "set", "watch", "delete"])
-    p.add_argument("thing")
     p.add_argument(
-        "values", nargs="*", metavar="KEY=VALUE", help='typed as JSON: true, 12, "text", {...}'
+        "action",
+        choices=["get", "set", "watch", "delete"],
+        help="get: print the document; set: send desired KEY=VALUE; watch: print every "
+        "update; delete: remove the shadow",
     )
+    p.add_argument("thing", help="the thing's name (`thing NAME` in the .iot file)")
     p.add_argument(
-        "--shadow",
-        nargs="+",
-        action=_NameThenValues,
-        metavar=("NAME", "KEY=VALUE"),
-        help="a named shadow (default: the classic one)",
+        "values",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help='desired values for set, typed as JSON: true, 12, "text", {...}; '
+        "a.b=1 is nested",
     )
+    p.add_argument("--shadow", metavar="NAME", help="a named shadow (default: the classic one)")
     p.add_argument(
         "--data",
         type=Path,

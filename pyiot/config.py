@@ -6,6 +6,12 @@
     --client-id ID                             PYIOT_CLIENT_ID   client_id = "..."
     --config FILE (else $XDG_CONFIG_HOME/pyiot/config.toml, ~/.config/pyiot/config.toml)
 
+Home Assistant (`pyiot run`, command line then config file; see docs/homeassistant.md):
+
+    --homeassistant                            homeassistant = true
+    --discovery-prefix PREFIX                  discovery_prefix = "homeassistant"
+    --homeassistant-broker mqtt://HOST:PORT    homeassistant_broker = "mqtt://..."
+
 Each setting comes from the first place that gives it. `broker` and `endpoint` exclude each
 other: the first place that names either decides, so `--broker` on the command line wins over an
 endpoint in the config file. Paths in a config file are relative to the file. Nothing at all
@@ -34,6 +40,12 @@ ENV = {
 }
 KEYS = tuple(ENV)
 _PATH_KEYS = ("cert", "key", "ca")
+# Config-file keys of the Home Assistant bridge (with their type); not connection settings.
+HA_KEYS: dict[str, type] = {
+    "homeassistant": bool,
+    "discovery_prefix": str,
+    "homeassistant_broker": str,
+}
 
 
 class ConfigError(ValueError):
@@ -75,11 +87,18 @@ def load_config(path: Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: {err}") from None
-    unknown = sorted(set(data) - set(KEYS))
+    unknown = sorted(set(data) - {*KEYS, *HA_KEYS})
     if unknown:
-        raise ConfigError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(KEYS)})")
+        known = ", ".join([*KEYS, *HA_KEYS])
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r} (known: {known})")
     settings: dict[str, Any] = {}
     for key, value in data.items():
+        if key in HA_KEYS:
+            if not isinstance(value, HA_KEYS[key]):
+                kind = "true or false" if HA_KEYS[key] is bool else "a string"
+                raise ConfigError(f"{path}: {key} must be {kind}, got {value!r}")
+            settings[key] = value
+            continue
         if not isinstance(value, str):
             raise ConfigError(f"{path}: {key} must be a string, got {value!r}")
         if key in _PATH_KEYS:
@@ -177,3 +196,70 @@ def settings_from_args(args: Any) -> ConnectionSettings:
     """ConnectionSettings from parsed `add_connection_arguments` options."""
     options = {key: getattr(args, key, None) for key in KEYS}
     return resolve(options, config=getattr(args, "config", None))
+
+
+@dataclass(frozen=True)
+class HomeAssistantSettings:
+    """`pyiot run --homeassistant`: the discovery prefix, and the broker Home Assistant uses
+    when it is not the shadows' (None: the same)."""
+
+    enabled: bool
+    prefix: str = "homeassistant"
+    broker: Broker | None = None
+
+
+def add_homeassistant_arguments(parser: Any) -> None:
+    """`pyiot run`'s Home Assistant options (an argparse parser)."""
+    group = parser.add_argument_group(
+        "Home Assistant", "MQTT discovery of every component (docs/homeassistant.md)"
+    )
+    group.add_argument(
+        "--homeassistant",
+        action="store_true",
+        default=None,
+        help="publish every component to Home Assistant by MQTT discovery",
+    )
+    group.add_argument(
+        "--discovery-prefix", metavar="PREFIX", help="Home Assistant's discovery prefix"
+    )
+    group.add_argument(
+        "--homeassistant-broker",
+        metavar="URL",
+        help="mqtt://[USER:PASSWORD@]HOST:PORT of Home Assistant's broker, when the shadows "
+        "are elsewhere (AWS IoT Core); implies --homeassistant",
+    )
+
+
+def homeassistant_settings(args: Any, connection: ConnectionSettings) -> HomeAssistantSettings:
+    """The Home Assistant settings from the command line, then the config file.
+
+    Refuses Home Assistant on AWS IoT Core with no broker of its own: Home Assistant does not
+    connect to AWS IoT's mutual-TLS endpoint.
+    """
+    from pyiot.runtime.broker import BrokerAddress, TlsEndpoint
+
+    config = getattr(args, "config", None)
+    if config is None:
+        default = default_config_path()
+        config = default if default.is_file() else None
+    file = load_config(config) if config is not None and config.is_file() else {}
+
+    def first(option: str) -> Any:
+        given = getattr(args, option, None)
+        return given if given is not None else file.get(option)
+
+    url = first("homeassistant_broker")
+    enabled = bool(first("homeassistant")) or url is not None
+    prefix = first("discovery_prefix") or "homeassistant"
+    if not enabled:
+        return HomeAssistantSettings(False, prefix)
+    if not prefix or any(c in prefix for c in "+#") or prefix.startswith("/"):
+        raise ConfigError(f"--discovery-prefix must be a plain topic, got {prefix!r}")
+    broker = BrokerAddress.parse(url) if url else None
+    if broker is None and isinstance(connection.broker, TlsEndpoint):
+        raise ConfigError(
+            "--homeassistant on AWS IoT Core needs a broker Home Assistant can reach "
+            "(it does not connect to AWS IoT's mutual-TLS endpoint): add "
+            "--homeassistant-broker mqtt://HOST:PORT (see docs/homeassistant.md)"
+        )
+    return HomeAssistantSettings(True, prefix.rstrip("/"), broker)

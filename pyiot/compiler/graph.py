@@ -61,7 +61,7 @@ def render(
         import graphviz
     except ImportError:
         raise GraphvizMissing(
-            "the graphviz Python package is missing: pip install 'pyiot[graph]'"
+            "the graphviz Python package is missing (a dependency of pyiot): pip install graphviz"
         ) from None
     graph = build_graph_machine(title, "graphviz", table, modes, fold_protocol).get_graph()
     source = _label_dot(graph.source, labels)

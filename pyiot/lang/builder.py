@@ -193,6 +193,9 @@ class ModelBuilder(ValueRules, Transformer):
     def access(self, items: list[Token]) -> tuple:
         return ("access", str(items[0]), self._at(items[0]))
 
+    def unit(self, items: list[Token]) -> tuple:
+        return ("unit", unquote(items[0], self.path), self._at(items[0]))
+
     @v_args(meta=True)
     def convert(self, meta: Any, items: list) -> tuple:
         return ("convert", Convert(items[0], items[1]), self._meta_at(meta))

@@ -146,6 +146,7 @@ class Property:
     confirm: bool = False  # query after set to confirm the value
     ack: Regex | None = None  # the device's acknowledgement of a set
     access: str | None = None  # "readonly" / "writeonly", when said explicitly
+    unit: str | None = None  # unit of measurement shown to people (`unit "dB"`)
     convert: Convert | None = None
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     positions: dict[str, SourcePos] = field(default_factory=dict)

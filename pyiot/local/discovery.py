@@ -223,14 +223,15 @@ async def choose_broker(
     *,
     start: bool,
     port: int | None = None,
+    aws_limits: bool = True,
     say: Callable[[str], Any] = _LOGGER.warning,
 ) -> BrokerChoice:
     """Where `pyiot run`, `pyiot shadow` and `pyiot.legacy.Thing` connect.
 
     The broker of ``settings`` if they name one; else the live stack of ``data_dir`` (default
     folder if None); else, with ``start``, a stack started here on ``port`` (None: 1883 if
-    free, else any free port); else :class:`StackError`. ``say`` gets one line about the
-    stack found or started.
+    free, else any free port; ``aws_limits`` as in :class:`LocalStack`); else
+    :class:`StackError`. ``say`` gets one line about the stack found or started.
     """
     from pyiot.local.stack import LocalStack, default_data_dir
     from pyiot.runtime.broker import BrokerAddress
@@ -254,7 +255,9 @@ async def choose_broker(
                 f"no local stack serves {folder}: start one with `pyiot broker` (or `pyiot "
                 "run`), give --data FOLDER of a running one, or --broker URL"
             )
-        stack = LocalStack(port=port, prefer_port=PREFERRED_PORT, data_dir=folder)
+        stack = LocalStack(
+            port=port, prefer_port=PREFERRED_PORT, data_dir=folder, aws_limits=aws_limits
+        )
         try:
             await loop.run_in_executor(None, stack.start)
         except StackError:

@@ -59,6 +59,8 @@ _LOGGER = logging.getLogger(__name__)
 DATA_DIR_ENV = "PYIOT_DATA_DIR"
 STORE_FILE = "shadows.sqlite3"
 HOST = "127.0.0.1"
+# How often a start picks its ports again when one was taken before mosquitto bound it.
+_BIND_ATTEMPTS = 5
 DEFAULT_TLS_PORT = 8883
 
 
@@ -80,8 +82,10 @@ class LocalStack(Service):
     password) and ``password_file`` (made with mosquitto_passwd) require a login on the plain
     listener; ``grants`` (user -> thing names, ``*`` for all) say which things' shadows each
     login reaches besides the thing named like it; ``tls`` adds a TLS listener on
-    ``tls_port`` that requires client certificates. ``delta_first`` makes the shadow service
-    publish ``update/delta`` before ``update/accepted`` (AWS IoT may do either). The
+    ``tls_port`` that requires client certificates. ``aws_limits`` (on by default) makes the
+    shadow service throttle each thing as AWS IoT does (429 above its request rate).
+    ``delta_first`` makes the shadow service publish ``update/delta`` before
+    ``update/accepted`` (AWS IoT may do either). The
     ``max_queued_*`` and ``persistent_client_expiration`` limits bound the broker's memory.
     """
 
@@ -98,6 +102,7 @@ class LocalStack(Service):
         tls: TlsFiles | None = None,
         tls_port: int | None = None,
         delta_first: bool = False,
+        aws_limits: bool = True,
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
         persistent_client_expiration: str = PERSISTENT_CLIENT_EXPIRATION,
@@ -118,6 +123,7 @@ class LocalStack(Service):
         self.tls = tls
         self.requested_tls_port = tls_port
         self.delta_first = delta_first
+        self.aws_limits = aws_limits
         needs_login = bool(self.users) or self.password_file is not None
         if not is_loopback(listen) and not needs_login and tls is None:
             raise InsecureListen(
@@ -187,7 +193,6 @@ class LocalStack(Service):
         # Opened first: a store pyiot cannot use stops the start before anything is written.
         self.store = ShadowStore(self.store_path)
         workdir = private_dir(self.data_dir / "mosquitto")
-        port = self._choose_port(self.host)
         # The shadow service always logs in: the ACL gives its account alone the replies.
         self._service_credentials = service = new_service_credentials()
         if self.login_required and not is_loopback(self.host):
@@ -196,6 +201,48 @@ class LocalStack(Service):
                 "prefer the TLS listener beyond a trusted network",
                 self.host,
             )
+        # A port picked here is free when picked, but another program (or an outgoing
+        # connection's ephemeral port) can take it before mosquitto binds it: pick again.
+        for attempt in range(_BIND_ATTEMPTS):
+            mosquitto, port, service_listener = self._configure_broker(workdir, service)
+            self.mosquitto = mosquitto
+            try:
+                mosquitto.start()
+                break
+            except RuntimeError as err:
+                self.mosquitto = None
+                if "in use" not in str(err) or attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                _LOGGER.info("a port was taken while mosquitto started; picking again")
+        # A wildcard address takes connections on loopback too.
+        url_host = HOST if is_wildcard(self.host) else self.host
+        self.shadow_service = ShadowService(
+            HOST,
+            service_listener.port,
+            self.store,
+            credentials=service,
+            delta_first=self.delta_first,
+            aws_limits=self.aws_limits,
+        )
+        self.shadow_service.start()
+        write_record(
+            self.data_dir,
+            StackRecord(
+                url=f"mqtt://{url_host}:{port}",
+                pid=os.getpid(),
+                mosquitto_pid=mosquitto.pid,
+                store=str(self.store_path),
+                login=self.login_required,
+                started=time.time(),
+            ),
+        )
+
+    def _configure_broker(
+        self, workdir: Path, service: Credentials
+    ) -> tuple[Mosquitto, int, Listener]:
+        """The broker to start, with its ports picked now: (mosquitto, main port, the shadow
+        service's listener)."""
+        port = self._choose_port(self.host)
         # The service's own loopback listener: its login only, and only there may a client
         # publish the service's replies.
         service_passwords = workdir / "service-passwords"
@@ -238,29 +285,7 @@ class LocalStack(Service):
             extra_listeners=extra,
             **self.limits,  # type: ignore[arg-type]
         )
-        self.mosquitto = mosquitto
-        mosquitto.start()
-        # A wildcard address takes connections on loopback too.
-        url_host = HOST if is_wildcard(self.host) else self.host
-        self.shadow_service = ShadowService(
-            HOST,
-            service_listener.port,
-            self.store,
-            credentials=service,
-            delta_first=self.delta_first,
-        )
-        self.shadow_service.start()
-        write_record(
-            self.data_dir,
-            StackRecord(
-                url=f"mqtt://{url_host}:{port}",
-                pid=os.getpid(),
-                mosquitto_pid=mosquitto.pid,
-                store=str(self.store_path),
-                login=self.login_required,
-                started=time.time(),
-            ),
-        )
+        return mosquitto, port, service_listener
 
     def restart_broker(self) -> None:
         """Stop mosquitto and start it again on the same ports (clients must reconnect)."""

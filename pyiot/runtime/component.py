@@ -172,6 +172,12 @@ class ComponentEngine:
         self._retries = 0  # retries the current request may have
         self.reconnect_delay = RECONNECT_MIN  # offline's timer: the machine reads it
         self.table = table
+        # Lines lately recognised, and the shared port (if any): on a port several components
+        # hear, a line counts as unrecognised only when none of them takes it.
+        self._recognised: collections.deque[str] = collections.deque(maxlen=16)
+        self._shared = getattr(link, "shared", None)
+        if self._shared is not None:
+            self._shared.engines.append(self)
         self.machine = build_machine(self, table, on_change="_on_transition")
         self.modes = ModeTracker(name, device, modes) if modes else None
         if self.modes is not None:
@@ -596,6 +602,7 @@ class ComponentEngine:
                 await self._finish(outcome)
             return
         line = str(frame)
+        self._recognised.append(line)  # taken back below if nothing here recognises it
         if awaiting:
             assert current is not None
             if self.device.echo and line.strip() == current.text:
@@ -615,10 +622,27 @@ class ComponentEngine:
                 return
         values = self.protocol.unsolicited(line)
         if values is None:
-            self.status.unrecognised_lines += 1
-            _LOGGER.debug("%s: unrecognised line %s", self.name, quote(line))
+            self._recognised.pop()
+            if self._shared is None or self._shared.unrecognised_by_all(self, line):
+                self.status.unrecognised_lines += 1
+                _LOGGER.debug("%s: unrecognised line %s", self.name, quote(line))
             return
         self._store(values)
+
+    def recognises(self, line: str) -> bool:
+        """Whether this component took `line` lately, or would take it now (for siblings on a
+        shared port, which hear the same lines in their own order)."""
+        if line in self._recognised:
+            return True
+        current = self._current
+        if current is not None and self.state.startswith(("query-", "set-")):
+            if self.device.echo and line.strip() == current.text:
+                return True
+            if self.protocol.answers(current, line) is not None or self.protocol.is_error(line):
+                return True
+            if self.protocol.acknowledges(current, line):
+                return True
+        return self.protocol.unsolicited(line) is not None
 
     async def _complete(self, outcome: Any) -> None:
         # With a prompt the answer is complete only once the prompt follows it.

@@ -3,7 +3,12 @@
 One row per component: thing, component (and device), the protocol machine's state (and the
 device mode), online or offline since when, the property values (a value that just changed is
 highlighted for a moment), and the last error. Log records and the run's own lines print above
-the table.
+the table, their time in ISO 8601.
+
+The table fits the terminal: when the full rows (one line per property) are taller than the
+terminal, each component gets one line with its values side by side, cut at the terminal's
+width; when even those do not fit, components that need attention (offline, in error) come
+first and a last line sums up the rest.
 
 Nothing here blocks the event loop. The engines' listeners only note when something changed;
 a task on the loop takes a snapshot (plain data) four times a second and, when it differs from
@@ -32,6 +37,12 @@ from pyiot.runtime.component import ComponentEngine, ComponentStatus
 
 # How long a value that just changed stays highlighted.
 HIGHLIGHT_SECONDS = 2.0
+# Log times, ISO 8601 (local time), instead of rich's locale `[12/01/26 10:00:00]`.
+LOG_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# Terminal lines left to the log records above the table.
+LOG_LINES = 2
+# Lines a compact table takes besides its rows: title, header (3), bottom border, caption.
+_COMPACT_FRAME = 6
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class LiveView:
         self._online: dict[str, bool] = {k: e.status.online for k, e in self.engines.items()}
         self._listeners: list[tuple[ComponentEngine, Callable, Callable]] = []
         self._rows: tuple[Row, ...] = ()
+        self._size = self.console.size
         self._table: Table = self._table_of(self._rows)
         self._live: Live | None = None
         self._task: asyncio.Task | None = None
@@ -145,6 +157,58 @@ class LiveView:
         return self._table_of(self.rows())
 
     def _table_of(self, rows: tuple[Row, ...]) -> Table:
+        """The full table when it fits the terminal's height, else the compact one."""
+        full = self._full_table(rows)
+        budget = max(self.console.size.height - LOG_LINES, _COMPACT_FRAME + 2)
+        options = self.console.options
+        if len(self.console.render_lines(full, options, pad=False)) <= budget:
+            return full
+        return self._compact_table(rows, budget - _COMPACT_FRAME)
+
+    def _compact_table(self, rows: tuple[Row, ...], room: int) -> Table:
+        """One line per component, values side by side; at most `room` lines of rows."""
+        online = sum(row.online for row in rows)
+        things = sorted({row.thing for row in rows})
+        title = f"{self.title}: {online}/{len(rows)} components online"
+        if len(things) == 1:
+            title += f" (thing {things[0]})"
+        table = Table(title=title, caption=self.caption, expand=True)
+        table.add_column("component", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("online", no_wrap=True)
+        table.add_column("properties", no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=24)
+        shown = rows
+        if len(rows) > room:
+            # Those that need attention first; the last line sums up the ones left out.
+            urgent = [r for r in rows if not r.online or r.last_error]
+            shown = tuple((urgent + [r for r in rows if r not in urgent])[: max(room - 1, 0)])
+        for row in shown:
+            name = row.component if len(things) == 1 else f"{row.thing}.{row.component}"
+            table.add_row(
+                name,
+                row.state + (f" ({row.mode})" if row.mode else ""),
+                Text("online", "green") if row.online else Text("offline", "red"),
+                _values_line(row),
+                Text(row.last_error, "red")
+                if row.last_error
+                else Text(f"{row.unrecognised} unrecognised", "dim")
+                if row.unrecognised
+                else Text("-", "dim"),
+            )
+        if len(shown) < len(rows):
+            rest = [r for r in rows if r not in shown]
+            up = sum(r.online for r in rest)
+            table.add_row(
+                Text(f"+{len(rest)} more", "dim"),
+                "",
+                Text(f"{up} online", "dim"),
+                Text(f"{len(rest) - up} offline (a taller terminal shows them)", "dim"),
+                "",
+            )
+        return table
+
+    def _full_table(self, rows: tuple[Row, ...]) -> Table:
         online = sum(row.online for row in rows)
         table = Table(
             title=f"{self.title}: {online}/{len(rows)} components online",
@@ -192,8 +256,9 @@ class LiveView:
         while True:
             await asyncio.sleep(period)
             rows = self.rows()
-            if rows != self._rows:
-                self._rows = rows
+            size = self.console.size
+            if rows != self._rows or size != self._size:  # a change, or a resized terminal
+                self._rows, self._size = rows, size
                 self._table = self._table_of(rows)  # one assignment: rich's thread sees either
 
     async def stop(self) -> None:
@@ -215,7 +280,13 @@ class LiveView:
         root = logging.getLogger()
         self._saved_handlers = list(root.handlers)
         level = min((h.level for h in root.handlers), default=logging.NOTSET)
-        handler = RichHandler(console=self.console, show_path=False, markup=False, level=level)
+        handler = RichHandler(
+            console=self.console,
+            show_path=False,
+            markup=False,
+            level=level,
+            log_time_format=LOG_TIME_FORMAT,
+        )
         for old in self._saved_handlers:
             root.removeHandler(old)
         root.addHandler(handler)
@@ -243,4 +314,18 @@ def _values_text(row: Row) -> Text:
             text.append(value, "bold yellow" if recent else "cyan")
     if row.unrecognised:
         text.append(f"\n({row.unrecognised} unrecognised lines)", "dim")
+    return text
+
+
+def _values_line(row: Row) -> Text:
+    """`name=value` pairs on one line (the cell cuts what the terminal has no room for)."""
+    text = Text()
+    for index, (prop, value, recent) in enumerate(row.values):
+        if index:
+            text.append(" ")
+        text.append(f"{prop}=")
+        if value is None:
+            text.append("?", "dim")
+        else:
+            text.append(value, "bold yellow" if recent else "cyan")
     return text

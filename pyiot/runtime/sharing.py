@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import itertools
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pyiot.runtime.transport import Link, LinkClosed
 
@@ -65,10 +66,22 @@ class SharedLink:
         self.link = link
         self.url = getattr(link, "url", None) or repr(link)
         self.turns = PortTurns()
+        # The components on this port (each registers itself): see unrecognised_by_all.
+        self.engines: list[Any] = []
         self._views: set[_LinkView] = set()
         self._open_views = 0
         self._opening: asyncio.Lock | None = None
         self._pump: asyncio.Task | None = None
+
+    def unrecognised_by_all(self, engine: Any, line: str) -> bool:
+        """Whether `engine`, which did not recognise `line`, should count it as unrecognised:
+        yes when no other component on the port recognises it either (a reply meant for
+        another zone is no noise), and then only for the first component listening, so one
+        stray line counts once, not once per component."""
+        if any(other.recognises(line) for other in self.engines if other is not engine):
+            return False
+        listening = [e for e in self.engines if getattr(e.link, "is_open", False)]
+        return not listening or listening[0] is engine
 
     def view(self) -> Link:
         view = _LinkView(self)

@@ -238,3 +238,32 @@ def simulator_for(
     return PortSimulator(
         [DeviceSimulator(name, model.devices[device], args, clock) for name, device, args in chosen]
     )
+
+
+def device_options(model: IotFile, components: list[str], url: str) -> list[str]:
+    """The `pyiot run` options that point every one of `components` (one simulated port) at
+    `url`: `--device PORT=URL` when they are exactly the users of one declared `port`, else one
+    `--device NAME=URL` per component. Pointing one zone of six at the simulator would leave
+    the other five on the file's serial port, failing.
+
+    A name that several things use is given as THING.NAME, as `pyiot run` requires.
+    """
+    taken: dict[str, int] = {}
+    for thing in model.things.values():
+        for name in {*thing.components, *thing.ports}:
+            taken[name] = taken.get(name, 0) + 1
+    for thing in model.things.values():
+        if not set(components) <= set(thing.components):
+            continue
+
+        def qualified(name: str, thing_name: str = thing.name) -> str:
+            return f"{thing_name}.{name}" if taken.get(name, 0) > 1 else name
+
+        ports = {thing.components[name].port for name in components}
+        port = ports.pop() if len(ports) == 1 else None
+        if port is not None:
+            users = [c.name for c in thing.components.values() if c.port == port]
+            if sorted(users) == sorted(components):
+                return [f"--device {qualified(port)}={url}"]
+        return [f"--device {qualified(name)}={url}" for name in components]
+    return [f"--device {name}={url}" for name in components]

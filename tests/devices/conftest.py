@@ -7,7 +7,6 @@ simulator over real TCP (pyserial's `socket://`), as `pyiot run --simulate` woul
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from pyiot.lang.model import Component
 from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
+from tests.waiting import eventually
 
 DEVICES = Path(__file__).resolve().parents[2] / "devices"
 
@@ -57,14 +57,6 @@ def component_of(model: IotFile, name: str) -> Component:
     raise LookupError(name)
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Wait until `condition()` holds; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
-
-
 @contextlib.asynccontextmanager
 async def running(
     model: IotFile, component: str, clock: Callable[[], float] = time.monotonic
@@ -90,10 +82,10 @@ async def running(
     )
     await engine.start()
     try:
-        await wait_for(lambda: engine.status.online)
+        await eventually(lambda: engine.status.online)
         yield engine, port
     finally:
         with contextlib.suppress(AssertionError):
-            await wait_for(lambda: engine.state in ("idle", "offline"), timeout=1.0)
+            await eventually(lambda: engine.state in ("idle", "offline"), timeout=1.0)
         await engine.stop()
         await port.close()

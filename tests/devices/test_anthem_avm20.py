@@ -15,7 +15,8 @@ import pytest
 
 from pyiot.runtime.component import DeviceError
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -66,7 +67,7 @@ def test_runtime_turns_on_sets_input_and_reads_full_status():
     async def scenario() -> None:
         async with running(device_file("anthem_avm20"), "preamp") as (engine, port):
             preamp = port.sims["preamp"]
-            await wait_for(lambda: engine.values.get("power") is False)
+            await eventually(lambda: engine.values.get("power") is False)
             with pytest.raises(DeviceError, match="Main Off"):
                 await engine.set("input", "dvd")
             assert await engine.set("power", True) is True
@@ -80,7 +81,7 @@ def test_runtime_turns_on_sets_input_and_reads_full_status():
             assert engine.values["input"] == "tv"
             # Asynchronous: the power switch at the preamp reaches the runtime unasked.
             port.change("preamp", "power", False)
-            await wait_for(lambda: engine.values["power"] is False)
+            await eventually(lambda: engine.values["power"] is False)
             assert engine.modes is not None and engine.modes.state == "off"
 
     asyncio.run(scenario())
@@ -91,7 +92,9 @@ def test_a_turn_of_the_volume_knob_is_read_at_once():
         async with running(device_file("anthem_avm20"), "preamp") as (engine, port):
             await engine.set("power", True)
             assert await engine.read("volume") == -95.5
-            port.announce(["P1VM-30.0"])  # Tx Status: the knob turned to -30 dB
-            await wait_for(lambda: engine.values["volume"] == -30.0, timeout=0.3)
+            # Tx Status: the knob turned to -30 dB. The simulated preamp itself still says
+            # -95.5 to a poll, so only the announcement can bring -30 (no timing needed).
+            port.announce(["P1VM-30.0"])
+            await eventually(lambda: engine.values["volume"] == -30.0)
 
     asyncio.run(scenario())

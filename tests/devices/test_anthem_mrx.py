@@ -13,7 +13,8 @@ import pytest
 
 from pyiot.runtime.component import DeviceError
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -55,7 +56,7 @@ def test_reports_of_changes_at_the_receiver(mrx):
 def test_runtime_turns_on_and_sets_volume_then_follows_reports():
     async def scenario() -> None:
         async with running(device_file("anthem_mrx"), "receiver") as (engine, port):
-            await wait_for(lambda: engine.values.get("power") is False)
+            await eventually(lambda: engine.values.get("power") is False)
             with pytest.raises(DeviceError, match="zone 1 is off"):
                 await engine.set("volume", -40)
             assert await engine.set("power", True) is True
@@ -64,7 +65,7 @@ def test_runtime_turns_on_and_sets_volume_then_follows_reports():
             receiver = port.sims["receiver"]
             assert (receiver.values["volume"], receiver.values["input"]) == (-40, 2)
             port.change("receiver", "volume", -35)  # the knob, reported with ECH1
-            await wait_for(lambda: engine.values["volume"] == -35)
+            await eventually(lambda: engine.values["volume"] == -35)
             assert await engine.read("mute") is False
 
     asyncio.run(scenario())

@@ -14,7 +14,8 @@ import pytest
 from pyiot.lang import load
 from pyiot.runtime.component import DeviceError
 from pyiot.sim import simulator_for
-from tests.devices.conftest import DEVICES, device_file, running, wait_for
+from tests.devices.conftest import DEVICES, device_file, running
+from tests.waiting import PATIENCE, eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -69,7 +70,7 @@ def test_runtime_holds_a_source_change_through_the_warm_up():
     async def scenario() -> None:
         async with running(device_file("epson_escvp21"), "projector") as (engine, port):
             projector = port.sims["projector"]
-            await wait_for(lambda: engine.values.get("power") == "standby")
+            await eventually(lambda: engine.values.get("power") == "standby")
             assert await engine.set("power", "on") == "warming"
             assert projector.values["power"] == "warming"
             # While warming the source change is held by the runtime, not refused.
@@ -79,7 +80,7 @@ def test_runtime_holds_a_source_change_through_the_warm_up():
             # The projector reports it is lit: the mode moves on and the command goes out.
             projector.change("power", "on")
             assert await engine.read("power") == "on"
-            assert await asyncio.wait_for(held, 2) == "hdmi2"
+            assert await asyncio.wait_for(held, PATIENCE) == "hdmi2"
             assert projector.values["source"] == "hdmi2"
             assert await engine.read("source") == "hdmi2"
 
@@ -89,7 +90,7 @@ def test_runtime_holds_a_source_change_through_the_warm_up():
 def test_runtime_reports_err_as_a_refusal():
     async def scenario() -> None:
         async with running(device_file("epson_escvp21"), "projector") as (engine, port):
-            await wait_for(lambda: engine.values.get("power") == "standby")
+            await eventually(lambda: engine.values.get("power") == "standby")
             # In standby the file rejects the source change before anything is sent.
             with pytest.raises(DeviceError, match="the lamp is off") as refused:
                 await engine.set("source", "video")
@@ -108,7 +109,7 @@ def test_hold_written_before_reject_still_refuses_while_off():
 
     async def scenario() -> None:
         async with running(swapped, "projector") as (engine, _port):
-            await wait_for(lambda: engine.values.get("power") == "standby")
+            await eventually(lambda: engine.values.get("power") == "standby")
             with pytest.raises(DeviceError, match="the lamp is off"):
                 await asyncio.wait_for(engine.set("source", "video"), 0.5)
 

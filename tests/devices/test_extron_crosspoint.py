@@ -13,7 +13,8 @@ import pytest
 
 from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -52,7 +53,7 @@ def test_runtime_ties_and_reads_one_output():
     async def scenario() -> None:
         model = device_file("extron_crosspoint")
         async with running(model, "classroom") as (engine, port):
-            await wait_for(lambda: "input" in engine.values)
+            await eventually(lambda: "input" in engine.values)
             assert engine.values["input"] == 0
             assert await engine.set("input", 1) == 1  # 01*03! -> Out03 In01 All
             assert port.sims["classroom"].values["input"] == 1

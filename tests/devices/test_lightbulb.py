@@ -14,7 +14,8 @@ import pytest
 
 from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -43,7 +44,7 @@ def test_out_of_range_and_unknown_commands_change_nothing(bulb):
 def test_runtime_reads_both_values_from_one_message():
     async def scenario() -> None:
         async with running(device_file("lightbulb"), "bulb") as (engine, port):
-            await wait_for(lambda: "brightness" in engine.values)
+            await eventually(lambda: "brightness" in engine.values)
             assert (engine.values["power"], engine.values["brightness"]) == (False, 0)
             assert await engine.set("brightness", 75) == 75
             assert await engine.set("power", True) is True
@@ -61,8 +62,8 @@ def test_runtime_reads_both_values_from_one_message():
 def test_runtime_takes_the_bulbs_own_message_unasked():
     async def scenario() -> None:
         async with running(device_file("lightbulb"), "bulb") as (engine, port):
-            await wait_for(lambda: "brightness" in engine.values)
+            await eventually(lambda: "brightness" in engine.values)
             port.announce(["P1B050"])  # the bulb reports a change by itself
-            await wait_for(lambda: engine.values == {"power": True, "brightness": 50})
+            await eventually(lambda: engine.values == {"power": True, "brightness": 50})
 
     asyncio.run(scenario())

@@ -15,7 +15,8 @@ import pytest
 
 from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -68,7 +69,7 @@ def test_runtime_sets_and_reads_one_zone_among_six():
     async def scenario() -> None:
         model = device_file("monoprice_mpr6zhmaut")
         async with running(model, "patio") as (engine, port):
-            await wait_for(lambda: "volume" in engine.values)
+            await eventually(lambda: "volume" in engine.values)
             assert engine.values["power"] is False
             assert await engine.set("power", True) is True
             assert await engine.set("volume", 20) == 20

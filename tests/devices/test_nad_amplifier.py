@@ -12,7 +12,8 @@ import asyncio
 import pytest
 
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -54,7 +55,7 @@ def test_runtime_sets_reads_and_steps():
     async def scenario() -> None:
         async with running(device_file("nad_amplifier"), "amp") as (engine, port):
             amp = port.sims["amp"]
-            await wait_for(lambda: "source" in engine.values)
+            await eventually(lambda: "source" in engine.values)
             assert await engine.set("power", True) is True
             assert await engine.set("volume", -30) == -30
             assert await engine.set("source", 3) == 3
@@ -68,6 +69,6 @@ def test_runtime_sets_reads_and_steps():
             # The volume button: sent and done (nothing answers it but the new volume).
             assert await engine.set("volumeStep", "up") == "up"
             port.announce(["Main.Volume=-29"])  # the amplifier's report of the step
-            await wait_for(lambda: engine.values["volume"] == -29)
+            await eventually(lambda: engine.values["volume"] == -29)
 
     asyncio.run(scenario())

@@ -12,6 +12,7 @@ from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.framing import PacketFramer
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
+from tests.waiting import eventually
 
 FILE = Path(__file__).resolve().parents[2] / "devices" / "onkyo_eiscp.iot"
 
@@ -71,10 +72,7 @@ def test_engine_drives_the_receiver_over_tcp(program) -> None:
         )
         await engine.start()
         try:
-            for _ in range(300):
-                if "power" in engine.values:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: "power" in engine.values)
             assert engine.values["power"] is False
             assert await engine.set("power", True) is True
             assert await engine.set("volume", 42) == 42

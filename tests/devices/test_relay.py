@@ -13,7 +13,8 @@ import pytest
 
 from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -44,7 +45,7 @@ def test_a_switch_at_the_relay_is_announced(relay):
 def test_runtime_sets_and_reads_the_simulated_relay():
     async def scenario() -> None:
         async with running(device_file("relay"), "relay1") as (engine, port):
-            await wait_for(lambda: engine.values.get("relayState") is False)
+            await eventually(lambda: engine.values.get("relayState") is False)
             assert await engine.set("relayState", True) is True
             assert port.sims["relay1"].values["relayState"] is True
             port.sims["relay1"].change("relayState", False)  # switched at the relay

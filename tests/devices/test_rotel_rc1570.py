@@ -14,7 +14,8 @@ import asyncio
 import pytest
 
 from pyiot.sim import simulator_for
-from tests.devices.conftest import device_file, running, wait_for
+from tests.devices.conftest import device_file, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -49,7 +50,7 @@ def test_runtime_over_the_bang_terminated_line():
     async def scenario() -> None:
         async with running(device_file("rotel_rc1570"), "preamp") as (engine, port):
             preamp = port.sims["preamp"]
-            await wait_for(lambda: "source" in engine.values)
+            await eventually(lambda: "source" in engine.values)
             assert await engine.set("power", True) is True
             assert await engine.set("volume", 42) == 42
             assert await engine.set("source", "opt1") == "opt1"
@@ -58,6 +59,6 @@ def test_runtime_over_the_bang_terminated_line():
             preamp.change("source", "tuner")
             assert await engine.read("source") == "tuner"
             port.change("preamp", "volume", 20)  # "provided automatically"
-            await wait_for(lambda: engine.values["volume"] == 20)
+            await eventually(lambda: engine.values["volume"] == 20)
 
     asyncio.run(scenario())

@@ -20,6 +20,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from tests.waiting import PATIENCE
+
 ROOT = Path(__file__).resolve().parents[2]
 RELAY = ROOT / "devices" / "relay.iot"
 
@@ -75,7 +77,7 @@ class CliProcess:
         for line in self.process.stdout:
             self._queue.put(line.rstrip("\n"))
 
-    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = PATIENCE) -> re.Match[str]:
         """The first output line (old or new) matching `pattern`."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
@@ -150,7 +152,7 @@ class ShadowApp:
         self.client.connect(host, int(port))
         self.client.loop_start()
         self.client.subscribe(f"$aws/things/{thing}/shadow/update/documents", qos=1)
-        assert subscribed.wait(10), "could not subscribe to the shadow documents topic"
+        assert subscribed.wait(PATIENCE), "could not subscribe to the shadow documents topic"
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         document = json.loads(message.payload)
@@ -161,7 +163,7 @@ class ShadowApp:
         payload = json.dumps({"state": {"desired": values}})
         self.client.publish(f"$aws/things/{self.thing}/shadow/update", payload, qos=1)
 
-    def wait_until(self, check: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict:
+    def wait_until(self, check: Callable[[dict[str, Any]], bool], timeout: float = PATIENCE) -> dict:
         """The first shadow document (current state) for which `check` holds."""
         deadline = time.monotonic() + timeout
         if self.latest and check(self.latest):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RELAY, desired, reported, run_pyiot
+from pyiot import __version__
+from pyiot.cli import _parser
+from tests.e2e.conftest import RELAY, ROOT, clean_environment, desired, reported, run_pyiot
+from tests.waiting import PATIENCE, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -94,6 +101,30 @@ def test_graph_svg_with_graphviz(tmp_path: Path) -> None:
     assert svg.lstrip().startswith("<?xml") and "RELAY?" in svg
 
 
+def test_default_install_draws_dot_without_graphviz_programs(tmp_path: Path) -> None:
+    """`pip install .` brings what dot text needs; Graphviz's programs only draw images."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("graphviz") for d in project["dependencies"])
+    assert project["version"] == __version__ and tuple(map(int, __version__.split("."))) > (0, 1, 1)
+    # A PATH with python alone: no `dot` to find.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    environment = clean_environment()
+    environment["PATH"] = str(bin_dir)
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pyiot", "graph", str(RELAY), "--format", "dot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("digraph") and "query-relayState" in result.stdout
+
+
 def test_graph_image_needs_an_output_file() -> None:
     result = run_pyiot("graph", str(RELAY), "--format", "png")
     assert result.returncode == 1
@@ -167,18 +198,14 @@ def test_shadow_command_sets_and_gets_through_a_running_broker(cli, tmp_path) ->
     result = run_pyiot("shadow", "set", "relayOne", "relayState=true", "--broker", broker)
     assert result.returncode == 0, result.stderr
     sim.wait_for(r"simulator: relay1\.relayState = true")
-    import json
-    import time
 
-    deadline = time.monotonic() + 10
-    while True:
+    def settled() -> bool:
         got = run_pyiot("shadow", "get", "relayOne", "--broker", broker)
         assert got.returncode == 0, got.stderr
         document = json.loads(got.stdout)
-        if document["reported"].get("relayState") is True and not document["delta"]:
-            break
-        assert time.monotonic() < deadline, document
-        time.sleep(0.2)
+        return document["reported"].get("relayState") is True and not document["delta"]
+
+    wait_until(settled, what="relayState reported, no delta left")
 
 
 def test_desired_already_satisfied_is_cleared(cli, shadow_app, tmp_path) -> None:
@@ -197,3 +224,73 @@ def test_desired_already_satisfied_is_cleared(cli, shadow_app, tmp_path) -> None
     app.wait_until(lambda d: reported(d).get("relayState") is True)
     sim.wait_for(r"relayState = true")
     assert not any("relayState = false" in line for line in sim.lines)
+
+
+# ------------------------------------------------------------------ parsing, help and usage
+COMMANDS = ["compile", "graph", "simulate", "broker", "run", "shadow"]
+MONOPRICE = ROOT / "devices" / "monoprice_mpr6zhmaut.iot"
+ZONES = ["kitchen", "dining", "living", "patio", "master", "office"]
+
+
+def test_options_go_anywhere_among_the_arguments(cli, tmp_path: Path) -> None:
+    """As people type it: the thing, then --broker, then the values."""
+    broker_process = cli("broker", "--port", "0", "--data", str(tmp_path / "data"))
+    broker = broker_process.wait_for(r"broker: (mqtt://\S+)").group(1)
+    result = run_pyiot("shadow", "set", "relayOne", "--broker", broker, "relayState=true")
+    assert result.returncode == 0, result.stderr
+    assert 'desired {"relayState": true} sent to relayOne' in result.stdout
+    # A named shadow's name, then values, then the broker, all mixed.
+    result = run_pyiot(
+        "shadow", "set", "--shadow", "settings", "relayOne", "mode=2", "--broker", broker, "x=1"
+    )
+    assert result.returncode == 0, result.stderr
+    got = run_pyiot("shadow", "--broker", broker, "get", "relayOne", "--shadow", "settings")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["desired"] == {"mode": 2, "x": 1}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_wrong_flag_prints_that_commands_usage(command: str) -> None:
+    given = {"broker": [], "shadow": ["get", "relayOne"]}.get(command, [str(RELAY)])
+    result = run_pyiot(command, *given, "--no-such-flag")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: pyiot {command} ")
+    assert f"pyiot {command}: error: unrecognized arguments: --no-such-flag" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_shows_examples_and_help_for_every_argument(command: str) -> None:
+    result = run_pyiot(command, "--help")
+    assert result.returncode == 0, result.stderr
+    examples = result.stdout.split("examples:\n", 1)[1].splitlines()
+    assert examples and all(f"{line} ".startswith(f"  pyiot {command} ") for line in examples)
+    # Every positional and option says what it is for.
+    subparsers = next(a for a in _parser()._actions if a.choices and command in a.choices)
+    for action in subparsers.choices[command]._actions:
+        assert action.help, f"pyiot {command}: {action.option_strings or action.dest} has no help"
+
+
+def test_simulate_listen_on_an_impossible_port_is_one_line() -> None:
+    result = run_pyiot("simulate", str(RELAY), "--listen", "tcp://127.0.0.1:99999")
+    assert result.returncode == 1
+    assert result.stderr == "pyiot: error: tcp://127.0.0.1:99999: a port is 0 to 65535 (0: any free port)\n"
+
+
+def test_simulate_hint_for_a_shared_port_brings_every_zone_online(cli, shadow_app, tmp_path) -> None:
+    """Six zones on one port: the printed command points the port, so all six come online."""
+    sim = cli("simulate", str(MONOPRICE))
+    hint = sim.wait_for(r"connect with: pyiot run (\S+) (.+)$")
+    assert hint.group(1) == str(MONOPRICE)
+    options = shlex.split(hint.group(2))
+    assert options[0] == "--device" and options[1].startswith("amp=socket://")
+    run = cli("run", hint.group(1), *options, "--data", str(tmp_path / "data"))
+    broker = run.wait_for(r"local broker: (mqtt://\S+)").group(1)
+    app = shadow_app(broker, "wholeHouse")
+
+    def all_online(document: dict) -> bool:
+        components = reported(document).get("pyiot", {}).get("components", {})
+        return all(components.get(zone, {}).get("online") for zone in ZONES)
+
+    app.wait_until(all_online, timeout=PATIENCE)
+    assert not any("cannot open" in line for line in run.lines)

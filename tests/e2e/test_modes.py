@@ -24,7 +24,7 @@ def test_power_and_source_in_one_update_wait_for_the_warm_up(cli, shadow_app, tm
     # Power first: the projector warms up, and the shadow says so.
     app.wait_until(lambda d: reported(d).get("power") == "warming")
     # The source change is held, not refused, and goes out once the lamp is on.
-    doc = app.wait_until(lambda d: reported(d).get("source") == "hdmi2", timeout=20)
+    doc = app.wait_until(lambda d: reported(d).get("source") == "hdmi2")
     assert reported(doc).get("power") == "on"
     assert "rejected" not in reported(doc).get("pyiot", {})
     app.wait_until(lambda d: not desired(d))

@@ -187,3 +187,25 @@ def test_shadow_finds_the_stack_of_the_default_data_folder(cli, tmp_path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert broker.stop() == 0
+
+
+@pytest.mark.parametrize("limits", [True, False], ids=["aws-limits", "no-aws-limits"])
+def test_broker_throttles_like_aws_unless_told_not_to(cli, tmp_path: Path, limits) -> None:
+    from tests.local.conftest import MqttProbe
+
+    flag = [] if limits else ["--no-aws-limits"]
+    broker = cli("broker", "--port", "0", "--data", str(tmp_path / "data"), *flag)
+    url = broker.wait_for(r"^broker: (mqtt://\S+)", timeout=PATIENCE).group(1)
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    probe = MqttProbe(host, int(port))
+    try:
+        base = "$aws/things/flood/shadow"
+        probe.subscribe(f"{base}/update/accepted", f"{base}/update/rejected")
+        for n in range(50):
+            probe.publish(f"{base}/update", {"state": {"reported": {"n": n}}})
+        replies = (f"{base}/update/accepted", f"{base}/update/rejected")
+        answers = [probe.expect_any(replies, timeout=PATIENCE)[1] for _ in range(50)]
+    finally:
+        probe.close()
+    throttled = [a for a in answers if a.get("code") == 429]
+    assert bool(throttled) is limits, answers[-1]

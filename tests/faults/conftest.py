@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,15 +190,3 @@ def task_names() -> list[str]:
     current = asyncio.current_task()
     return sorted(task.get_name() for task in asyncio.all_tasks() if task is not current)
 
-
-async def eventually(
-    condition: Callable[[], bool], timeout: float, what: str = "condition"
-) -> float:
-    """Wait until `condition()` holds; return how long it took."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while not condition():
-        if loop.time() - started > timeout:
-            raise AssertionError(f"{what}: not met within {timeout} s")
-        await asyncio.sleep(0.005)
-    return loop.time() - started

@@ -120,7 +120,7 @@ def test_bad_desired_documents_are_rejected_visibly(flood_stack: LocalStack, pyi
         try:
             async with GatewayRun(stack, program, {"amp1": url}) as run:
                 app = run.apps[THING]
-                await app.until(lambda s: "volume" in reported(s), 10)
+                await app.until(lambda s: "volume" in reported(s))
                 expected_lines = 0
                 for number, (bad, good, refused) in enumerate(docs):
                     try:
@@ -151,7 +151,7 @@ def test_bad_desired_documents_are_rejected_visibly(flood_stack: LocalStack, pyi
                         )
 
                     try:
-                        await app.until(handled, timeout=5)
+                        await app.until(handled)
                     except AssertionError as err:
                         raise AssertionError(
                             f"document {number} ({bad} beside {good}) not handled visibly; "
@@ -166,7 +166,6 @@ def test_bad_desired_documents_are_rejected_visibly(flood_stack: LocalStack, pyi
                         and not desired(s)
                         and "volume" not in status(s).get("rejected", {})
                     ),
-                    timeout=5,
                 )
                 assert port.sims["amp1"].values["volume"] == 7
         finally:
@@ -194,7 +193,7 @@ async def reject_in_turn(
     try:
         async with GatewayRun(stack, program, {"amp1": url}) as run:
             app = run.apps[THING]
-            await app.until(lambda s: "volume" in reported(s), 10)
+            await app.until(lambda s: "volume" in reported(s))
             for wish in wishes:
                 await app.connection.update(THING, desired=wish, timeout=5)
                 await app.until(
@@ -203,10 +202,9 @@ async def reject_in_turn(
                         and key not in desired(s)
                         for key, value in wish.items()
                     ),
-                    timeout=3,
                 )
             await app.set(power=True)
-            return await app.until(lambda s: reported(s).get("power") is True, timeout=3)
+            return await app.until(lambda s: reported(s).get("power") is True)
     finally:
         await port.close()
 

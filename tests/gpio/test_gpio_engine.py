@@ -5,7 +5,6 @@ settings, with Python allowed."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,16 +16,9 @@ from pyiot.compiler import Program
 from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from tests.gpio.conftest import BUTTON_PIN, EXAMPLE, RELAY_PIN
+from tests.waiting import PATIENCE, eventually
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def gpio_link(program: Program, **changes: Any) -> Any:
@@ -56,7 +48,7 @@ def run_engine(
         try:
             await body(engine, heard)
         finally:
-            await asyncio.wait_for(engine.stop(), timeout=5)
+            await asyncio.wait_for(engine.stop(), timeout=PATIENCE)
 
     asyncio.run(scenario())
 
@@ -135,7 +127,7 @@ def test_pin_in_use_keeps_the_component_offline_until_released(
         assert "cannot open device" in engine.status.last_error
         assert "GPIO17" in engine.status.last_error
         other.close()
-        await eventually(lambda: engine.status.online, timeout=5)  # retried, now free
+        await eventually(lambda: engine.status.online)  # retried, now free
         await eventually(lambda: engine.values.get("relayState") is False)
 
     run_engine(gpio_program, body)
@@ -147,7 +139,7 @@ def test_unknown_command_is_answered_err(gpio_program: Program, pins: MockFactor
         await link.open()
         try:
             await link.write(b"HELLO\nRELAY")  # a partial line waits for its end
-            first = await asyncio.wait_for(link.read(), 1)
+            first = await asyncio.wait_for(link.read(), PATIENCE)
             await link.write(b"ON\nRELAY?\n")
             return [first, await link.read(), await link.read()]
         finally:

@@ -19,6 +19,7 @@ from pyiot.lang import load_file
 from pyiot.local import LocalStack
 from pyiot.sim import PortSimulator, simulator_for
 from tests.e2e.conftest import ShadowApp
+from tests.waiting import PATIENCE, wait_until
 
 DEVICES = Path(__file__).resolve().parents[2] / "devices"
 
@@ -58,12 +59,13 @@ class DeviceRoom:
         return self._run(read())
 
     def wait_value(
-        self, sim: PortSimulator, component: str, prop: str, expected: Any, timeout: float = 10
+        self, sim: PortSimulator, component: str, prop: str, expected: Any, timeout: float = PATIENCE
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while (value := self.value(sim, component, prop)) != expected:
-            assert time.monotonic() < deadline, f"{component}.{prop} is {value!r}, not {expected!r}"
-            time.sleep(0.02)
+        wait_until(
+            lambda: self.value(sim, component, prop) == expected,
+            timeout,
+            f"{component}.{prop} == {expected!r}",
+        )
 
     def preset(self, sim: PortSimulator, component: str, prop: str, value: Any) -> None:
         """Set what the device holds, without announcing it (how it was left last time)."""
@@ -147,14 +149,14 @@ class LogLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
 
-    def wait_for(self, text: str, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if text in line:
-                    return line
-            time.sleep(0.02)
-        raise AssertionError(f"nothing logged with {text!r}; got {self.lines}")
+    def wait_for(self, text: str, timeout: float = PATIENCE) -> str:
+        def found() -> str | None:
+            return next((line for line in list(self.lines) if text in line), None)
+
+        wait_until(found, timeout, f"a log line with {text!r} (got {self.lines})")
+        line = found()
+        assert line is not None
+        return line
 
 
 @pytest.fixture

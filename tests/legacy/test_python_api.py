@@ -5,7 +5,6 @@ pyiot's relay simulator with the real broker and shadow service."""
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -13,6 +12,7 @@ from pyiot import Component, Thing
 from tests.e2e.conftest import desired, reported
 from tests.legacy.conftest import started
 from tests.legacy.test_readme_relay import Relay
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -66,7 +66,7 @@ def test_asynchronous_component_hears_the_device_unprompted(stack, devices, app)
     with started(Thing(thingName="relayOne", components=relay, broker=stack.url), relay.exit):
         shadow.wait_until(lambda d: relay_state(d) is False)  # queried once connected
         devices.change(sim, "relay1", "relayState", True)  # the device announces RELAYON
-        shadow.wait_until(lambda d: relay_state(d) is True, timeout=5)
+        shadow.wait_until(lambda d: relay_state(d) is True)
         shadow.set_desired(relayState=False)
         shadow.wait_until(lambda d: relay_state(d) is False and not desired(d))
         devices.wait_value(sim, "relay1", "relayState", False)
@@ -76,9 +76,13 @@ class BusyRelay(Relay):
     """A relay that is busy (say, recalibrating) while `busy` is set."""
 
     busy = False
+    held = 0  # how many times a command was held back
 
     def ready(self):
-        return 0.1 if self.busy else False
+        if self.busy:
+            self.held += 1
+            return 0.1
+        return False
 
 
 def test_commands_wait_while_ready_says_busy(stack, devices, app) -> None:
@@ -89,11 +93,11 @@ def test_commands_wait_while_ready_says_busy(stack, devices, app) -> None:
         shadow.wait_until(lambda d: relay_state(d) is False)
         relay.busy = True
         shadow.set_desired(relayState=True)
-        time.sleep(0.5)
+        wait_until(lambda: relay.held >= 2, what="the command held back twice")
         assert devices.value(sim, "relay1", "relayState") is False
         assert desired(shadow.latest) == {"relayState": True}
         relay.busy = False
-        shadow.wait_until(lambda d: relay_state(d) is True and not desired(d), timeout=5)
+        shadow.wait_until(lambda d: relay_state(d) is True and not desired(d))
         devices.wait_value(sim, "relay1", "relayState", True)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import serial
@@ -161,10 +160,9 @@ def test_change_at_the_device_is_found_by_the_next_query(stack, devices, app) ->
     )
     with started(Thing(thingName="relayOne", components=relay, broker=stack.url), relay.exit):
         shadow.wait_until(lambda d: relay_state(d) is False)
-        started_at = time.monotonic()
-        devices.preset(sim, "relay1", "relayState", True)  # switched by hand, not announced
-        shadow.wait_until(lambda d: relay_state(d) is True, timeout=5)
-        assert time.monotonic() - started_at < 2
+        # Switched by hand and not announced: only a query can find it.
+        devices.preset(sim, "relay1", "relayState", True)
+        shadow.wait_until(lambda d: relay_state(d) is True)
 
 
 @pytest.fixture
@@ -215,10 +213,7 @@ def test_without_a_broker_the_thing_starts_the_local_stack(
     relay = Relay(name="relay", stream=port, synchronous=True)
     thing = Thing(thingName="relayOne", components=relay, data_dir=tmp_path / "shadows")
     with started(thing, stop=relay.exit):
-        deadline = time.monotonic() + 10
-        while thing.broker is None:
-            assert time.monotonic() < deadline, "the thing never said where its broker is"
-            time.sleep(0.02)
+        wait_until(lambda: thing.broker is not None, what="the thing says where its broker is")
         shadow = ShadowApp(thing.broker, "relayOne")
         try:
             shadow.set_desired(relayState=True)

@@ -84,6 +84,6 @@ def test_tv_thing_on_change_drives_the_projector(stack, devices, app) -> None:
 
         # Back to a CD: the projector is switched off.
         shadow.set_desired(input="CD")
-        shadow.wait_until(lambda d: reported(d).get("projPowerState") == "OFF", timeout=20)
+        shadow.wait_until(lambda d: reported(d).get("projPowerState") == "OFF")
         devices.wait_value(projector_sim, "projector", "power", "standby")
         assert reported(shadow.latest)["input"] == "CD"

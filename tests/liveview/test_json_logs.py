@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import RELAY, ROOT, ShadowApp, clean_environment, pyiot_command
+from tests.waiting import PATIENCE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,7 +46,7 @@ class Run:
             lines.append(line.rstrip("\n"))
             self._lines.put(None)
 
-    def wait_for(self, lines: list[str], pattern: str, timeout: float = 20) -> re.Match[str]:
+    def wait_for(self, lines: list[str], pattern: str, timeout: float = PATIENCE) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in list(lines):

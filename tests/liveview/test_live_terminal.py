@@ -3,6 +3,7 @@ follows a change made with `pyiot shadow set`; Ctrl-C ends it cleanly."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from pyiot.local import LocalStack
 from tests.e2e.conftest import RELAY, ROOT, clean_environment, pyiot_command, run_pyiot
+from tests.waiting import PATIENCE
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -25,11 +27,12 @@ pytestmark = [
 class Pane:
     """A detached tmux session on a private server socket, running one command."""
 
-    def __init__(self, command: list[str]):
+    def __init__(self, command: list[str], width: int = 140, height: int = 40):
         self.server = f"pyiot-test-{uuid.uuid4().hex[:8]}"
         # The shell stays after the command so its exit status can be read off the screen.
         script = f"{shlex.join(command)}; echo EXITED $?; sleep 30"
-        self._tmux("new-session", "-d", "-x", "140", "-y", "40", "-c", str(ROOT), script)
+        size = ("-x", str(width), "-y", str(height))
+        self._tmux("new-session", "-d", *size, "-c", str(ROOT), script)
 
     def _tmux(self, *args: str) -> str:
         return subprocess.run(
@@ -44,7 +47,7 @@ class Pane:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p")
 
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 20) -> str:
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = PATIENCE) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
@@ -93,6 +96,32 @@ def test_live_table_follows_a_shadow_change(stack: LocalStack) -> None:
         assert "simulator: relay1.relayState = true" in screen
         assert screen.count("│ relay1 ") == 1  # redrawn in place, not printed again
 
+        pane.press("C-c")
+        pane.wait_for(lambda s: "EXITED 0" in s, "a clean exit after Ctrl-C")
+    finally:
+        pane.close()
+
+
+def test_six_zones_fit_an_80_by_24_terminal_with_iso_log_times(stack: LocalStack) -> None:
+    """The six Monoprice zones in the classic terminal size: every zone on show, one line
+    each, and a log record's time in ISO 8601."""
+    monoprice = ROOT / "devices" / "monoprice_mpr6zhmaut.iot"
+    pane = Pane(
+        pyiot_command("run", str(monoprice), "--simulate", "--broker", stack.url), 80, 24
+    )
+    try:
+        screen = pane.wait_for(lambda s: "6/6 components online" in s, "six zones online")
+        for zone in ("kitchen", "dining", "living", "patio", "master", "office"):
+            rows = [line for line in screen.splitlines() if line.startswith(f"│ {zone} ")]
+            assert len(rows) == 1, screen
+            assert "online" in rows[0] and "power=" in rows[0], screen
+        result = run_pyiot(
+            "shadow", "set", "wholeHouse", "kitchen.volume=99", "--broker", stack.url
+        )
+        assert result.returncode == 0, result.stderr
+        screen = pane.wait_for(lambda s: "rejected desired" in s, "the rejection logged")
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", screen), screen
+        assert not re.search(r"\[\d\d/\d\d/\d\d ", screen), screen
         pane.press("C-c")
         pane.wait_for(lambda s: "EXITED 0" in s, "a clean exit after Ctrl-C")
     finally:

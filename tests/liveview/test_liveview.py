@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -17,7 +17,8 @@ from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.liveview import LiveView
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
-from tests.e2e.conftest import RELAY
+from tests.e2e.conftest import RELAY, ROOT
+from tests.waiting import PATIENCE, eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -25,14 +26,6 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.fixture(scope="module")
 def relay_program() -> Program:
     return compile_file(RELAY)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def shown(view: LiveView) -> str:
@@ -61,7 +54,7 @@ def with_relay(
         try:
             await body(engine, port)
         finally:
-            await asyncio.wait_for(engine.stop(), timeout=5)
+            await asyncio.wait_for(engine.stop(), timeout=PATIENCE)
             await port.close()
 
     asyncio.run(scenario())
@@ -102,7 +95,8 @@ def test_lost_device_shows_offline_with_its_error(relay_program) -> None:
     async def body(engine: ComponentEngine, port: PortSimulator) -> None:
         view = LiveView({"relayOne.relay1": engine})
         await engine.start()
-        await eventually(lambda: engine.status.online)
+        # Online and read: the value asserted below must have come before the device goes.
+        await eventually(lambda: engine.status.online and "relayState" in engine.values)
         await port.close()  # the device goes away
         await eventually(lambda: "0/1 components online" in shown(view))
         text = shown(view)
@@ -137,6 +131,13 @@ def test_live_display_follows_changes_and_prints_logs_above(relay_program) -> No
             await eventually(
                 lambda: "relay1: a warning for the screen" in console.export_text(clear=False)
             )
+            # Its time in ISO 8601, not the locale's 12/01/26.
+            line = next(
+                line
+                for line in console.export_text(clear=False).splitlines()
+                if "a warning for the screen" in line
+            )
+            assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line), line
         finally:
             await view.stop()
         assert root.handlers == handlers_before
@@ -144,3 +145,74 @@ def test_live_display_follows_changes_and_prints_logs_above(relay_program) -> No
         assert "\x1b[" in terminal.getvalue()
 
     with_relay(relay_program, body)
+
+
+def zone_engines(count: int) -> dict[str, ComponentEngine]:
+    """`count` Monoprice zones (not started: offline, nothing read), half of them given
+    values and marked online as a running amplifier's would be."""
+    program = compile_file(ROOT / "devices" / "monoprice_mpr6zhmaut.iot")
+    components = list(program.model.things["wholeHouse"].components.values())
+    engines = {}
+    for index in range(count):
+        comp = components[index % len(components)]
+        name = comp.name if index < len(components) else f"{comp.name}{index}"
+        engine = ComponentEngine(
+            name,
+            program.model.devices[comp.device],
+            program.machines[comp.device],
+            open_link("serial", "/dev/null"),
+            comp.args,
+        )
+        if index % 2:
+            engine.values.update({"power": True, "volume": 12})
+            engine.status.online = True
+        engines[f"wholeHouse.{name}"] = engine
+    return engines
+
+
+def terminal_text(view: LiveView, console: Console) -> list[str]:
+    console.print(view.render())
+    return console.export_text().splitlines()
+
+
+def test_six_zones_fit_an_80_by_24_terminal() -> None:
+    """Ten properties each would make 60 lines: each zone gets one line instead."""
+    console = Console(width=80, height=24, file=io.StringIO(), record=True)
+    view = LiveView(zone_engines(6), console, title="pyiot run")
+    lines = terminal_text(view, console)
+    assert len(lines) <= 24 - 2  # room for log lines above
+    assert max(len(line) for line in lines) <= 80
+    assert "3/6 components online (thing wholeHouse)" in lines[0]
+    for zone in ("kitchen", "dining", "living", "patio", "master", "office"):
+        cells = row_of("\n".join(lines), f"│ {zone} ")
+        assert cells[0] == zone and cells[2] in ("online", "offline"), cells
+    assert row_of("\n".join(lines), "│ dining ")[3].startswith("power=true mute=?")
+
+
+def test_one_component_keeps_the_full_rows(relay_program) -> None:
+    """When the full table fits, nothing is cut: one line per property."""
+    engine = ComponentEngine(
+        "relay1",
+        relay_program.model.devices["Relay"],
+        relay_program.machines["Relay"],
+        open_link("serial", "/dev/null"),
+    )
+    console = Console(width=80, height=24, file=io.StringIO(), record=True)
+    text = "\n".join(terminal_text(LiveView({"relayOne.relay1": engine}, console), console))
+    assert row_of(text, "│ relay1 ")[:3] == ["relayOne", "relay1", "offline"]
+    assert row_of(text, "since")[1] == "Relay"  # the device, on a line of its own
+
+
+def test_more_components_than_lines_end_with_a_summary() -> None:
+    console = Console(width=80, height=24, file=io.StringIO(), record=True)
+    view = LiveView(zone_engines(30), console, title="pyiot run")
+    lines = terminal_text(view, console)
+    assert len(lines) <= 24 - 2
+    text = "\n".join(lines)
+    more = re.search(r"│ \+(\d+) more +│ +│ (\d+) online +│ (\d+) offline", text)
+    assert more, text
+    rows = [line for line in lines if line.startswith("│ ") and "more" not in line]
+    assert len(rows) + int(more.group(1)) == 30
+    # The ones that need attention come first: every offline zone is on show.
+    assert all("offline" in row for row in rows)
+    assert int(more.group(3)) == 0 and int(more.group(2)) == 15

@@ -15,6 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pyiot.local import LocalStack
+from tests.waiting import PATIENCE
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +68,13 @@ class MqttProbe:
         assert result == mqtt.MQTT_ERR_SUCCESS
         with self._cond:
             event = self._acks.setdefault(mid, threading.Event())
-        assert event.wait(5), f"no SUBACK for {topics}"
+        assert event.wait(PATIENCE), f"no SUBACK for {topics}"
 
     def publish(self, topic: str, body: Any = b"") -> None:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         self.client.publish(topic, data, qos=1).wait_for_publish(5)
 
-    def expect(self, topic: str, timeout: float = 5.0) -> Any:
+    def expect(self, topic: str, timeout: float = PATIENCE) -> Any:
         """Wait for the next message on ``topic`` and return its JSON body."""
         deadline = time.monotonic() + timeout
         with self._cond:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import statistics
 import time
 
 import pytest
@@ -187,22 +186,10 @@ def test_invalid_thing_name_is_400(probe) -> None:
 
 
 def test_service_socket_has_nagle_off(stack: LocalStack) -> None:
+    # Nagle on any hop would make a QoS 1 request/reply take ~40 ms instead of 1-2 ms; the
+    # option is checked here, the round trip itself is timed in bench/latency.py.
     service = stack.shadow_service
     assert service is not None
     sock = service._client.socket()
     assert sock is not None
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-
-
-def test_round_trip_is_milliseconds_not_nagle_delays(unthrottled, probe, thing) -> None:
-    # With Nagle on any hop a QoS 1 request/reply takes ~40 ms; with it off, ~1-2 ms.
-    get = topic(thing, "get")
-    probe.request(topic(thing, "update"), {"state": {"reported": {"x": 1}}})
-    probe.subscribe(f"{get}/accepted")
-    samples = []
-    for _ in range(30):
-        start = time.perf_counter()
-        probe.publish(get)
-        probe.expect(f"{get}/accepted")
-        samples.append(time.perf_counter() - start)
-    assert statistics.median(samples) < 0.020, samples

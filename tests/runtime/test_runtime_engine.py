@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -13,16 +12,9 @@ from pyiot.lang.values import BadValue
 from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def serve(port: PortSimulator, kind: str) -> str:
@@ -33,9 +25,9 @@ async def serve(port: PortSimulator, kind: str) -> str:
 async def quiet_stop(engine: ComponentEngine) -> None:
     """Stop once no request is in flight (see test_stop_during_a_request_returns_promptly)."""
     try:
-        await eventually(lambda: engine.state in ("idle", "offline"), timeout=3)
+        await eventually(lambda: engine.state in ("idle", "offline"))
         await asyncio.sleep(0.01)
-        await eventually(lambda: engine.state in ("idle", "offline"), timeout=3)
+        await eventually(lambda: engine.state in ("idle", "offline"))
     finally:
         await asyncio.wait_for(engine.stop(), timeout=5)
 

@@ -11,6 +11,7 @@ from pyiot.lang import IotError, load
 from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.framing import PacketFramer
 from pyiot.runtime.transport import open_link
+from tests.waiting import eventually
 
 EISCP = "ISCP\x00\x00\x00\x10{size:4be}\x01\x00\x00\x00{payload}"
 
@@ -109,10 +110,7 @@ def test_engine_talks_eiscp_to_a_receiver() -> None:
         )
         await engine.start()
         try:
-            for _ in range(300):
-                if "power" in engine.values:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: "power" in engine.values)
             assert engine.values["power"] is False
             assert await engine.set("power", True) is True
             assert state["PWR"] == "01"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -13,6 +12,7 @@ from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.rules import RuleRunner
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -45,13 +45,6 @@ thing tvThing {
 """
 
 
-async def wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def test_a_change_at_the_preamp_switches_the_projector() -> None:
     async def scenario() -> None:
         program = Program.from_model(load(HOUSE, "house.iot"))
@@ -72,13 +65,13 @@ def test_a_change_at_the_preamp_switches_the_projector() -> None:
             await engine.start()
         try:
             # The first reading (tv, the preamp's initial input) is no change: nothing fires.
-            await wait_for(lambda: "input" in engines["preamp"].values)
-            await wait_for(lambda: "source" in engines["projector"].values)
+            await eventually(lambda: "input" in engines["preamp"].values)
+            await eventually(lambda: "source" in engines["projector"].values)
             await asyncio.sleep(0.2)
             assert rules.fired == 0 and sims["projector"].sims["projector"].values["power"] == "off"
             # Someone picks DVD on the preamp's front panel: the projector follows.
             sims["preamp"].change("preamp", "input", "dvd")
-            await wait_for(lambda: sims["projector"].sims["projector"].values["source"] == "hdmi2")
+            await eventually(lambda: sims["projector"].sims["projector"].values["source"] == "hdmi2")
             assert sims["projector"].sims["projector"].values["power"] == "on"
             assert rules.fired == 1
             # Back to TV: power is already on, so only the source command goes out.
@@ -86,7 +79,7 @@ def test_a_change_at_the_preamp_switches_the_projector() -> None:
             sims["projector"].sims["projector"].on_change = lambda c, p, v: sent.append((p, v))
             await asyncio.sleep(1.0)  # past the loop guard's cooldown
             sims["preamp"].change("preamp", "input", "tv")
-            await wait_for(lambda: sims["projector"].sims["projector"].values["source"] == "hdmi1")
+            await eventually(lambda: sims["projector"].sims["projector"].values["source"] == "hdmi1")
             assert sent == [("source", "hdmi1")]
         finally:
             await rules.stop()
@@ -123,7 +116,7 @@ def test_rules_that_feed_each_other_do_not_loop() -> None:
         for engine in engines.values():
             await engine.start()
         try:
-            await wait_for(lambda: "source" in engines["projector"].values)
+            await eventually(lambda: "source" in engines["projector"].values)
             sims["preamp"].change("preamp", "input", "dvd")
             await asyncio.sleep(1.5)
             return rules.fired

@@ -17,6 +17,7 @@ from pyiot.runtime.gateway import Gateway
 from pyiot.runtime.shadow_client import BrokerAddress, ShadowConnection
 from pyiot.sim import DeviceSimulator, PortSimulator
 from tests.local.conftest import MqttProbe
+from tests.waiting import PATIENCE
 
 # An amplifier-like device: a bool, an int with a range, a read-only int, an enum; short
 # timing so a
@@ -110,7 +111,7 @@ class App:
     async def set(self, **desired: Any) -> None:
         await self.connection.update(self.thing, desired=desired)
 
-    async def until(self, check: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict:
+    async def until(self, check: Callable[[dict[str, Any]], bool], timeout: float = PATIENCE) -> dict:
         """Wait until the shadow's state (desired/reported) passes `check`; return it."""
 
         async def wait() -> dict[str, Any]:

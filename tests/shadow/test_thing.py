@@ -16,12 +16,24 @@ import pytest
 from pyiot.local import LocalStack
 from pyiot.runtime.thing import REPORT_WINDOW
 from tests.shadow.conftest import Rig, amp_program, desired, reported, status
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def run(coro) -> Any:
     return asyncio.run(coro)
+
+
+# What the first reports of a run carry: every property of amp_program's device and the
+# status (pyiot.components).
+FIRST_REPORT_KEYS = ("input", "power", "source", "volume", "pyiot")
+
+
+def probe_saw(requests, *keys: str) -> bool:
+    """pyiot's update requests, as the probe has seen them so far, include every key."""
+    sent = [body["state"].get("reported", {}) for body in requests.bodies()]
+    return all(any(key in reported for reported in sent) for key in keys)
 
 
 def test_several_keys_at_once_one_bad_each_way(any_order_stack: LocalStack, thing_name, caplog):
@@ -119,11 +131,13 @@ def test_desired_set_while_pyiot_was_away_is_applied_on_start(any_order_stack, t
             before = await app.document()
             assert before["delta"] == {"volume": 20}  # no delta for power: reported is stale
             await rig.start_gateway(await rig.serve_devices())
+            # Wait for every key asserted below (input too: it comes with the first poll,
+            # which may trail the desired values when the delta comes first).
             state = await app.until(
                 lambda s: (
                     reported(s).get("volume") == 20
                     and reported(s).get("power") is True
-                    and "input" in reported(s)  # asserted below: wait for it too
+                    and reported(s).get("input") == 1
                     and not desired(s)
                 )
             )
@@ -184,12 +198,12 @@ def test_reports_carry_only_changes_and_bursts_go_together(stack, thing_name, ma
             await rig.start_gateway(await rig.serve_devices())
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
-            await asyncio.sleep(0.2)
+            await eventually(lambda: probe_saw(requests, *FIRST_REPORT_KEYS), what="first reports")
             requests.clear()
             sim = rig.sims[f"{name}.amp1"]
             sim.change("amp1", "volume", 30)  # someone turns the knob...
             await app.until(lambda s: reported(s).get("volume") == 30)
-            await asyncio.sleep(0.2)
+            await eventually(lambda: probe_saw(requests, "volume"), what="the volume report seen")
             sim.change("amp1", "power", True)  # ...then two changes at once
             sim.change("amp1", "input", 4)
             await app.until(lambda s: reported(s).get("input") == 4)
@@ -218,14 +232,15 @@ def test_a_restarted_pyiot_reports_only_what_the_shadow_lacks(
             await rig.start_app()
             app = rig.apps[name]
             await rig.start_gateway(endpoints)
-            await app.until(lambda s: reported(s).get("input") == 1)
-            await asyncio.sleep(0.2)
+            # Stored by the shadow service (not only sent): the next run reads them back.
+            await app.until(lambda s: all(key in reported(s) for key in FIRST_REPORT_KEYS))
+            await eventually(lambda: probe_saw(requests, *FIRST_REPORT_KEYS), what="first reports")
             await rig.stop_gateway()
             rig.sims[f"{name}.amp1"].change("amp1", "volume", 9)  # while pyiot was away
             requests.clear()
             await rig.start_gateway(endpoints)
             await app.until(lambda s: reported(s).get("volume") == 9)
-            await asyncio.sleep(0.3)
+            await eventually(lambda: probe_saw(requests, "volume"), what="the volume report seen")
             return requests.bodies()
         finally:
             await rig.close()

@@ -9,6 +9,8 @@ import pytest
 
 from pyiot.lang import load
 from pyiot.sim import simulator_for
+from pyiot.sim.server import device_options
+from tests.sim.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -215,3 +217,29 @@ def test_pty_echoes_monoprice_commands(monoprice_model):
             await port.close()
 
     asyncio.run(scenario())
+
+
+def test_connect_hint_names_what_points_every_component_at_the_simulator(house_model) -> None:
+    """The `--device` options `pyiot simulate` prints: the declared port when the components
+    share one (six zones move together), else every component of the simulated line."""
+    zones = load((ROOT / "devices" / "monoprice_mpr6zhmaut.iot").read_text(), "m.iot")
+    names = list(zones.things["wholeHouse"].components)
+    assert device_options(zones, names, "socket://h:1") == ["--device amp=socket://h:1"]
+    # Two components on one serial line with no `port`: both are named.
+    assert device_options(house_model, ["kitchen", "lights"], "/dev/pts/3") == [
+        "--device kitchen=/dev/pts/3",
+        "--device lights=/dev/pts/3",
+    ]
+    assert device_options(house_model, ["patio"], "socket://h:2") == ["--device patio=socket://h:2"]
+    # A port name two things use is qualified, as `pyiot run` asks.
+    text = """
+device D { property p: int { query "P?" reply /^P(?P<value>\\d)$/ } }
+thing a {
+    port bus: serial "/dev/ttyUSB0"  component x: D on bus  component y: D on bus
+    shadow { x.* in x  y.* in y }
+}
+thing b { port bus: serial "/dev/ttyUSB1"  component z: D on bus }
+"""
+    model = load(text, "two.iot")
+    assert device_options(model, ["x", "y"], "U") == ["--device a.bus=U"]
+    assert device_options(model, ["z"], "U") == ["--device b.bus=U"]
