@@ -49,7 +49,7 @@ def test_runtime_reads_both_values_from_one_message():
             assert await engine.set("brightness", 75) == 75
             assert await engine.set("power", True) is True
             # Written, nothing answers: at the bulb a moment later.
-            await wait_for(lambda: port.sims["bulb"].values == {"power": True, "brightness": 75})
+            await eventually(lambda: port.sims["bulb"].values == {"power": True, "brightness": 75})
             port.sims["bulb"].change("brightness", 40)  # dimmed at the wall
             assert await engine.read("brightness") == 40
             assert engine.values["power"] is True
