@@ -113,12 +113,9 @@ def test_replies_for_another_zone_are_not_counted_as_unrecognised() -> None:
         device = program.model.devices["Zone"]
         engines = [
             ComponentEngine(
-                name,
-                device,
-                program.machines["Zone"],
+                EngineConfig(name, device, program.machines["Zone"], args={"zone": int(name[1:])}),
                 shared.view(),
-                {"zone": int(name[1:])},
-                turns=shared.turns,
+                shared.turns,
             )
             for name in ("z11", "z12", "z13", "z14", "z15", "z16")
         ]
