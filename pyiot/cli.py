@@ -228,6 +228,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pyiot.sim import simulator_for
     from pyiot.sim.server import device_options
 
+    if args.replay:  # answer from a recorded exchange instead of from the file
+        from pyiot.probe import cmd_replay
+
+        return cmd_replay(args, _until_stopped)
     program = load_program(args.file)
     sim = simulator_for(program.model, args.component)
 
@@ -254,6 +258,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from pyiot.probe import cmd_probe as probe
+
+    return probe(args)
 
 
 def _print_sim_change(component: str, prop: str, value: Any) -> None:
@@ -743,7 +753,36 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--listen", help="tcp://HOST:PORT to listen on (default: a free port)")
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal")
     p.add_argument("--component", help="simulate the port this component sits on")
+    p.add_argument("--replay", metavar="TRANSCRIPT", help="answer from a recorded transcript")
     p.set_defaults(func=cmd_simulate)
+
+    p = _command(
+        sub,
+        "probe",
+        common,
+        "check a file against the real device (queries only, unless --sets)",
+        """
+        pyiot probe devices/relay.iot --device relay1=/dev/ttyUSB0
+        pyiot probe devices/epson_escvp21.iot --device projector=/dev/ttyUSB1 --record epson.txt
+        pyiot probe devices/nad_amplifier.iot --device amp=socket://10.0.0.9:23 --sets
+        """,
+    )
+    p.add_argument("file", help="the .iot file to check")
+    p.add_argument(
+        "--device",
+        required=True,
+        metavar="NAME=URL",
+        help="the component to probe and the URL of the real device",
+    )
+    p.add_argument(
+        "--sets",
+        action="store_true",
+        help="also send each set, with the value the device just reported (changes nothing)",
+    )
+    p.add_argument(
+        "--record", metavar="FILE", help="write the exchange as a transcript (docs/transcripts.md)"
+    )
+    p.set_defaults(func=cmd_probe)
 
     p = _command(
         sub,

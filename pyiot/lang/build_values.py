@@ -256,6 +256,10 @@ class ValueRules:
     def call(self, items: list) -> list:
         return ["call", str(items[0]), items[1]]
 
+    def choose(self, items: list) -> list:
+        then, left, op, right, otherwise = items
+        return ["if", str(op), left, right, then, otherwise]
+
     def add(self, items: list) -> list:
         return ["+", *items]
 

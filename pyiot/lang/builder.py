@@ -37,6 +37,7 @@ from pyiot.lang.model import (
     ModeTrigger,
     Param,
     Property,
+    Regex,
     Rule,
     RuleAction,
     ShadowName,
@@ -82,6 +83,10 @@ class ModelBuilder(ValueRules, Transformer):
     def echo(self, meta: Any, items: list) -> tuple:
         return ("echo", True, self._meta_at(meta))
 
+    @v_args(meta=True)
+    def any_case(self, meta: Any, items: list) -> tuple:
+        return ("commands_any_case", True, self._meta_at(meta))
+
     def framing(self, items: list) -> list[tuple]:
         terminator = items[0]
         return [
@@ -92,12 +97,22 @@ class ModelBuilder(ValueRules, Transformer):
     def packet_framing(self, items: list) -> list[tuple]:
         template = items[0]
         statements = [("packet", unquote(template, self.path), self._at(template))]
-        if len(items) > 1:
-            statements.append(items[1])
+        statements += items[1:]
         return statements
 
     def packet_end(self, items: list[Token]) -> tuple:
         return ("packet_end", unquote(items[0], self.path), self._at(items[0]))
+
+    def packet_reply_end(self, items: list[Token]) -> tuple:
+        return ("packet_reply_end", unquote(items[0], self.path), self._at(items[0]))
+
+    def reply_terminators(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        return ("reply_terminators", texts, self._at(items[0]))
+
+    def command_terminators(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        return ("command_terminators", texts, self._at(items[0]))
 
     def timeout(self, items: list[Token]) -> tuple:
         return ("timeout", seconds(items[0], self.path), self._at(items[0]))
@@ -123,9 +138,12 @@ class ModelBuilder(ValueRules, Transformer):
 
     def group_query(self, items: list) -> GroupQuery:
         name, text, *rest = items
+        then = [item for item in rest if isinstance(item, Regex)]
+        rest = [item for item in rest if not isinstance(item, Regex)]
         group = GroupQuery(
             str(name), unquote(text, self.path), regex_token(rest[-1], self.path), self._at(name)
         )
+        group.reply_then = then
         group.positions = {"query": self._at(text), "reply": self._at(rest[-1])}
         for item in rest[:-1]:
             if isinstance(item, Condition):
@@ -138,8 +156,28 @@ class ModelBuilder(ValueRules, Transformer):
     def query(self, items: list[Token]) -> tuple:
         return ("query", unquote(items[0], self.path), self._at(items[0]))
 
-    def reply(self, items: list[Token]) -> tuple:
-        return ("reply", regex_token(items[0], self.path), self._at(items[0]))
+    def reply(self, items: list) -> list[tuple]:
+        statements = [("reply", regex_token(items[0], self.path), self._at(items[0]))]
+        then = [item for item in items[1:] if isinstance(item, Regex)]
+        if then:
+            statements.append(("reply_then", then, self._at(items[0])))
+        return statements + [item for item in items[1:] if isinstance(item, tuple)]
+
+    def reply_then(self, items: list[Token]) -> Regex:
+        return regex_token(items[0], self.path)
+
+    def connect_send(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        return ("connect_commands", texts, self._at(items[0]))
+
+    def greeting(self, items: list[Token]) -> tuple:
+        return ("greeting", unquote(items[0], self.path), self._at(items[0]))
+
+    def set_timeout(self, items: list[Token]) -> tuple:
+        return ("set_timeout", seconds(items[0], self.path), self._at(items[0]))
+
+    def reply_format(self, items: list[Token]) -> tuple:
+        return ("reply_format", unquote(items[0], self.path), self._at(items[0]))
 
     def set_command(self, items: list) -> list[tuple]:
         statements = [("set_format", unquote(items[0], self.path), self._at(items[0]))]
@@ -200,6 +238,20 @@ class ModelBuilder(ValueRules, Transformer):
     def convert(self, meta: Any, items: list) -> tuple:
         return ("convert", Convert(items[0], items[1]), self._meta_at(meta))
 
+    def adjust(self, items: list) -> list[tuple]:
+        target, amount = items
+        pos = self._at(target)
+        # A mapping gives the button's value -> its step; a number, the step of a plain button.
+        steps = {str(k): v for k, v in amount[0]} if isinstance(amount, tuple) else {"": amount}
+        return [("adjusts", str(target), pos), ("adjust_by", steps, pos)]
+
+    def prop_error(self, items: list[Token]) -> tuple:
+        return ("error", regex_token(items[0], self.path), self._at(items[0]))
+
+    @v_args(meta=True)
+    def initial(self, meta: Any, items: list) -> tuple:
+        return ("initial", items[0], self._meta_at(meta))
+
     def python_hook(self, items: list[Token]) -> tuple:
         return (f"python:{items[0]}", unquote(items[1], self.path), self._at(items[1]))
 
@@ -238,10 +290,15 @@ class ModelBuilder(ValueRules, Transformer):
     def names(self, items: list[Token]) -> list[str]:
         return [str(i) for i in items]
 
+    def reject_answer(self, items: list[Token]) -> tuple:
+        return ("answer", unquote(items[0], self.path))
+
     def _hold(self, action: str, meta: Any, items: list) -> ModeHold:
-        props, modes, *reason = items
+        props, modes, *rest = items
+        answer = next((item[1] for item in rest if isinstance(item, tuple)), None)
+        reason = [item for item in rest if not isinstance(item, tuple)]
         text = unquote(reason[0], self.path) if reason else None
-        return ModeHold(action, props, modes, self._meta_at(meta), text)
+        return ModeHold(action, props, modes, self._meta_at(meta), text, answer)
 
     def modes(self, items: list) -> tuple:
         source, *statements = items

@@ -15,6 +15,7 @@ from pyiot.lang.model import (
     Condition,
     Device,
     IotFile,
+    ModeHold,
     Modes,
     PatternError,
     Property,
@@ -56,6 +57,11 @@ def check_device(device: Device) -> list[Diagnostic]:
             problems.append(Diagnostic(pos, str(err)))
         if "line_terminator" in device.positions:
             problems.append(Diagnostic(pos, "a device frames by lines or by packets, not both"))
+    names = {p.name for p in device.params}
+    for text in device.connect_commands:
+        problems += format_problems(text, at("connect_commands", device.pos), names)
+    if device.greeting == "":
+        problems.append(Diagnostic(at("greeting", device.pos), "a greeting must not be empty"))
     if device.prompt == "":
         problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
     for key in ("error_reply", "ack_reply"):
@@ -67,6 +73,8 @@ def check_device(device: Device) -> list[Diagnostic]:
     params = {p.name for p in device.params}
     for group in device.groups.values():
         problems += regex_problems(group.reply, group.positions.get("reply", group.pos), set())
+        for then in group.reply_then:
+            problems += regex_problems(then, group.positions.get("reply", group.pos), set())
         problems += format_problems(group.query, group.positions.get("query", group.pos), params)
         problems += condition_problems(group.poll_when, device)
     problems += condition_problems(device.poll_when, device)
@@ -88,6 +96,20 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += regex_problems(prop.reply, at("reply", prop.pos), {"value"})
     if prop.group is not None:
         problems += _group_problems(prop, device)
+    if prop.error is not None:
+        problems += regex_problems(prop.error, at("error", prop.pos), set())
+    for then in prop.reply_then:
+        problems += regex_problems(then, at("reply_then", prop.pos), set())
+    if prop.set_timeout is not None and prop.set_format is None:
+        problems.append(
+            Diagnostic(at("set_timeout", prop.pos), f"'{prop.name}' has a set timeout but no set")
+        )
+    if prop.initial is not None:
+        problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
+    if prop.adjusts is not None:
+        problems += _adjust_problems(prop, device)
+    if prop.reply_format is not None:
+        problems += _reply_format_problems(prop)
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
@@ -129,6 +151,46 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
                 "e.g. map { ON = true, OFF = false }",
             )
         )
+    return problems
+
+
+def _reply_format_problems(prop: Property) -> list[Diagnostic]:
+    pos = prop.positions.get("reply_format", prop.pos)
+    if prop.type.kind not in ("int", "float"):
+        kind = prop.type.kind
+        return [Diagnostic(pos, f"a reply format writes numbers; '{prop.name}' is {kind}")]
+    spec = prop.reply_format or ""
+    if any(int(n[:12]) > limits.MAX_FORMAT_WIDTH for n in re.findall(r"\d+", spec)):
+        limit = limits.MAX_FORMAT_WIDTH
+        return [Diagnostic(pos, f"a reply format's width or precision is above {limit}")]
+    # The spec writes the wire number, which `convert` may make whole: one that fits an int or
+    # a float will do.
+    errors = []
+    for sample in (1, 1.5):
+        try:
+            format(sample, spec)
+            return []
+        except ValueError as err:
+            errors.append(err)
+    return [Diagnostic(pos, f"bad reply format {spec!r}: {errors[-1]}")]
+
+
+def _adjust_problems(prop: Property, device: Device) -> list[Diagnostic]:
+    pos = prop.positions.get("adjusts", prop.pos)
+    target = device.properties.get(prop.adjusts or "")
+    if target is None:
+        return [Diagnostic(pos, f"unknown property '{prop.adjusts}' to adjust")]
+    if target.type.kind not in ("int", "float"):
+        return [Diagnostic(pos, f"'{target.name}' is no number to adjust")]
+    if not prop.writable:
+        return [Diagnostic(pos, f"'{prop.name}' adjusts '{target.name}' but has no set command")]
+    problems = []
+    for key, step in prop.adjust_by.items():
+        if isinstance(step, bool) or not isinstance(step, (int, float)):
+            problems.append(Diagnostic(pos, f"the step for {key or prop.name} must be a number"))
+        elif key and prop.type.kind == "enum" and key not in prop.type.choices:
+            choices = ", ".join(prop.type.choices)
+            problems.append(Diagnostic(pos, f"'{key}' is no value of {prop.name} ({choices})"))
     return problems
 
 
@@ -281,7 +343,26 @@ def _check_modes(modes: Modes, device: Device) -> list[Diagnostic]:
             prop = device.properties.get(name)
             if prop is None or not prop.writable:
                 problems.append(Diagnostic(hold.pos, f"'{name}' is no property with a set command"))
+        if hold.answer is not None:
+            problems += _answer_problems(hold, device)
     return problems
+
+
+def _answer_problems(hold: ModeHold, device: Device) -> list[Diagnostic]:
+    """A reject's `answer` is a refusal the runtime must recognise: an error pattern matches it."""
+    patterns = [device.error_reply] + [
+        device.properties[n].error for n in hold.props if n in device.properties
+    ]
+    for regex in patterns:
+        if regex is None:
+            continue
+        try:
+            if regex.compile_python().search(hold.answer or ""):
+                return []
+        except PatternError:
+            return []  # reported at the pattern
+    return [Diagnostic(hold.pos, f"answer {hold.answer!r} matches no error pattern of the device")]
+
 
 
 def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> list[Diagnostic]:

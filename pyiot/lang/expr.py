@@ -1,7 +1,9 @@
 """Arithmetic for unit conversion (`convert { read = value / 2 - 80, write = ... }`).
 
-Expressions are nested lists built by the parser; only `value`, numbers, + - * /, unary minus
-and a few named functions exist, so a `.iot` file can convert units without running Python.
+Expressions are nested lists built by the parser; only `value`, `digits` (how many digits the
+wire number was written with, when reading), numbers, + - * /, unary minus, a few named
+functions and `A if X OP Y else B` exist, so a `.iot` file can convert units without running
+Python.
 """
 
 from __future__ import annotations
@@ -16,25 +18,37 @@ FUNCTIONS: dict[str, Callable[[float], float]] = {
     "floor": math.floor,
     "ceil": math.ceil,
 }
-VARIABLES = ("value",)
+VARIABLES = ("value", "digits")
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 class ExprError(ValueError):
     """An expression that cannot be evaluated (division by zero)."""
 
 
-def evaluate(expr: list, value: float) -> float:
-    """The expression's result with `value` bound."""
+def evaluate(expr: list, value: float, digits: int = 0) -> float:
+    """The expression's result with `value` (and `digits`, the wire text's digit count) bound."""
     op = expr[0]
     if op == "num":
         return expr[1]
     if op == "var":
-        return value
+        return digits if expr[1] == "digits" else value
     if op == "neg":
-        return -evaluate(expr[1], value)
+        return -evaluate(expr[1], value, digits)
     if op == "call":
-        return FUNCTIONS[expr[1]](evaluate(expr[2], value))
-    left, right = evaluate(expr[1], value), evaluate(expr[2], value)
+        return FUNCTIONS[expr[1]](evaluate(expr[2], value, digits))
+    if op == "if":
+        _, compare, a, b, then, otherwise = expr
+        holds = _COMPARE[compare](evaluate(a, value, digits), evaluate(b, value, digits))
+        return evaluate(then if holds else otherwise, value, digits)
+    left, right = evaluate(expr[1], value, digits), evaluate(expr[2], value, digits)
     if op == "+":
         return left + right
     if op == "-":
@@ -56,6 +70,9 @@ def names(expr: list) -> Iterator[tuple[str, str]]:
         yield from names(expr[2])
     elif op == "neg":
         yield from names(expr[1])
+    elif op == "if":
+        for part in expr[2:]:
+            yield from names(part)
     elif op != "num":
         yield from names(expr[1])
         yield from names(expr[2])

@@ -89,12 +89,21 @@ class Regex:
     def _source(self, args: dict[str, Value] | None) -> str:
         if not args:
             return self.source
-        return _PLACEHOLDER.sub(
-            lambda m: re.escape(str(args[m[1]])) if m[1] in args else m[0], self.source
-        )
+
+        def written(m: re.Match[str]) -> str:
+            if m[1] not in args:
+                return m[0]
+            # `{output:02d}`: the parameter written as the device writes it (Extron `Out03`).
+            try:
+                return re.escape(format(args[m[1]], m[2]) if m[2] else str(args[m[1]]))
+            except (ValueError, TypeError) as err:
+                raise PatternError(f"cannot write {{{m[1]}:{m[2]}}}: {err}", m.start()) from None
+
+        return _PLACEHOLDER.sub(written, self.source)
 
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `{name}` or `{name:spec}` of a device parameter (not a counted repeat such as `{2}`).
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
 
 
 @dataclass
@@ -149,6 +158,16 @@ class Property:
     unit: str | None = None  # unit of measurement shown to people (`unit "dB"`)
     convert: Convert | None = None
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
+    error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
+    reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
+    # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
+    reply_then: list[Regex] = field(default_factory=list)
+    set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer
+    initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
+    # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
+    # the step per value of this one ("" for a button without a value).
+    adjusts: str | None = None
+    adjust_by: dict[str, float] = field(default_factory=dict)
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
     @property
@@ -170,6 +189,8 @@ class GroupQuery:
     pos: SourcePos
     poll_every: float | None = None
     poll_when: Condition | None = None
+    # Lines that follow the reply and end the answer (Blackbird `Status1.`: AV then IR line).
+    reply_then: list[Regex] = field(default_factory=list)
     positions: dict[str, SourcePos] = field(default_factory=dict)
 
 
@@ -202,6 +223,8 @@ class ModeHold:
     modes: list[str]
     pos: SourcePos
     reason: str | None = None
+    # `answer "%1INPT=ERR3"`: what the device says to such a set (the simulator sends it).
+    answer: str | None = None
 
 
 @dataclass
@@ -254,8 +277,20 @@ class Device:
     # Binary frames instead of lines: a template such as "\x02{payload}{sum8}" (see framing.py).
     packet: str | None = None
     packet_end: str = ""  # appended to each command's payload ("!1PWR01" + "\r")
+    # What the device appends to a reply's payload when it is not `packet_end` (Onkyo: EOF
+    # 0x1A, then CR LF); receivers strip it.
+    packet_reply_end: str | None = None
+    # Line ends of replies when they differ from the commands' (`framing line "\r" replies
+    # "\r\n"`); the first is what a simulated device sends. Empty: `line_terminator`.
+    reply_terminators: list[str] = field(default_factory=list)
+    # Other line ends a device takes from a client besides `line_terminator` (`accepts`).
+    command_terminators: list[str] = field(default_factory=list)
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
+    commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)
+    # `on connect send "ECH1"`: commands sent once each time the link opens, in order.
+    connect_commands: list[str] = field(default_factory=list)
+    greeting: str | None = None  # what the device sends when a connection opens
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling
@@ -267,6 +302,17 @@ class Device:
     properties: dict[str, Property] = field(default_factory=dict)
     modes: Modes | None = None
     positions: dict[str, SourcePos] = field(default_factory=dict)
+
+
+    @property
+    def reply_ends(self) -> list[str]:
+        """Every text that ends a reply line, the one a device sends first."""
+        return list(self.reply_terminators) or [self.line_terminator]
+
+    @property
+    def command_ends(self) -> list[str]:
+        """Every text that ends a command line a device takes, the one pyiot sends first."""
+        return list(dict.fromkeys([self.line_terminator, *self.command_terminators]))
 
 
 @dataclass

@@ -127,11 +127,12 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
             return coerce(prop.type, hooks["decode"](wire), on_step=False)
         except (ValueError, TypeError, ArithmeticError) as err:
             raise BadValue(f"{prop.name}: decode hook failed on {wire!r}: {err}") from None
+    kind = prop.type.kind
     if prop.value_map:
         if wire in prop.value_map:
             return prop.value_map[wire]
-        raise BadValue(f"{prop.name}: no value maps from {wire!r}")
-    kind = prop.type.kind
+        if kind not in ("int", "float"):  # a number's map only adds words (Rotel `max`)
+            raise BadValue(f"{prop.name}: no value maps from {wire!r}")
     if kind == "enum":
         for name, code in prop.type.choices.items():
             if code == wire:
@@ -150,7 +151,8 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
         raise BadValue(f"{prop.name}: {wire!r} is not a number") from None
     if prop.convert is not None:
         try:
-            number = evaluate(prop.convert.read, number)
+            digits = sum(c.isdigit() for c in wire)
+            number = evaluate(prop.convert.read, number, digits)
         except ExprError as err:
             raise BadValue(f"{prop.name}: {err}") from None
         if kind == "int":
@@ -165,11 +167,14 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
     for mapped, wire in prop.set_map:
         if _same(mapped, value):
             return wire
+    numeric = prop.type.kind in ("int", "float")
     if prop.value_map:
         for wire, mapped in prop.value_map.items():
             if _same(mapped, value):
                 return wire
-        raise BadValue(f"{prop.name}: no wire text maps to {_show(value)}")
+        # A number's map names some values (Rotel `max`); the others are written in digits.
+        if not numeric or isinstance(value, bool):
+            raise BadValue(f"{prop.name}: no wire text maps to {_show(value)}")
     if prop.type.kind == "enum":
         return prop.type.choices[str(value)]
     if prop.convert is not None and isinstance(value, (int, float)):

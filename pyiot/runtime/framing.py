@@ -55,29 +55,58 @@ class LineFramer:
     terminator: str
     prompt: str | None = None
     keep_empty: bool = False
+    # Line ends of replies when they differ from the commands' (`replies "\r\n"`), any of
+    # them ending a line; empty: the command terminator.
+    replies: tuple[str, ...] = ()
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
     # Inside an overlong line whose start was already dropped: discard up to its terminator.
     _discarding: bool = False
 
     def __post_init__(self) -> None:
-        self._sep = self.terminator.encode("utf-8")
+        seps = [t.encode("utf-8") for t in (self.replies or (self.terminator,))]
+        self._seps = sorted(set(seps), key=len, reverse=True)
+        self._sep = self._seps[0]
         self._prompt = self.prompt.encode("utf-8") if self.prompt else None
+        # After a line ended by CR where CR LF also ends lines, a LF arriving later is the
+        # rest of that end, not the start of the next line.
+        self._rest = b""
+
+    def _find_end(self) -> tuple[int, int]:
+        """Where the first line end in the buffer starts, and its length ((-1, 0): none)."""
+        if len(self._seps) == 1:
+            return self._buffer.find(self._sep), len(self._sep)
+        best = (-1, 0)
+        for sep in self._seps:  # longest first: at one place CR LF wins over CR
+            at = self._buffer.find(sep)
+            if at >= 0 and (best[0] < 0 or at < best[0]):
+                best = (at, len(sep))
+        return best
 
     def feed(self, data: bytes) -> list[str | Prompt]:
         """Add received bytes; return the complete lines (and prompts) they finish."""
         self._buffer += data
         lines: list[str | Prompt] = []
         while True:
+            if self._rest and self._buffer:
+                if self._buffer.startswith(self._rest):
+                    del self._buffer[: len(self._rest)]
+                self._rest = b""
             if self._prompt and not self._discarding and self._buffer.startswith(self._prompt):
                 del self._buffer[: len(self._prompt)]
                 lines.append(PROMPT)
                 continue
-            end = self._buffer.find(self._sep)
+            end, width = self._find_end()
             if end < 0:
                 break
             raw = bytes(self._buffer[:end])
-            del self._buffer[: end + len(self._sep)]
+            sep = bytes(self._buffer[end : end + width])
+            del self._buffer[: end + width]
+            if not self._buffer:
+                self._rest = next(
+                    (s[len(sep) :] for s in self._seps if len(s) > len(sep) and s.startswith(sep)),
+                    b"",
+                )
             if self._discarding:
                 self._discarding = False
             elif len(raw) > MAX_LINE_BYTES:
@@ -99,12 +128,13 @@ class LineFramer:
 
     def value_problem(self, text: str) -> str | None:
         """Why a desired text may not go into a command on this framing (None: it may)."""
-        return _value_problem(text, [self.terminator], "utf-8")
+        return _value_problem(text, [self.terminator, *self.replies], "utf-8")
 
     def reset(self) -> None:
         """Forget a partial line (after a reconnect it belongs to a dead link)."""
         self._buffer.clear()
         self._discarding = False
+        self._rest = b""
 
 
 @dataclass
@@ -217,4 +247,4 @@ def framer_for(device: Device) -> Framer:
     """The framer a device's `framing` statement describes."""
     if device.packet is not None:
         return PacketFramer(device.packet, device.packet_end)
-    return LineFramer(device.line_terminator, device.prompt)
+    return LineFramer(device.line_terminator, device.prompt, tuple(device.reply_terminators))

@@ -67,6 +67,8 @@ class DeviceProtocol:
         self.groups = {g.name: g.reply.compile(args) for g in device.groups.values()}
         self.members = {g: [p for p in props if p.group == g] for g in device.groups}
         self.error = device.error_reply.compile(args) if device.error_reply else None
+        # A property's own refusal (Onkyo `!1MVLN/A`), besides the device's.
+        self.errors = {p.name: p.error.compile(args) for p in props if p.error}
         self.ack = device.ack_reply.compile(args) if device.ack_reply else None
 
     # requests -------------------------------------------------------------------------------
@@ -158,8 +160,16 @@ class DeviceProtocol:
         pattern = self.acks.get(request.prop.name) or self.ack
         return bool(pattern and pattern.search(line))
 
-    def is_error(self, line: str) -> bool:
-        return bool(self.error and self.error.search(line))
+    def is_error(self, line: str, request: Request | None = None) -> bool:
+        """Whether a line is a refusal: the device's error, or a property's own. Given the
+        request waited on, only its property's own refusal counts besides the device's (Onkyo
+        `!1PWRN/A` does not fail a volume query); without it, any property's does."""
+        if self.error and self.error.search(line):
+            return True
+        if request is not None:
+            own = self.errors.get(request.prop.name) if request.prop else None
+            return bool(own and own.search(line))
+        return any(pattern.search(line) for pattern in self.errors.values())
 
     def unsolicited(self, line: str) -> dict[str, Value] | None:
         """Values in a line nobody asked for (a front panel), or None if it says nothing."""
@@ -172,6 +182,21 @@ class DeviceProtocol:
             if found is not None:
                 return self._decoded(self.device.properties[name], found.group("value"))
         return None
+
+    def recognises(self, line: str) -> bool:
+        """Whether any pattern of the device matches a line: a reply, a report, an error, an
+        acknowledgement or a line that follows a reply (`then`). For `pyiot probe`'s list of
+        lines no pattern matched."""
+        props = self.device.properties.values()
+        if any(p.search(line) for p in (*self.replies.values(), *self.groups.values())):
+            return True
+        if any(p.search(line) for p in (*self.acks.values(), *self.errors.values())):
+            return True
+        if (self.error and self.error.search(line)) or (self.ack and self.ack.search(line)):
+            return True
+        thens = [r for p in props for r in p.reply_then]
+        thens += [r for g in self.device.groups.values() for r in g.reply_then]
+        return any(r.compile(self.args).search(line) for r in thens)
 
     def expects_answer(self, request: Request) -> bool:
         """Whether anything on the wire can complete this request (else it is write-only)."""
@@ -194,15 +219,22 @@ class DeviceProtocol:
             return None
         values: dict[str, Value] = {}
         for prop in self.members[group]:
-            decoded = self._decoded(prop, found.group(prop.group_field))
+            decoded = self._decoded(prop, found.group(prop.group_field), strict=False)
             values.update(decoded or {})
         return values
 
-    def _decoded(self, prop: Property, wire: str | None) -> dict[str, Value] | None:
+    def _decoded(
+        self, prop: Property, wire: str | None, strict: bool = True
+    ) -> dict[str, Value] | None:
         if wire is None:
             # An optional group that took no part (`VOL` for /^VOL(?P<value>\d+)?$/).
             raise BadReply(f"{prop.name}: the reply has no value")
         try:
             return {prop.name: decode(prop, wire, self.hooks.get(prop.name))}
-        except BadValue:
+        except BadValue as err:
+            if strict:
+                # The line is this property's reply by its pattern, but its value is not one the
+                # file knows (Denon `SISAT/CBL` before the file had it): say so, rather than
+                # wait and retry as if nothing had come.
+                raise BadReply(str(err)) from None
             return None

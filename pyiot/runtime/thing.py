@@ -125,6 +125,9 @@ class ThingRuntime:
         self._started = False  # whether start() reached the shadow (else nothing to report)
         self._stopping = False
         self._urgent = asyncio.Event()
+        # Set once the shadow has been read: until then a device's first values cannot be
+        # compared with what the shadow already shows, so nothing is sent.
+        self._read_once = asyncio.Event()
         self._flushing: asyncio.Task | None = None
         self._resyncing: asyncio.Task | None = None
         self._resync_again = False
@@ -199,6 +202,7 @@ class ThingRuntime:
             found, value = lookup(document["reported"], key)
             if found and prop not in engine.values:
                 self._baseline[key] = value
+        self._read_once.set()
         desired = document["desired"]
         self._note_wanted(desired)
         requests = list(leaves(desired, set(self.keys), self._parents))
@@ -323,6 +327,7 @@ class ThingRuntime:
                 await asyncio.wait_for(self._urgent.wait(), seconds)
 
     async def _flush(self) -> None:
+        await self._read_once.wait()
         await self._wait_urgent(REPORT_WINDOW)
         delay = RETRY_MIN
         failing = False

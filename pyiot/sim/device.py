@@ -26,6 +26,13 @@ _LOGGER = logging.getLogger(__name__)
 _MAX_MODE_STEPS = 100
 
 
+def _arg_regex(value: Value) -> str:
+    """A regex for a component's argument in a command: a whole number with any leading zeros."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"0*{value}"
+    return re.escape(str(value))
+
+
 class DeviceSimulator:
     """One simulated instance of a device type (one component of a thing).
 
@@ -56,11 +63,29 @@ class DeviceSimulator:
             p.query.format(**self.args): p for p in device.properties.values() if p.query
         }
         self._queries.update({g.query.format(**self.args): g for g in device.groups.values()})
-        arg_regex = {k: re.escape(str(v)) for k, v in self.args.items()}
+        # A whole-number argument is recognised however many digits it is written with
+        # (Extron SIS: "1-, 2-, and 3-digit numeric entries", `3*2!` = `003*002!`).
+        arg_regex = {k: _arg_regex(v) for k, v in self.args.items()}
+        # Queries with a number argument are also recognised with other digit counts (`3%`).
+        self._query_patterns = [
+            (format_to_regex(q.query, arg_regex), q)
+            for q in [*device.properties.values(), *device.groups.values()]
+            if q.query and any(isinstance(v, int) for v in self.args.values())
+        ]
+        # `commands in any case`: commands are recognised whatever their case (BenQ).
+        flags = re.IGNORECASE if device.commands_any_case else 0
         self._sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}))
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}, flags))
             for p in device.properties.values()
             if p.set_format
+        ]
+        if device.commands_any_case:
+            self._queries = {k.casefold(): v for k, v in self._queries.items()}
+        # A known command with a value the device does not take gets that command's own refusal.
+        self._loose_sets = [
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": ".+?"}))
+            for p, _ in self._sets
+            if p.error is not None and p.set_format
         ]
         self._error_line = (
             render(self._compile(device.error_reply), {}) if device.error_reply else None
@@ -107,27 +132,39 @@ class DeviceSimulator:
     def answer(self, line: str) -> list[str] | None:
         """The device's reply lines to one received line; None when the line is not for it."""
         self.tick()
-        target = self._queries.get(line)
+        target = self._queries.get(line.casefold() if self.device.commands_any_case else line)
+        if target is None:
+            target = next((q for p, q in self._query_patterns if p.fullmatch(line)), None)
         try:
             if isinstance(target, GroupQuery):
-                return [self.report_group(target.name)]
+                return [self.report_group(target.name), *self._then(target.reply_then, {})]
             if target is not None:
-                return [self.report(target.name)]
+                prop = self.device.properties[target.name]
+                then = self._then(prop.reply_then, {"value": prop})
+                return [self.report(target.name), *then]
             for prop, pattern in self._sets:
                 found = pattern.fullmatch(line)
                 if found is not None and "value" not in pattern.groupindex:
                     # A command with no value in it (a button: `Main.Volume+`): taken.
                     _LOGGER.info("%s: %s pressed", self.name, prop.name)
-                    return self._set_reply(prop) if prop.reply is None else []
+                    if prop.adjusts is not None:
+                        return self._adjust(prop, "")
+                    return self._set_reply(prop, line) if prop.reply is None else []
                 if found is not None:
-                    return self._take_set(prop, found.group("value"))
+                    return self._take_set(prop, self._spelt(prop, found.group("value")), line)
+            for prop, pattern in self._loose_sets:
+                if pattern.fullmatch(line) is not None:
+                    return self.error(prop)
         except ValueError as err:  # a value its reply pattern cannot carry: a file to fix
             _LOGGER.warning("%s: cannot answer %r: %s", self.name, line, err)
             return self.error()
         return None
 
-    def error(self) -> list[str]:
-        """The device's error reply (nothing, if the protocol has none)."""
+    def error(self, prop: Property | None = None) -> list[str]:
+        """The device's error reply (nothing, if the protocol has none); a property's own
+        refusal when it has one (Onkyo `!1MVLN/A` under the command's own code)."""
+        if prop is not None and prop.error is not None:
+            return [render(self._compile(prop.error), {})]
         return [self._error_line] if self._error_line is not None else []
 
     def report(self, prop_name: str) -> str:
@@ -161,17 +198,21 @@ class DeviceSimulator:
         return [self.report(prop_name)] if prop.reply else []
 
     # ------------------------------------------------------------------------------ sets
-    def _take_set(self, prop: Property, text: str) -> list[str]:
+    def _take_set(self, prop: Property, text: str, line: str = "") -> list[str]:
         try:
             value = decode_set(prop, text)
         except BadValue as err:
             _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, text, err)
-            return self.error()
+            return self.error(prop)
         modes = self._modes
+        if prop.adjusts is not None:
+            return self._adjust(prop, str(value))
         if modes is not None and (refusal := modes.refusal(prop.name)) is not None:
             why = refusal.reason or f"only in {', '.join(refusal.modes)}"
             _LOGGER.info("%s: refused %s while %s: %s", self.name, prop.name, modes.mode, why)
-            return self.error()
+            if refusal.answer is not None:
+                return [refusal.answer.format(**self.args)]
+            return self.error(prop)
         now = self._clock()
         dest = modes.on_set(prop.name, value) if modes is not None else None
         if modes is not None and dest is not None:
@@ -188,14 +229,51 @@ class DeviceSimulator:
         else:
             self._store(prop, value)
             self._follow(prop, now)
-        return self._set_reply(prop)
+        return self._set_reply(prop, line)
 
-    def _set_reply(self, prop: Property) -> list[str]:
+    def _then(self, regexes: list[Regex], fields: dict[str, Property]) -> list[str]:
+        """The lines that follow a reply (`then /^OK$/`), written with the same values."""
+        lines = []
+        for regex in regexes:
+            groups = self._compile(regex).groupindex
+            lines.append(self._render(regex, {k: v for k, v in fields.items() if k in groups}))
+        return lines
+
+    def _spelt(self, prop: Property, text: str) -> str:
+        """A set's value text as the file spells it, for a device taking commands in any case."""
+        if not self.device.commands_any_case:
+            return text
+        known = [wire for _, wire in prop.set_map] + list(prop.value_map)
+        known += list(prop.type.choices.values())
+        return next((k for k in known if k.casefold() == text.casefold()), text)
+
+    def _adjust(self, button: Property, key: str) -> list[str]:
+        """A relative command: move the property it adjusts by its step, within the range, and
+        answer with that property's report (NAD `Main.Volume+` -> `Main.Volume=-29`)."""
+        target = self.device.properties[button.adjusts or ""]
+        if self._modes is not None and self._modes.refusal(target.name) is not None:
+            return self.error(button)
+        step = button.adjust_by.get(key, button.adjust_by.get("", 0))
+        value = self._values[target.name]
+        assert isinstance(value, (int, float))
+        moved = value + step
+        low, high = target.type.minimum, target.type.maximum
+        moved = max(low, moved) if low is not None else moved
+        moved = min(high, moved) if high is not None else moved
+        self._store(target, int(moved) if target.type.kind == "int" else float(moved))
+        self._follow(target, self._clock())
+        return [self.report(target.name)] if target.reply is not None else []
+
+    def _set_reply(self, prop: Property, line: str = "") -> list[str]:
         if prop.set_unanswered:
             return []
         ack = prop.ack or self.device.ack_reply
         if ack is not None:
             pattern = self._compile(ack)
+            if line and pattern.search(line):
+                # An acknowledgement the command itself matches repeats it (a Panasonic
+                # display calls back PON with PON, POF with POF).
+                return [line]
             return [self._render(ack, {"value": prop} if "value" in pattern.groupindex else {})]
         if self.device.prompt is not None or prop.reply is None:
             return []

@@ -110,6 +110,10 @@ def _sample_set(items) -> str:
     if items and items[0][0] is sre_constants.NEGATE:
         rest = items[1:]
         return next((c for c in _CANDIDATES if not _in_set(rest, c)), "\x00")
+    if items and items[0][0] is sre_constants.LITERAL:
+        # A set that starts with a literal is written in the file's order: the parser turns
+        # `(?:PON|POF)` into `PO[NF]`, and the first alternative is PON, not POF.
+        return chr(items[0][1])
     return next((c for c in _CANDIDATES if _in_set(items, c)), _first_of(items))
 
 
@@ -124,7 +128,7 @@ def _first_of(items) -> str:
     return "a"
 
 
-def format_to_regex(fmt: str, fields: dict[str, str]) -> re.Pattern[str]:
+def format_to_regex(fmt: str, fields: dict[str, str], flags: int = 0) -> re.Pattern[str]:
     """A regex recognising the text `fmt.format(...)` produces.
 
     `fields` gives, per field name, the regex its text matches (the value field gets a named group).
@@ -134,7 +138,7 @@ def format_to_regex(fmt: str, fields: dict[str, str]) -> re.Pattern[str]:
         parts.append(re.escape(literal))
         if name is not None:
             parts.append(f"(?P<{name}>{fields.get(name, '.+?')})")
-    return re.compile("".join(parts))
+    return re.compile("".join(parts), flags)
 
 
 def fit(pattern: re.Pattern[str], name: str, candidates: list[str]) -> str:

@@ -7,8 +7,9 @@ the first that recognises it answers.
 The port frames what the devices say as the file's `framing` does: with `echo` the received line
 comes back first, each reply line ends with the terminator, and a `prompt` ends every answer with
 no terminator after it. Epson ESC/VP21 (`framing line "\r" prompt ":"`): `PWR?` -> `PWR=01\r:`.
-Monoprice (`framing line "\r\n" prompt "#" echo`): `?11` -> `?11\r\n>1100010000130707100400\r\n#`,
-a simplification of the real `?11\r\r\n#>11...\r\n#` that keeps its order: echo, reply, prompt.
+Monoprice (`framing line "\r" replies "\r\n" prompt "#" echo`): `?11` CR ->
+`?11\r\r\n#>1100010000130707100400\r\n#`, as the amplifier sends it: the echo with its CR, a
+CR LF and the prompt, then the reply and the prompt again.
 """
 
 from __future__ import annotations
@@ -16,14 +17,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import tty
 from collections.abc import Callable
 
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import LineFramer, PacketFramer
+from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
+
+
+class _LineSplitter:
+    """Received bytes -> lines, empty ones kept; any of the device's command ends ends a line.
+
+    A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
+    the usual way to see that it is listening. Where CR and CR LF both end commands, a LF
+    after a CR is the rest of that end, not an empty line.
+    """
+
+    def __init__(self, terminators: list[str]):
+        seps = {t.encode("utf-8") for t in terminators if t}
+        self._pattern = re.compile(b"|".join(re.escape(s) for s in sorted(seps, key=len)[::-1]))
+        self._longer = {
+            sep: [t[len(sep) :] for t in seps if len(t) > len(sep) and t.startswith(sep)]
+            for sep in seps
+        }
+        self._buffer = b""
+        self._rest: list[bytes] = []
+
+    def feed(self, data: bytes) -> list[str]:
+        buffer = self._buffer + data
+        if self._rest and buffer:
+            rest = next((r for r in self._rest if buffer.startswith(r)), b"")
+            buffer = buffer[len(rest) :]
+            self._rest = []
+        lines = []
+        at = 0
+        for found in self._pattern.finditer(buffer):
+            lines.append(buffer[at : found.start()])
+            at = found.end()
+            self._rest = self._longer[found.group()] if at == len(buffer) else []
+        # A line longer than any command is noise (wrong baud rate): keep only its tail.
+        self._buffer = buffer[at:][-MAX_LINE_BYTES:]
+        return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
 
 
 class PortSimulator:
@@ -35,7 +72,7 @@ class PortSimulator:
         self.sims = {sim.name: sim for sim in sims}
         device = sims[0].device  # components sharing a line share its framing
         self.device = device
-        self.terminator = device.line_terminator
+        self.terminator = device.reply_ends[0]  # what the device ends its replies with
         self.prompt = device.prompt
         self.echo = device.echo
         self.url: str | None = None
@@ -64,15 +101,29 @@ class PortSimulator:
 
     def respond(self, line: str) -> bytes:
         """Everything the device sends back for one received line: echo, reply lines, prompt."""
-        echo = [line] if self.echo else []
-        data = self._encode([*echo, *self.answer(line)])
+        answer = self.answer(line)
+        if not self.echo:
+            data = self._encode(answer)
+        else:
+            # The echo is the command with its own terminator, then the reply terminator where
+            # it differs, then the prompt; the answer follows with its own prompt. Monoprice:
+            # `?11` CR -> `?11\r` `\r\n#` `>1100...\r\n#`.
+            echo = line + self.device.line_terminator
+            if self.terminator != self.device.line_terminator:
+                echo += self.terminator
+            data = (echo + (self.prompt or "")).encode("utf-8")
+            if answer:
+                data += self._encode(answer)
         self._arm_timer()
         return data
 
     def _encode(self, lines: list[str]) -> bytes:
         if self.device.packet is not None:
             # A binary protocol: each reply is one frame of its own.
-            framer = PacketFramer(self.device.packet, self.device.packet_end)
+            end = self.device.packet_reply_end
+            if end is None:
+                end = self.device.packet_end
+            framer = PacketFramer(self.device.packet, end)
             return b"".join(framer.encode(line) for line in lines)
         text = "".join(line + self.terminator for line in lines)
         if self.prompt is not None:
@@ -96,12 +147,10 @@ class PortSimulator:
             sim.tick()
         self._arm_timer()
 
-    def _splitter(self) -> LineFramer | PacketFramer:
-        """The device's own framing, read from the device's side: the runtime's framer, with
-        empty lines kept (a bare terminator asks an Epson for its prompt)."""
+    def _splitter(self) -> _LineSplitter | PacketFramer:
         if self.device.packet is not None:
             return PacketFramer(self.device.packet)
-        return LineFramer(self.terminator, keep_empty=True)
+        return _LineSplitter(self.device.command_ends)
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -115,6 +164,9 @@ class PortSimulator:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         set_nodelay(writer.get_extra_info("socket"))
         self._writers.add(writer)
+        if self.device.greeting is not None:
+            # What the device says when a connection opens (PJLink `PJLINK 0`, a prompt).
+            writer.write(self.device.greeting.encode("latin-1", errors="replace"))
         task = asyncio.current_task()
         if task is not None:
             self._client_tasks.add(task)

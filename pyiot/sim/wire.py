@@ -22,26 +22,49 @@ _PAD_WIDTHS = range(2, 9)
 
 
 def initial_value(prop: Property) -> Value:
-    """What a device holds before anyone sets it: off, the first enum value, the range's bottom."""
-    if prop.value_map:
+    """What a device holds before anyone sets it: the file's `initial`, else off, the first enum
+    value, zero or the range's end nearest to it, a text its reply pattern accepts."""
+    if prop.initial is not None:
+        with contextlib.suppress(ValueError):  # the checker reports an initial off the type
+            return coerce(prop.type, prop.initial)
+    if prop.value_map and prop.type.kind not in ("int", "float"):
         kind_default = {"bool": False}.get(prop.type.kind)
         values = list(prop.value_map.values())
         return kind_default if kind_default in values else values[0]
     if prop.type.kind == "enum":
         return next(iter(prop.type.choices))
     if prop.type.kind == "string" and prop.reply is not None:
-        # The shortest text the reply pattern accepts (`.+` wants one character, not "").
+        # The property's name when the reply pattern takes it (a model reads "model", not
+        # "x"), else the shortest text the pattern accepts (`.+` wants one character).
         with contextlib.suppress(ValueError, re.error):
             pattern = prop.reply.compile_python()
+            with contextlib.suppress(ValueError):
+                named = pattern.search(render(pattern, {"value": prop.name}))
+                if named is not None and named.group("value") == prop.name:
+                    return prop.name
             found = pattern.search(render(pattern, {}))
             if found is not None:
                 return found.group("value")
-    return {
-        "bool": False,
-        "int": int(prop.type.minimum or 0),
-        "float": float(prop.type.minimum or 0.0),
-        "string": "",
-    }[prop.type.kind]
+    if prop.type.kind in ("int", "float"):
+        return _near_zero(prop)
+    return {"bool": False, "string": ""}[prop.type.kind]
+
+
+def _near_zero(prop: Property) -> int | float:
+    """Zero when the range holds it (a thermometer does not read -40), else the range's end
+    nearest to zero (a source 1..6 starts on 1); on the steps of the type."""
+    low, high = prop.type.minimum, prop.type.maximum
+    number = 0.0
+    if low is not None and number < low:
+        number = low
+    if high is not None and number > high:
+        number = high
+    step = prop.type.step
+    if step and low is not None and number not in (low, high):
+        number = low + round((number - low) / step) * step
+        if high is not None and number > high:
+            number -= step
+    return int(number) if prop.type.kind == "int" else float(number)
 
 
 def for_replies(prop: Property) -> Property:
@@ -60,7 +83,11 @@ def reply_texts(prop: Property, value: Value) -> list[str]:
     then zero-padded forms for a pattern that wants fixed digits but has no set format to say so.
     """
     wire = encode(prop, value)
-    texts = [format(wire, spec) for spec in _value_specs(prop) if _formats(wire, spec)]
+    # A number's words first: Rotel writes its top volume `volume=max`, not `volume=96`.
+    numeric = prop.type.kind in ("int", "float")
+    words = [w for w, v in prop.value_map.items() if numeric and v == value]
+    specs = ([prop.reply_format] if prop.reply_format else []) + _value_specs(prop)
+    texts = words + [format(wire, spec) for spec in specs if _formats(wire, spec)]
     texts.append(str(wire))
     number = _whole_number(wire)
     if number is not None:
@@ -77,13 +104,14 @@ def set_value_regex(prop: Property) -> str:
     elif prop.type.kind == "enum":
         texts += list(prop.type.choices.values())
     alternatives = [re.escape(t) for t in sorted(set(texts), key=len, reverse=True)]
-    if not prop.value_map:
+    if not prop.value_map or prop.type.kind in ("int", "float"):
         if prop.type.kind == "int" and prop.type.base == 16:
             alternatives.append(r"[0-9A-Fa-f]+")
         elif prop.type.kind == "int" and prop.convert is None:
             alternatives.append(r"[-+]?\d+")
         elif prop.type.kind in ("int", "float"):
-            alternatives.append(r"[-+]?\d+(?:\.\d+)?")
+            # Scientific notation too: SCPI takes `VOLT 5E+00` as `VOLT 5`.
+            alternatives.append(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
         elif prop.type.kind == "string":
             alternatives.append(".+?")
     return "|".join(alternatives) or ".+?"

@@ -42,7 +42,7 @@ def test_model_query(mrx):
 
 def test_commands_for_a_zone_that_is_off_are_refused(mrx):
     assert mrx.respond("Z1VOL-50") == b"!Z;"
-    assert mrx.sims["receiver"].values["volume"] == -90
+    assert mrx.sims["receiver"].values["volume"] == 0  # starts at 0 dB, unchanged
     # Out of range is refused too (the receiver says !R; the simulator has one error text).
     mrx.respond("Z1POW1")
     assert mrx.respond("Z1VOL5") == b"!Z;"

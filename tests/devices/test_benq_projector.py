@@ -44,13 +44,10 @@ def test_source_is_refused_while_off(projector):
     assert projector.sims["projector"].values["source"] == "rgb"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="case-insensitive commands: the projector takes *POW=ON# as *pow=on#; the "
-    "simulator knows only the spellings the file writes",
-)
 def test_commands_in_any_case(projector):
+    """The projector takes "Uppercase, lowercase, and a mixture of both"."""
     assert projector.respond("*POW=ON#") == b"*POW=ON#\r*POW=ON#\r"
+    assert projector.respond("*Pow=?#") == b"*Pow=?#\r*POW=ON#\r"
 
 
 def test_runtime_reads_every_property_and_selects_a_source():

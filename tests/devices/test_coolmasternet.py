@@ -35,24 +35,20 @@ def test_the_prm_exchanges(gateway):
     for prop, value in [("power", True), ("setpoint", 25.7), ("roomTemperature", 27.2),
                         ("fanSpeed", "low"), ("mode", "cool"), ("demand", True)]:
         lounge.change(prop, value)
-    # The PRM's "ls L2.101" line, for this file's unit L1.101 (then "OK" and ">", see the xfail).
-    assert gateway.respond("ls2 L1.101") == b"L1.101 ON 25.7C 27.2C Low Cool OK - 1\r\n>"
+    # The PRM's "ls L2.101" line, for this file's unit L1.101, then "OK" and ">".
+    assert gateway.respond("ls2 L1.101") == b"L1.101 ON 25.7C 27.2C Low Cool OK - 1\r\nOK\r\n>"
     assert gateway.respond("temp L1.101 20") == b"OK\r\n>"
     assert gateway.respond("temp L1.101 20.5") == b"OK\r\n>"
     assert lounge.values["setpoint"] == 20.5
     assert gateway.respond("heat L1.101") == b"OK\r\n>"
     assert gateway.respond("fspeed L1.101 h") == b"OK\r\n>"
     assert gateway.respond("off L1.101") == b"OK\r\n>"
-    assert gateway.respond("ls2 L1.101") == b"L1.101 OFF 20.5C 27.2C High Heat OK - 1\r\n>"
+    assert gateway.respond("ls2 L1.101") == b"L1.101 OFF 20.5C 27.2C High Heat OK - 1\r\nOK\r\n>"
     assert gateway.respond("ls2 L1.109") == b"No UID\r\n>"  # "1 No UID UID not found"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one query answered by several lines: ls2 is answered by the status line and then "
-    "the exit code OK; the simulator sends the status line alone",
-)
 def test_a_status_ends_with_its_exit_code(gateway):
+    """ "ls2" is answered by the status line, then the exit code OK (`then /^OK$/`)."""
     assert gateway.respond("ls2 L1.101").endswith(b" 0\r\nOK\r\n>")
 
 
@@ -128,13 +124,8 @@ def test_pycoolmasternet_drives_the_simulated_gateway():
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=asyncio.TimeoutError,
-    reason="something the device says on connecting: the gateway sends '>' when a connection "
-    "opens, the simulator sends nothing, and the client waits for it",
-)
 def test_pycoolmasternet_against_the_bare_simulator():
+    """The gateway's ">" on connecting is the file's `greeting`: no relay needed."""
     cm = pytest.importorskip("pycoolmasternet_async.coolmasternet")
 
     async def scenario() -> None:
@@ -145,6 +136,29 @@ def test_pycoolmasternet_against_the_bare_simulator():
             bridge = cm.CoolMasterNet(host, int(number), read_timeout=1)
             await cm.CoolMasterNetUnit.create(bridge, "L1.101")
         finally:
+            await port.close()
+
+    asyncio.run(scenario())
+
+
+def test_commands_ended_by_cr_lf_cr_or_lf_are_all_heard():
+    """The gateway takes CR LF, CR alone or LF alone after a command (`accepts`)."""
+
+    async def scenario() -> None:
+        port = simulator_for(device_file(NAME), "lounge")
+        url = await port.serve_tcp()
+        host, _, number = url.removeprefix("socket://").rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(number))
+        try:
+            assert await asyncio.wait_for(reader.readuntil(b">"), 30) == b">"  # the greeting
+            for end in (b"\r\n", b"\r", b"\n"):
+                writer.write(b"on L1.101" + end)
+                assert await asyncio.wait_for(reader.readuntil(b">"), 30) == b"OK\r\n>"
+            writer.write(b"ls2 L1.101\r")
+            status = await asyncio.wait_for(reader.readuntil(b">"), 30)
+            assert status.startswith(b"L1.101 ON ")
+        finally:
+            writer.close()
             await port.close()
 
     asyncio.run(scenario())

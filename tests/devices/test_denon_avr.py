@@ -46,7 +46,7 @@ def test_input_codes_with_slashes_and_dashes(avr):
 
 def test_unknown_commands_get_no_answer(avr):
     assert avr.respond("ZZ?") == b""
-    assert avr.respond("MV100") == b""  # 00-99 only
+    assert avr.respond("MV1000") == b""  # 00-99 (and 005-985 for half decibels) only
     assert avr.unrecognised_lines == 1
 
 
@@ -78,3 +78,56 @@ def test_runtime_sets_and_reads():
             assert await engine.read("volume") == 50
 
     asyncio.run(scenario())
+
+
+def test_main_zone_is_zm_and_system_power_is_pw(avr):
+    """PW is the whole receiver's power; ZM switches the main zone alone."""
+    assert avr.respond("ZM?") == b"ZMOFF\r"
+    assert avr.respond("ZMON") == b"ZMON\r"
+    assert avr.respond("ZM?") == b"ZMON\r"
+    assert avr.respond("PW?") == b"PWSTANDBY\r"
+
+
+def test_current_receivers_name_sat_cbl(avr):
+    """An AVR-X answers SI? with SISAT/CBL; the file reads it as an input, not as noise."""
+    assert avr.respond("SISAT/CBL") == b"SISAT/CBL\r"
+    assert avr.respond("SI?") == b"SISAT/CBL\r"
+    assert avr.sims["receiver"].values["input"] == "satcbl"
+
+
+def test_half_decibels_are_a_third_digit(avr):
+    """ "MV505" is 50.5 and "MV50" is 50: the conversion depends on the text's length."""
+    assert avr.respond("MV505") == b"MV505\r"
+    assert avr.sims["receiver"].values["volume"] == 50.5
+    assert avr.respond("MV?") == b"MV505\r"
+    assert avr.respond("MV50") == b"MV50\r"
+    assert avr.sims["receiver"].values["volume"] == 50
+
+
+def test_runtime_sets_and_reads_half_decibels():
+    async def scenario() -> None:
+        async with running(device_file("denon_avr"), "receiver") as (engine, port):
+            assert await engine.set("volume", 50.5) == 50.5
+            assert port.sims["receiver"].values["volume"] == 50.5
+            port.change("receiver", "volume", 62)  # EVENT: MV62
+            await eventually(lambda: engine.values.get("volume") == 62)
+            assert await engine.read("volume") == 62
+            port.change("receiver", "volume", 38.5)  # EVENT: MV385
+            await eventually(lambda: engine.values.get("volume") == 38.5)
+
+    asyncio.run(scenario())
+
+
+def test_an_input_the_file_does_not_know_is_a_bad_reply_not_silence(caplog):
+    """A line that is the input's reply by its pattern but holds an unknown code is counted
+    and logged with the code, instead of being taken for no answer at all."""
+
+    async def scenario() -> None:
+        async with running(device_file("denon_avr"), "receiver") as (engine, port):
+            await eventually(lambda: "input" in engine.values)
+            port.announce(["SIBLUETOOTH9"])
+            await eventually(lambda: engine.status.bad_replies == 1)
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    assert "'BLUETOOTH9' is no code of enum" in caplog.text

@@ -40,13 +40,14 @@ def test_invalid_commands_and_inputs(matrix):
     assert matrix.respond("01*05!") == b"E10\r\n"  # output 5 is no component here
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="language gap: the output is the text parameter '03' (for the reply's Out03), so only "
-    "the file's own two-digit form is recognised; SIS also takes 1*3! and 001*003!",
-)
-def test_one_digit_entries_of_the_manual(matrix):
+def test_one_two_and_three_digit_entries_of_the_manual(matrix):
+    """ "The matrix switchers support 1-, 2-, and 3-digit numeric entries (1*1!, 02*02&, or
+    003*003%)"; the answer writes the output with two digits."""
     assert matrix.respond("1*3!") == b"Out03 In01 All\r\n"
+    assert matrix.respond("03*2!") == b"Out02 In03 All\r\n"
+    assert matrix.respond("004*003!") == b"Out03 In04 All\r\n"
+    assert matrix.respond("3%") == b"04\r\n"
+    assert matrix.respond("003%") == b"04\r\n"
 
 
 def test_runtime_ties_and_reads_one_output():

@@ -47,12 +47,8 @@ def test_a_reading_in_the_documented_format_is_read():
     assert decode(prop, found.group("value")) == -0.0047
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reply's own number format: the simulated meter reads 0.0, the meter "
-    "answers SD.DDDDDDDDESDD (+0.00000000E+00)",
-)
 def test_the_simulated_reading_has_the_documented_format(dmm):
+    """ "SD.DDDDDDDDESDD": the reading's own format, `format "+.8E"` in the file."""
     assert dmm.respond("READ?") == b"+0.00000000E+00\n"
 
 

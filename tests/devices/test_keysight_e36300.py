@@ -42,14 +42,16 @@ def test_queries_are_answered_and_commands_are_not(psu):
     assert psu.respond("OUTP? (@2)") == b""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="formatted numbers in replies: the simulator writes 5.000 where the supply answers "
-    "NR3 +5.00000000E+00 (the reply's number format follows the set's {value:.3f})",
-)
 def test_numbers_are_answered_in_nr3(psu):
+    """The supply answers numbers in NR3 (`format "+.8E"`) and takes them in any form."""
     psu.respond("VOLT 5,(@1)")
     assert psu.respond("VOLT? (@1)") == b"+5.00000000E+00\n"
+    assert psu.respond("VOLT 1.25E+01,(@1)") == b""
+    assert psu.respond("VOLT? (@1)") == b"+1.25000000E+01\n"
+
+
+def test_the_simulated_supply_names_its_model(psu):
+    assert psu.respond("*IDN?").split(b",")[:2] == [b"Keysight Technologies", b"E36312A"]
 
 
 def test_runtime_reads_every_property_and_switches_the_output_on():

@@ -43,14 +43,37 @@ def test_power_on_is_the_documented_packet(program) -> None:
 
 
 def test_simulated_receiver_answers_in_packets(program) -> None:
+    """Replies end with [EOF] (0x1A) and CR LF, not with the commands' CR."""
     port = simulator_for(program.model)
-    assert port.respond("!1PWRQSTN") == packet(b"!1PWR00\r")
-    assert port.respond("!1PWR01") == packet(b"!1PWR01\r")
+    assert port.respond("!1PWRQSTN") == packet(b"!1PWR00\x1a\r\n")
+    assert port.respond("!1PWR01") == packet(b"!1PWR01\x1a\r\n")
     # Master volume in two hex digits: 40 is 0x28.
-    assert port.respond("!1MVL28") == packet(b"!1MVL28\r")
+    assert port.respond("!1MVL28") == packet(b"!1MVL28\x1a\r\n")
     assert port.sims["receiver"].values["volume"] == 40
-    assert port.respond("!1SLI10") == packet(b"!1SLI10\r")
+    assert port.respond("!1SLI10") == packet(b"!1SLI10\x1a\r\n")
     assert port.sims["receiver"].values["input"] == "bddvd"
+
+
+def test_na_is_answered_under_the_commands_own_code(program) -> None:
+    """N/A names the command it refuses: a volume of 0x70 (112) is past 100."""
+    port = simulator_for(program.model)
+    assert port.respond("!1MVL70") == packet(b"!1MVLN/A\x1a\r\n")
+    assert port.respond("!1SLI99") == packet(b"!1SLIN/A\x1a\r\n")
+    assert port.sims["receiver"].values["volume"] == 0
+
+
+def test_runtime_fails_a_set_on_its_own_na(program) -> None:
+    """The runtime takes `!1MVLN/A` as the refusal of a volume request."""
+    from pyiot.runtime.protocol import DeviceProtocol
+
+    async def scenario() -> None:  # a request holds a future of the running loop
+        device = program.model.devices["OnkyoReceiver"]
+        protocol = DeviceProtocol(device, {})
+        volume = protocol.read_request(device.properties["volume"])
+        assert protocol.is_error("!1MVLN/A", volume)
+        assert protocol.is_error("!1MVLN/A")
+
+    asyncio.run(scenario())
 
 
 def test_receiver_replies_with_eof_marks_are_read(program) -> None:
@@ -83,3 +106,39 @@ def test_engine_drives_the_receiver_over_tcp(program) -> None:
             await port.close()
 
     asyncio.run(scenario())
+
+
+def test_onkyo_eiscp_drives_the_simulated_receiver(program) -> None:
+    """onkyo-eiscp parses each reply as "!1" + message + EOF (optionally CR LF) and fails on
+    anything else: it reads the simulator's replies, and N/A under the command's own code."""
+    eiscp = pytest.importorskip("eiscp")
+
+    async def scenario() -> list:
+        port = simulator_for(program.model)
+        url = await port.serve_tcp()
+        host, number = url.removeprefix("socket://").rsplit(":", 1)
+
+        def session() -> list:
+            receiver = eiscp.eISCP(host, int(number))
+            try:
+                return [
+                    receiver.raw("PWRQSTN"),
+                    eiscp.core.iscp_to_command(receiver.raw("PWR01")),
+                    receiver.raw("MVL28"),
+                    receiver.raw("MVLQSTN"),
+                    receiver.raw("SLI10"),
+                    receiver.raw("MVL70"),
+                ]
+            finally:
+                receiver.disconnect()
+
+        try:
+            return await asyncio.to_thread(session)
+        finally:
+            await port.close()
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == "PWR00"
+    assert answers[1] == ("system-power", "on")
+    assert answers[2:5] == ["MVL28", "MVL28", "SLI10"]
+    assert answers[5] == "MVLN/A"

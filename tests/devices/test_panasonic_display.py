@@ -50,12 +50,8 @@ def test_standby_takes_only_pon(display):
     assert display.sims["display"].values["input"] == "hdmi1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an acknowledgement that repeats the command: the simulator answers the first text "
-    "the ack pattern allows (PON), so POF is called back as PON",
-)
 def test_power_off_is_called_back_as_pof(display):
+    """An acknowledgement that repeats the command: the call-back of POF is POF."""
     display.respond("\x02PON")
     assert display.respond("\x02POF") == b"\x02POF\x03"
 

@@ -46,13 +46,11 @@ def test_the_standard_exchanges(projector, clock):
     assert projector.respond("%1POWR ?") == b"%1POWR=2\r"  # cooling
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one error text per device in the simulator: it answers %1POWR=ERR1 to every "
-    "refusal where the projector names the command and the error (%1INPT=ERR3)",
-)
 def test_input_while_in_standby_is_err3_of_inpt(projector):
+    """Each refusal names its command and its reason: ERR3 while off, ERR2 for no such input."""
     assert projector.respond("%1INPT 31") == b"%1INPT=ERR3\r"
+    assert projector.respond("%1AVMT 31") == b"%1AVMT=ERR3\r"
+    assert projector.respond("%1INPT 99") == b"%1INPT=ERR2\r"
 
 
 def test_runtime_reads_every_property_and_powers_on():
@@ -81,9 +79,10 @@ def test_pypjlink2_drives_the_simulated_projector():
     pypjlink = pytest.importorskip("pypjlink")
 
     def session(host: str, port: int, steps) -> list[object]:
-        # The simulator sends no "PJLINK 0" greeting on connecting, so authenticate() (which
-        # reads it) is not called: docs/devices.md, "What the language cannot say".
+        # The simulator greets each connection with "PJLINK 0" (the file's `greeting`), which
+        # authenticate() reads before the first command.
         with pypjlink.Projector.from_address(host, port, timeout=10) as proj:
+            proj.authenticate()
             return [step(proj) for step in steps]
 
     async def scenario() -> None:

@@ -62,3 +62,21 @@ def test_runtime_over_the_bang_terminated_line():
             await eventually(lambda: engine.values["volume"] == 20)
 
     asyncio.run(scenario())
+
+
+def test_the_ends_of_the_volume_are_words(rotel):
+    """The preamplifier reports its top and bottom volume as `volume=max!` / `volume=min!`."""
+    assert rotel.respond("volume_96") == b"volume=max!"
+    assert rotel.respond("volume_1") == b"volume=min!"
+    assert rotel.respond("volume_95") == b"volume=95!"
+
+
+def test_runtime_reads_words_in_the_numbers_place():
+    async def scenario() -> None:
+        async with running(device_file("rotel_rc1570"), "preamp") as (engine, port):
+            await eventually(lambda: "source" in engine.values)
+            assert await engine.set("volume", 96) == 96  # volume_96! -> volume=max!
+            port.change("preamp", "volume", 1)  # volume=min!, sent unasked
+            await eventually(lambda: engine.values["volume"] == 1)
+
+    asyncio.run(scenario())

@@ -104,12 +104,12 @@ def test_out_of_range_set_is_refused_and_value_kept(house_model):
 
 def test_maps_strings_floats_and_write_only(house_model):
     avr = simulator_for(house_model, "avr").sims["avr"]
-    assert avr.values == {"input": "tv", "level": -80.0, "beep": False}
+    assert avr.values == {"input": "tv", "level": 0.0, "beep": False}
     assert avr.answer("SI?") == ["SITV"]
     assert avr.answer("SIDVD") == ["SIDVD"]
     assert avr.values["input"] == "dvd"
     assert avr.answer("SIXX") is None
-    assert avr.answer("MV?") == ["MV-80.0"]
+    assert avr.answer("MV?") == ["MV0.0"]
     # A write-only property takes the command and says nothing.
     assert avr.answer("BEEP1") == []
     assert avr.values["beep"] is True

@@ -29,14 +29,14 @@ def test_zones_on_one_bus_share_its_framing(bus):
 def test_status_of_a_zone_at_power_on(bus):
     # Everything off and at the bottom of its range; source starts at 1, its lowest.
     assert bus.answer("?11") == [">1100000000000000000100"]
-    assert bus.respond("?11") == b"?11\r\n>1100000000000000000100\r\n#"
+    assert bus.respond("?11") == b"?11\r\n#>1100000000000000000100\r\n#"
 
 
 def test_sets_then_status_give_the_manual_example(bus):
     for command in ("<11PR01", "<11VO13", "<11TR07", "<11BS07", "<11BL10", "<11CH04"):
         # A set answers nothing but its echo and the prompt.
         assert bus.respond(command) == command.encode() + b"\r\n#"
-    assert bus.respond("?11") == b"?11\r\n" + MANUAL_EXAMPLE.encode() + b"\r\n#"
+    assert bus.respond("?11") == b"?11\r\n#" + MANUAL_EXAMPLE.encode() + b"\r\n#"
     kitchen = bus.sims["kitchen"].values
     assert kitchen == {
         "power": True,

@@ -19,6 +19,9 @@ from pyiot.sim.patterns import format_to_regex, render
         (r"^PWR=(?P<value>\d\d)$", {"value": "01"}, "PWR=01"),
         (r"^ERR$", {}, "ERR"),
         (r"^(?:OK|DONE)$", {}, "OK"),  # alternation: the first branch
+        # Alternatives sharing a prefix are parsed as PO[NF]: still the first one, PON.
+        (r"^(?:PON|POF)$", {}, "PON"),
+        (r"^(?:ERR3|ERR2)$", {}, "ERR3"),
         (r"^MV(?P<value>-?\d+)$", {"value": "-35"}, "MV-35"),
         (r">(?P<zone>\d\d)(?P<power>\d\d)", {"zone": "11", "power": "01"}, ">1101"),
         (r"^VOL (?P<value>\d+)dB$", {"value": "12"}, "VOL 12dB"),

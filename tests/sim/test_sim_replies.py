@@ -81,8 +81,8 @@ def test_unknown_lines_get_the_error_reply_on_the_port():
 
 
 def test_values_are_held_in_user_units_and_sent_in_wire_units(receiver):
-    assert receiver.values["volume"] == -80.0
-    assert receiver.answer("MV?") == ["MV00"]
+    assert receiver.values["volume"] == 0.0  # zero where the range holds it
+    assert receiver.answer("MV?") == ["MV80"]
     assert receiver.answer("MV50") == ["MV50"]
     assert receiver.values["volume"] == -30.0
     assert receiver.change("volume", 0) == ["MV80"]

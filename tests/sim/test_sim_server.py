@@ -208,7 +208,7 @@ def test_pty_echoes_monoprice_commands(monoprice_model):
 
         try:
             assert await exchange(b"<12VO20\r\n") == b"<12VO20\r\n#"
-            assert await exchange(b"?12\r\n") == b"?12\r\n>1200000000200000000100\r\n#"
+            assert await exchange(b"?12\r\n") == b"?12\r\n#>1200000000200000000100\r\n#"
             assert port.sims["patio"].values["volume"] == 20
             assert port.sims["kitchen"].values["volume"] == 0
         finally:
