@@ -54,10 +54,10 @@ class LineFramer:
 
     terminator: str
     prompt: str | None = None
-    keep_empty: bool = False
     # Line ends of replies when they differ from the commands' (`replies "\r\n"`), any of
     # them ending a line; empty: the command terminator.
     replies: tuple[str, ...] = ()
+    keep_empty: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
     # Inside an overlong line whose start was already dropped: discard up to its terminator.
