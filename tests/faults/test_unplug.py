@@ -152,13 +152,16 @@ def online(state: dict) -> bool | None:
 
 async def settled_tasks(expected: list[str] | None, timeout: float = PATIENCE) -> list[str]:
     """The task names once they match `expected` (reports and polls end), or after `timeout`.
-    With `expected` None: once no unnamed task (`Task-N`, a short-lived one) is left."""
+    With `expected` None: once no short-lived task is left (an unnamed `Task-N`, or a thing's
+    `NAME:report`, which ends once its reports are sent)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
 
     def settled(names: list[str]) -> bool:
         if expected is None:
-            return not any(name.startswith("Task-") for name in names)
+            return not any(
+                name.startswith("Task-") or name.endswith(":report") for name in names
+            )
         return names == expected
 
     names = task_names()
