@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from pyiot.compiler import Program  # noqa: E402
 from pyiot.lang import load  # noqa: E402
-from pyiot.runtime.component import ComponentEngine  # noqa: E402
+from pyiot.runtime.component import ComponentEngine, EngineConfig  # noqa: E402
 from pyiot.runtime.transport import open_link  # noqa: E402
 
 BAUD = 9600
@@ -114,7 +114,7 @@ async def pyiot_polls(url: str, seconds: float) -> tuple[float, int]:
     program = Program.from_model(load(RELAY, "relay-fast.iot"))
     link = CountingLink(open_link("serial", url, {"baud": BAUD}))
     engine = ComponentEngine(
-        "relay1", program.model.devices["Relay"], program.machines["Relay"], link
+        EngineConfig("relay1", program.model.devices["Relay"], program.machines["Relay"]), link
     )
     await engine.start()
     try:

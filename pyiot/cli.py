@@ -23,7 +23,6 @@ from pyiot import __version__
 _LOGGER = logging.getLogger("pyiot")
 
 DEFAULT_BROKER_PORT = 1883
-BROKER_ENV = "PYIOT_BROKER"
 
 
 class UsageError(Exception):
@@ -164,13 +163,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------- graph
 def cmd_graph(args: argparse.Namespace) -> int:
     from pyiot.compiler import compile_file
-    from pyiot.compiler.graph import GraphvizMissing, render
+    from pyiot.compiler.graph import GraphvizMissing, as_data, render
 
     program = compile_file(args.file)
     model = program.model
-    components = {
-        c.name: c.device for t in model.things.values() for c in t.components.values()
-    } or {name: name for name in model.devices}
+    instances = {c.name: c for t in model.things.values() for c in t.components.values()}
+    components = {name: c.device for name, c in instances.items()} or {
+        name: name for name in model.devices
+    }
     if args.component:
         if args.component not in components:
             raise UsageError(f"no component {args.component!r} (known: {', '.join(components)})")
@@ -179,14 +179,35 @@ def cmd_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format} writes a file: give -o FILE")
     if len(components) > 1 and args.format in ("svg", "png"):
         raise UsageError("pick one component with --component for an image")
+    if args.format == "json":
+        data = {
+            name: as_data(program.machines[device], program.modes.get(device))
+            for name, device in components.items()
+        }
+        text = json.dumps(data, indent=2)
+        if args.output:
+            with open(args.output, "w") as handle:
+                handle.write(text + "\n")
+            _out(f"wrote {args.output}")
+        else:
+            _out(text)
+        return 0
     outputs = []
     for name, device in components.items():
         modes = program.modes.get(device)
+        component_args = instances[name].args if name in instances else {}
         # With modes, the protocol machine folds to one state unless --protocol asks for it.
         fold = modes is not None and not args.protocol
         try:
             outputs.append(
-                render(program.machines[device], f"{name} ({device})", args.format, modes, fold)
+                render(
+                    program.machines[device],
+                    f"{name} ({device})",
+                    args.format,
+                    modes,
+                    fold,
+                    component_args,
+                )
             )
         except GraphvizMissing as err:
             raise UsageError(str(err)) from None
@@ -696,14 +717,16 @@ def _parser() -> argparse.ArgumentParser:
         pyiot graph devices/relay.iot
         pyiot graph devices/relay.iot --format dot
         pyiot graph devices/epson_escvp21.iot --format svg -o epson.svg
+        pyiot graph devices/relay.iot --format json
         """,
     )
     p.add_argument("file", help="the .iot file to draw")
     p.add_argument(
         "--format",
-        choices=["mermaid", "dot", "svg", "png"],
+        choices=["mermaid", "dot", "svg", "png", "json"],
         default="mermaid",
-        help="mermaid (default) and dot are text; svg and png need Graphviz's `dot` and -o",
+        help="mermaid (default) and dot are text; svg and png need Graphviz's `dot` and -o; "
+        "json: per component, its states and transitions (source, dest, trigger)",
     )
     p.add_argument("-o", "--output", help="write to this file instead of printing")
     p.add_argument("--component", help="draw only this component")

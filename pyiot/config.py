@@ -20,7 +20,6 @@ means: start the local stack.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # awscrt loads slowly: only commands that connect import it
     from pyiot.runtime.broker import Broker
 
-_LOGGER = logging.getLogger(__name__)
 
 ENV = {
     "broker": "PYIOT_BROKER",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyiot.lang.model import Device, GroupQuery, IotFile, Property, Value
-from pyiot.lang.values import ValueError_, render_value
+from pyiot.lang.values import BadValue, render_value
 from pyiot.runtime.framing import PROMPT, Framer, framer_for
 from pyiot.runtime.protocol import BadReply, DeviceProtocol, Request
 from pyiot.runtime.transport import Link, LinkClosed, open_link, set_nodelay
@@ -329,7 +329,7 @@ class Prober:
                     continue
                 try:
                     request = self.protocol.set_request(prop.name, seen[prop.name])
-                except ValueError_ as err:
+                except BadValue as err:
                     self.report.outcomes.append(Outcome(f"set {prop.name}", str(err), "error"))
                     continue
                 timeout = prop.set_timeout or self._timeout(prop)

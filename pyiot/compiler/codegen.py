@@ -51,7 +51,16 @@ class {class_name}:
 
     device = PROGRAM.model.devices[{name}]
     machine = MACHINES[{name}]
+    modes = MODES.get({name})
     properties = {properties}
+
+    @classmethod
+    def engine(cls, name, link, args=None, turns=None):
+        \"\"\"A component of this device on `link`: pyiot's engine running this machine.\"\"\"
+        from pyiot.runtime.component import ComponentEngine, EngineConfig
+
+        config = EngineConfig(name, cls.device, cls.machine, dict(args or {{}}), cls.modes)
+        return ComponentEngine(config, link, turns)
 """
 
 # Names the module itself defines or uses: a device class must not rebind them.

@@ -1,15 +1,21 @@
-"""Model -> machine table: the states and transitions of one component, as plain data.
+"""Model -> machine table: the states and transitions of one device's components, as plain data.
 
-The table is the single description of a component's protocol machine. The runtime builds its
-asyncio machine from it and `pyiot graph` draws it, so the picture is the machine that runs; a
-compiled driver carries the same table as a literal.
+The table is the single description of a component's protocol machine, specific to its device:
+each exchange the device has (a property's or a group's query, a property's set) is a state of
+its own with its own reply timeout, and each has a retry state whose timer is the backoff. The
+runtime builds its machine from it (compiler/machine.py), `pyiot graph` draws it, and a compiled
+driver carries it as a literal, so the picture is the machine that runs.
+
+Generated names join their parts with "-" (`query-relayState`, `retry-set-volume`): "_" is
+the level separator of transitions' nested machines (the graph nests the modes beside the
+protocol) and property names may contain it; "-" appears in no `.iot` identifier.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pyiot.lang.model import Device
+from pyiot.lang.model import Device, Property
 
 MachineTable = dict[str, Any]
 
@@ -17,45 +23,193 @@ MachineTable = dict[str, Any]
 OFFLINE = "offline"
 CONNECTING = "connecting"
 IDLE = "idle"
-AWAITING_REPLY = "awaiting"  # no underscore: nested machines use "_" to separate levels
-RETRYING = "retrying"
 
-_ONLINE_STATES = [CONNECTING, IDLE, AWAITING_REPLY, RETRYING]
+# Triggers the engine fires from what happens on the link.
+CONNECT, CONNECTED, CONNECT_FAILED = "connect", "connected", "connect_failed"
+LINK_LOST = "link_lost"
+REPLY, ERROR_REPLY, SENT, EXPIRE, RESEND = "reply", "error_reply", "sent", "expire", "resend"
+
+# The guard on `expire`: a retry is left (else the exchange gives up, back to idle).
+RETRIES_LEFT = "retries_left"
+
+# Model attributes holding the delays of timers that change at run time (see machine.py).
+RECONNECT_DELAY = "reconnect_delay"
+BACKOFF_DELAY = "backoff_delay"
 
 
-def machine_table(device: Device) -> MachineTable:
-    """The protocol machine of a synchronous component of this device.
+def query_state(name: str) -> str:
+    """The state of waiting for the reply to a property's (or group's) query."""
+    return f"query-{name}"
 
-    One request is outstanding at a time: `send` leaves `idle` with a request on the wire,
-    a matching `reply` (or the device's `error` reply) returns to `idle`, and the state's
-    timer fires `expire` when the device stays silent; from `retrying` the engine either
-    `resend`s or, after the last retry, `give_up`s. A command that nothing answers (a
-    write-only property) returns to `idle` once `sent`.
+
+def set_state(name: str) -> str:
+    """The state of waiting for the device to confirm a property's set."""
+    return f"set-{name}"
+
+
+def retry_state(exchange: str) -> str:
+    """The backoff before an exchange is sent again."""
+    return f"retry-{exchange}"
+
+
+def read_trigger(name: str) -> str:
+    return f"read-{name}"
+
+
+def poll_trigger(name: str) -> str:
+    return f"poll-{name}"
+
+
+def write_trigger(name: str) -> str:
+    return f"write-{name}"
+
+
+# The exchange of the Python API's `queryStatus()` texts (pyiot.legacy), one for all of them.
+STATUS_QUERY = "status"
+
+
+def machine_table(device: Device, synchronous: bool | None = None) -> MachineTable:
+    """The protocol machine of the components of this device.
+
+    From `idle`, `read-X` (a read asked for) or `poll-X` (the poll timer) enters `query-X`,
+    whose entry writes X's query; `reply` returns to `idle`, the device's `error_reply` too;
+    the state's timer fires `expire`, which moves to `retry-X` while a retry is left (its timer
+    is the backoff, doubling; it fires `resend`, back to `query-X`) and gives up to `idle`
+    otherwise. `write-P` enters `set-P` the same way; a set nothing answers is done once `sent`.
+    `offline`'s timer is the reconnect backoff; it fires `connect`.
+
+    `synchronous` is for the Python API's components (pyiot.legacy): a synchronous one's
+    commands are all answered, an asynchronous one's none, and its `queryStatus()` texts share
+    one exchange, `query-status`.
     """
+    states: list[dict] = [
+        {"name": OFFLINE, "delay": RECONNECT_DELAY, "on_timeout": CONNECT},
+        {"name": CONNECTING},
+        {"name": IDLE},
+    ]
+    transitions: list[dict] = [
+        {"trigger": CONNECT, "source": OFFLINE, "dest": CONNECTING},
+        {"trigger": CONNECTED, "source": CONNECTING, "dest": IDLE},
+        {"trigger": CONNECT_FAILED, "source": CONNECTING, "dest": OFFLINE},
+    ]
+    exchanges: dict[str, dict] = {}
+    polled = _polled(device)
+
+    def exchange(state: str, timeout: float, command: str, reply: str | None) -> None:
+        states.append({"name": state, "timeout": timeout, "on_timeout": EXPIRE})
+        states.append({"name": retry_state(state), "delay": BACKOFF_DELAY, "on_timeout": RESEND})
+        exchanges[state] = {"command": command, "reply": reply}
+        transitions.extend(
+            [
+                {"trigger": REPLY, "source": state, "dest": IDLE},
+                {"trigger": ERROR_REPLY, "source": state, "dest": IDLE},
+                {
+                    "trigger": EXPIRE,
+                    "source": state,
+                    "dest": retry_state(state),
+                    "conditions": RETRIES_LEFT,
+                },
+                {"trigger": EXPIRE, "source": state, "dest": IDLE, "unless": RETRIES_LEFT},
+                {"trigger": RESEND, "source": retry_state(state), "dest": state},
+            ]
+        )
+
+    for group in device.groups.values():
+        state = query_state(group.name)
+        exchange(state, device.timeout, group.query, _pattern(group.reply))
+        transitions.append({"trigger": read_trigger(group.name), "source": IDLE, "dest": state})
+        if group.name in polled:
+            transitions.append({"trigger": poll_trigger(group.name), "source": IDLE, "dest": state})
+    for prop in device.properties.values():
+        timeout = prop.timeout or device.timeout
+        if prop.query and prop.group is None:
+            state = query_state(prop.name)
+            exchange(state, timeout, prop.query, _pattern(prop.reply))
+            transitions.append({"trigger": read_trigger(prop.name), "source": IDLE, "dest": state})
+            if prop.name in polled:
+                transitions.append(
+                    {"trigger": poll_trigger(prop.name), "source": IDLE, "dest": state}
+                )
+        if prop.set_format is not None:
+            state = set_state(prop.name)
+            answered = _answered(device, prop) if synchronous is None else synchronous
+            if answered:
+                exchange(state, timeout, prop.set_format, _pattern(prop.ack or prop.reply))
+            else:
+                # A command nothing answers (a write-only property) is done once written.
+                states.append({"name": state})
+                exchanges[state] = {"command": prop.set_format, "reply": None}
+                transitions.append({"trigger": SENT, "source": state, "dest": IDLE})
+            transitions.append({"trigger": write_trigger(prop.name), "source": IDLE, "dest": state})
+    if synchronous is not None:
+        state = query_state(STATUS_QUERY)
+        if synchronous:
+            exchange(state, device.timeout, "queryStatus()", None)
+        else:
+            states.append({"name": state})
+            exchanges[state] = {"command": "queryStatus()", "reply": None}
+            transitions.append({"trigger": SENT, "source": state, "dest": IDLE})
+        transitions.append({"trigger": read_trigger(STATUS_QUERY), "source": IDLE, "dest": state})
+    online = [s["name"] for s in states if s["name"] != OFFLINE]
+    transitions.append({"trigger": LINK_LOST, "source": online, "dest": OFFLINE})
     return {
         "initial": OFFLINE,
-        "states": [
-            {"name": OFFLINE},
-            {"name": CONNECTING},
-            {"name": IDLE},
-            {"name": AWAITING_REPLY, "timeout": device.timeout, "on_timeout": "expire"},
-            {"name": RETRYING},
-        ],
-        "transitions": [
-            {"trigger": "connect", "source": OFFLINE, "dest": CONNECTING},
-            {"trigger": "connected", "source": CONNECTING, "dest": IDLE},
-            {"trigger": "connect_failed", "source": CONNECTING, "dest": OFFLINE},
-            {"trigger": "send", "source": IDLE, "dest": AWAITING_REPLY},
-            {"trigger": "reply", "source": AWAITING_REPLY, "dest": IDLE},
-            {"trigger": "error_reply", "source": AWAITING_REPLY, "dest": IDLE},
-            # A write-only command: nothing answers it, written is done.
-            {"trigger": "sent", "source": AWAITING_REPLY, "dest": IDLE},
-            {"trigger": "expire", "source": AWAITING_REPLY, "dest": RETRYING},
-            {"trigger": "resend", "source": RETRYING, "dest": AWAITING_REPLY},
-            {"trigger": "give_up", "source": RETRYING, "dest": IDLE},
-            {"trigger": "link_lost", "source": _ONLINE_STATES, "dest": OFFLINE},
-        ],
+        "states": states,
+        "transitions": transitions,
+        # What each exchange writes and waits for: the graph's labels.
+        "exchanges": exchanges,
+        # The machine's poll timers: every `every` seconds, read these (when `when` holds).
+        "polls": _poll_timers(device),
+        "retries": device.retries,
+        "backoff": device.backoff,
     }
+
+
+def _answered(device: Device, prop: Property) -> bool:
+    """Whether anything on the wire answers a set (as DeviceProtocol.expects_answer decides)."""
+    if prop.set_unanswered:
+        return bool(device.prompt)  # a prompt still says "done"
+    return bool(prop.reply or prop.ack or device.ack_reply or device.prompt)
+
+
+def _pattern(regex: Any) -> str | None:
+    return f"/{regex.source}/{regex.flags}" if regex is not None else None
+
+
+def _polled(device: Device) -> set[str]:
+    return {name for timer in _poll_timers(device) for name in timer["reads"]}
+
+
+def _poll_timers(device: Device) -> list[dict]:
+    """The poll timers, as DeviceProtocol.poll_groups groups them (one per period and condition)."""
+    timers: dict[tuple[float, str | None], dict] = {}
+    targets: list[tuple[str, float | None, Any]] = [
+        (g.name, g.poll_every, g.poll_when) for g in device.groups.values()
+    ]
+    targets += [
+        (p.name, p.poll_every, p.poll_when)
+        for p in device.properties.values()
+        if p.query and p.group is None
+    ]
+    for name, every, when in targets:
+        period = every or device.poll_every
+        condition = when or device.poll_when
+        if period:
+            text = _condition_text(condition)
+            timer = timers.setdefault((period, text), {"every": period, "when": text, "reads": []})
+            timer["reads"].append(name)
+    return list(timers.values())
+
+
+def _condition_text(condition: Any) -> str | None:
+    if condition is None:
+        return None
+    return " and ".join(f"{c.prop}{c.op}{_text(c.value)}" for c in condition.comparisons)
+
+
+def exchange_of(prop: Property) -> str:
+    """The query state that reads `prop` (its group's, when it is read through one)."""
+    return query_state(prop.group or prop.name)
 
 
 def mode_table(device: Device) -> MachineTable | None:
@@ -86,6 +240,19 @@ def mode_table(device: Device) -> MachineTable | None:
                 name = f"{trigger.prop}{trigger.op}{_text(trigger.value)}"
                 whens[name] = [trigger.prop, trigger.op, trigger.value]
             transitions.append({"trigger": name, "source": move.source, "dest": move.dest})
+    # The device's own report outranks the model's guess: a value of the source property that
+    # names a mode moves there from anywhere, after the file's own transitions on that value
+    # (transitions tries a trigger's transitions in order).
+    source = device.properties.get(modes.source)
+    for mode in modes.names:
+        if source is None or not _can_name(source, mode):
+            continue
+        name = f"{modes.source}=={mode}"
+        taken = {t["source"] for t in transitions if t["trigger"] == name}
+        sources = [m for m in modes.names if m != mode and m not in taken]
+        if sources:
+            transitions.append({"trigger": name, "source": sources, "dest": mode})
+            whens.setdefault(name, [modes.source, "==", mode])
     return {
         "initial": modes.names[0],
         "states": list(states.values()),
@@ -94,6 +261,12 @@ def mode_table(device: Device) -> MachineTable | None:
         "whens": whens,
         "sets": sets,
     }
+
+
+def _can_name(prop: Property, mode: str) -> bool:
+    """Whether a value of `prop` can be the text `mode` (an enum choice, or any string)."""
+    kind = prop.type.kind
+    return kind == "string" or (kind == "enum" and mode in prop.type.choices)
 
 
 def _text(value: object) -> str:

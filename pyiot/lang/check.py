@@ -22,7 +22,7 @@ from pyiot.lang.model import (
     Regex,
 )
 from pyiot.lang.packets import parse_template
-from pyiot.lang.values import ValueError_, coerce
+from pyiot.lang.values import BadValue, coerce
 
 # Names a property may not take in a shadow: pyiot reports its own status under this key.
 RESERVED_SHADOW_KEYS = {"pyiot"}
@@ -229,7 +229,7 @@ def _map_problems(prop: Property) -> list[Diagnostic]:
     for wire, value in prop.value_map.items():
         try:
             coerce(prop.type, value)
-        except ValueError_ as err:
+        except BadValue as err:
             problems.append(Diagnostic(map_pos, f"map entry {wire} = {value!r}: {err}"))
     if (
         prop.type.kind == "bool"
@@ -253,7 +253,7 @@ def _map_problems(prop: Property) -> list[Diagnostic]:
     for value, wire in prop.set_map:
         try:
             coerce(prop.type, value)
-        except ValueError_ as err:
+        except BadValue as err:
             problems.append(Diagnostic(set_pos, f"with entry {value} = {wire!r}: {err}"))
     return problems
 
@@ -306,7 +306,7 @@ def _value_problems(
     # `setpoint > 20.7` is a fine threshold; `setpoint == 20.7` can never hold on steps of 0.5.
     try:
         coerce(prop.type, value, on_step=on_step)
-    except ValueError_ as err:
+    except BadValue as err:
         return [Diagnostic(pos, f"{prop.name}: {err}")]
     return []
 

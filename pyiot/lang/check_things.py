@@ -6,7 +6,7 @@ from pyiot.lang.check import RESERVED_SHADOW_KEYS
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Component, Device, IotFile, Thing
 from pyiot.lang.shadow_names import key, shadow_paths
-from pyiot.lang.values import ValueError_, coerce
+from pyiot.lang.values import BadValue, coerce
 
 
 def check_thing(thing: Thing, model: IotFile) -> list[Diagnostic]:
@@ -81,7 +81,7 @@ def _check_args(component: Component, device: Device, pos: SourcePos) -> list[Di
             continue
         try:
             coerce(params[name].type, value)
-        except ValueError_ as err:
+        except BadValue as err:
             problems.append(Diagnostic(pos, f"parameter '{name}': {err}"))
     for name in params.keys() - component.args.keys():
         problems.append(Diagnostic(pos, f"missing parameter '{name}' for device '{device.name}'"))
@@ -171,6 +171,6 @@ def _target_problems(
         return [Diagnostic(pos, f"'{component_name}.{prop_name}' has no set command")]
     try:
         coerce(prop.type, value)
-    except ValueError_ as err:
+    except BadValue as err:
         return [Diagnostic(pos, f"{component_name}.{prop_name}: {err}")]
     return []

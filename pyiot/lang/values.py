@@ -17,8 +17,12 @@ from pyiot.lang.model import Property, Value, ValueType
 Hooks = dict[str, Callable]
 
 
-class ValueError_(ValueError):
+class BadValue(ValueError):
     """A value that does not fit a property's type (message says why, for the shadow and log)."""
+
+
+# The name before 0.2, for code written against it.
+ValueError_ = BadValue
 
 
 def coerce(value_type: ValueType, value: object, on_step: bool = True) -> Value:
@@ -33,30 +37,30 @@ def coerce(value_type: ValueType, value: object, on_step: bool = True) -> Value:
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        raise ValueError_(f"expected true or false, got {_show(value)}")
+        raise BadValue(f"expected true or false, got {_show(value)}")
     if kind == "enum":
         if isinstance(value, str) and value in value_type.choices:
             return value
-        raise ValueError_(f"expected one of {', '.join(value_type.choices)}, got {_show(value)}")
+        raise BadValue(f"expected one of {', '.join(value_type.choices)}, got {_show(value)}")
     if kind in ("int", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError_(f"expected a number, got {_show(value)}")
+            raise BadValue(f"expected a number, got {_show(value)}")
         if kind == "int":
             if isinstance(value, float) and not value.is_integer():
-                raise ValueError_(f"expected a whole number, got {_show(value)}")
+                raise BadValue(f"expected a whole number, got {_show(value)}")
             value = int(value)
         else:
             value = float(value)
         low, high = value_type.minimum, value_type.maximum
         if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError_(f"{_show(value)} is outside {low:g}..{high:g}")
+            raise BadValue(f"{_show(value)} is outside {low:g}..{high:g}")
         if on_step and value_type.step is not None:
             _check_step(value_type, value)
         return value
     if kind == "string":
         if isinstance(value, str):
             return value
-        raise ValueError_(f"expected a string, got {_show(value)}")
+        raise BadValue(f"expected a string, got {_show(value)}")
     raise AssertionError(kind)
 
 
@@ -110,7 +114,7 @@ def _check_step(value_type: ValueType, value: float) -> None:
     below, above = neighbours
     nearest = f"{below} or {above}" if below != above else f"{below}"
     base = value_type.minimum if value_type.minimum is not None else 0
-    raise ValueError_(
+    raise BadValue(
         f"{_show(value)} is between steps of {_tidy(value_type.step or 0)} from {_tidy(base)}; "
         f"nearest allowed: {nearest}"
     )
@@ -122,20 +126,20 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
         try:
             return coerce(prop.type, hooks["decode"](wire), on_step=False)
         except (ValueError, TypeError, ArithmeticError) as err:
-            raise ValueError_(f"{prop.name}: decode hook failed on {wire!r}: {err}") from None
+            raise BadValue(f"{prop.name}: decode hook failed on {wire!r}: {err}") from None
     kind = prop.type.kind
     if prop.value_map:
         if wire in prop.value_map:
             return prop.value_map[wire]
         if kind not in ("int", "float"):  # a number's map only adds words (Rotel `max`)
-            raise ValueError_(f"{prop.name}: no value maps from {wire!r}")
+            raise BadValue(f"{prop.name}: no value maps from {wire!r}")
     if kind == "enum":
         for name, code in prop.type.choices.items():
             if code == wire:
                 return name
-        raise ValueError_(f"{prop.name}: {wire!r} is no code of {prop.type.describe()}")
+        raise BadValue(f"{prop.name}: {wire!r} is no code of {prop.type.describe()}")
     if kind == "bool":
-        raise ValueError_(f"{prop.name}: a bool needs a map from wire text")
+        raise BadValue(f"{prop.name}: a bool needs a map from wire text")
     if kind == "string":
         return wire
     try:
@@ -144,13 +148,13 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
         else:
             number = int(wire) if kind == "int" and prop.convert is None else float(wire)
     except ValueError:
-        raise ValueError_(f"{prop.name}: {wire!r} is not a number") from None
+        raise BadValue(f"{prop.name}: {wire!r} is not a number") from None
     if prop.convert is not None:
         try:
             digits = sum(c.isdigit() for c in wire)
             number = evaluate(prop.convert.read, number, digits)
         except ExprError as err:
-            raise ValueError_(f"{prop.name}: {err}") from None
+            raise BadValue(f"{prop.name}: {err}") from None
         if kind == "int":
             number = round(number)
     return int(number) if kind == "int" else float(number)
@@ -170,7 +174,7 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
                 return wire
         # A number's map names some values (Rotel `max`); the others are written in digits.
         if not numeric or isinstance(value, bool):
-            raise ValueError_(f"{prop.name}: no wire text maps to {_show(value)}")
+            raise BadValue(f"{prop.name}: no wire text maps to {_show(value)}")
     if prop.type.kind == "enum":
         return prop.type.choices[str(value)]
     if prop.convert is not None and isinstance(value, (int, float)):

@@ -21,11 +21,11 @@ import contextlib
 import logging
 from typing import Any
 
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.legacy.component import Component
 from pyiot.legacy.model import build_model
 from pyiot.legacy.protocol import LegacyFramer, LegacyProtocol
-from pyiot.runtime.component import ComponentEngine, ComponentStatus, DeviceError
+from pyiot.runtime.component import ComponentEngine, ComponentStatus, DeviceError, EngineConfig
 from pyiot.runtime.transport import Link
 
 _LOGGER = logging.getLogger("pyiot.legacy")
@@ -39,16 +39,16 @@ class LegacyEngine(ComponentEngine):
     def __init__(self, component: Component, link: Link):
         model = build_model(component)
         name = component.__name__
-        super().__init__(
+        config = EngineConfig(
             name,
             model.device,
             model.table,
-            link,
             hooks=model.hooks,
             protocol=LegacyProtocol(name, model, component._synchronous),
             framer=LegacyFramer(component._eol),
             assume_sets=False,
         )
+        super().__init__(config, link)
         self.component = component
         self.loop: asyncio.AbstractEventLoop | None = None
         self._status_wanted = True
@@ -162,5 +162,5 @@ class LegacyEngine(ComponentEngine):
             _LOGGER.info("%s: %s = %r", self.name, prop, value)
             try:
                 await self.set(prop, value)
-            except (ValueError_, DeviceError) as err:
+            except (BadValue, DeviceError) as err:
                 _LOGGER.warning("%s: %s = %r not applied: %s", self.name, prop, value, err)

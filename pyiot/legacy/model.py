@@ -69,11 +69,13 @@ class LegacyModel:
     device: Device
     hooks: dict[str, Hooks]
     routes: list[Route]
+    synchronous: bool = False
 
-    @property
+    @functools.cached_property
     def table(self) -> MachineTable:
-        """The protocol machine, the same one a `.iot` device of this timing gets."""
-        return machine_table(self.device)
+        """The protocol machine: the one a `.iot` device of these properties gets, with its
+        sets answered as `synchronous` says and one exchange for `queryStatus()`."""
+        return machine_table(self.device, self.synchronous)
 
 
 def build_model(component: Component) -> LegacyModel:
@@ -127,7 +129,7 @@ def build_model(component: Component) -> LegacyModel:
         groups=groups,
         properties=props,
     )
-    return LegacyModel(device, hooks, routes)
+    return LegacyModel(device, hooks, routes, component._synchronous)
 
 
 def name_groups(regex: re.Pattern[str], names: list[str]) -> tuple[str, list[str]]:

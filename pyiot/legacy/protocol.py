@@ -20,9 +20,9 @@ from typing import Any
 
 from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.model import GroupQuery, Property, Regex, Value
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.legacy.model import LegacyModel
-from pyiot.runtime.framing import MAX_LINE_BYTES, LineFramer, Prompt
+from pyiot.runtime.framing import LineFramer
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
 
 _LOGGER = logging.getLogger("pyiot.legacy")
@@ -46,14 +46,14 @@ class LegacyProtocol(DeviceProtocol):
         """The command for a wanted value: the method's result in the property's format."""
         prop = self.device.properties.get(prop_name)
         if prop is None:
-            raise ValueError_(f"unknown property {prop_name!r}")
+            raise BadValue(f"unknown property {prop_name!r}")
         if prop.set_format is None:
-            raise ValueError_(f"{prop_name} is read-only (no propertyToComponent method)")
+            raise BadValue(f"{prop_name} is read-only (no propertyToComponent method)")
         try:
             wire = self.hooks[prop_name]["encode"](value)
             text = prop.set_format.format(wire, value=wire)
         except (ValueError, TypeError, AssertionError, LookupError) as err:
-            raise ValueError_(f"{prop_name}: {err}") from None
+            raise BadValue(f"{prop_name}: {err}") from None
         return Request("set", text, prop=prop, value=value)  # type: ignore[arg-type]
 
     def query(self, text: str | bytes) -> GroupQuery:
@@ -69,7 +69,7 @@ class LegacyProtocol(DeviceProtocol):
     def read_request(self, target: Property | GroupQuery) -> Request:
         if isinstance(target, GroupQuery) and target.name in self._queries:
             return Request("group", target.query, group=target)
-        raise ValueError_(f"{self.name} is read through queryStatus(), not property by property")
+        raise BadValue(f"{self.name} is read through queryStatus(), not property by property")
 
     def poll_groups(self) -> list[PollGroup]:
         return []  # the engine's pollers stay idle: `LegacyEngine` polls with queryStatus()
@@ -135,23 +135,7 @@ class LegacyFramer(LineFramer):
     A command gets `eol` appended only when it has no line ending of its own and `eol` is one.
     """
 
-    def feed(self, data: bytes) -> list[str | Prompt]:
-        self._buffer += data
-        frames: list[str | Prompt] = []
-        while (end := self._buffer.find(self._sep)) >= 0:
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + len(self._sep)]
-            if self._discarding:
-                self._discarding = False
-            elif len(raw) > MAX_LINE_BYTES:
-                self.dropped += 1
-            else:
-                frames.append(raw.decode("utf-8", errors="replace"))
-        if len(self._buffer) > MAX_LINE_BYTES:
-            del self._buffer[: len(self._buffer) - (len(self._sep) - 1)]
-            self.dropped += 0 if self._discarding else 1
-            self._discarding = True
-        return frames
+    keep_empty: bool = True
 
     def encode(self, text: str) -> bytes:
         if not text.endswith(("\r", "\n")) and not self.terminator.strip("\r\n"):

@@ -1,7 +1,8 @@
 """Supervise a mosquitto broker that pyiot configures, starts and owns.
 
 pyiot's local mode needs an MQTT broker that accepts publishes to ``$aws/...`` topics and
-works with the awsiotsdk clients over MQTT 3.1.1 and 5; mosquitto 2.x does (see DESIGN.md §7).
+works with the awsiotsdk clients over MQTT 3.1.1 and 5; mosquitto 2.x does (amqtt 0.12, say,
+refuses client publishes to `$`-topics).
 This module writes a minimal configuration (by default loopback only, anonymous, no
 persistence; more listeners with passwords or TLS on request), runs the broker in its own
 process group and stops it again.
@@ -58,7 +59,7 @@ _STOP_TIMEOUT_S = 5.0
 _LOG_TAIL_LINES = 20
 
 #: Per client, QoS 1 messages queued beyond those in flight. mosquitto's default of 1000
-#: dropped MQTT 3 bursts (DESIGN.md §7); 0 (unlimited) let a gone persistent session grow
+#: dropped MQTT 3 bursts of more than 1000 updates; 0 (unlimited) let a gone persistent session grow
 #: the broker without bound.
 MAX_QUEUED_MESSAGES = 10_000
 #: Per client, bytes of queued payload; whichever limit comes first applies.

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
-
-_LOGGER = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 

@@ -1,10 +1,14 @@
-"""The component engine: one device instance driven by its protocol state machine.
+"""The component engine: one device instance driven by its device's protocol machine.
 
-The engine is the machine's model. A worker task takes one request at a time (user commands
-before polls), sends it, and waits for the machine to come back to `idle`; a reader task frames
-incoming bytes and routes each line: the reply to the outstanding request, the device's error
-or acknowledgement, or an unsolicited report of some property. Timers and retries are machine
-states; what a line means is `DeviceProtocol`'s business; device modes are a `ModeTracker`.
+The engine is a model of its device's machine (compiler/tables.py, compiler/machine.py) and
+does the I/O the machine's states call for. A worker task takes one request at a time (user
+commands before polls), fires the exchange's trigger (`read-X`, `poll-X`, `write-P`), writes
+the command, and waits for the machine to leave the exchange; a link task opens the link when
+the machine enters `connecting` and reads it, routing each line: the reply to the outstanding
+request, the device's error or acknowledgement, or an unsolicited report of some property.
+Reply timeouts, retries and their backoff, the reconnect backoff and the poll periods are the
+machine's timers and conditions: the engine has no loop of its own for any of them. What a line
+means is `DeviceProtocol`'s business; device modes are a `ModeTracker`.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pyiot.compiler.machine import build_machine
-from pyiot.compiler.tables import AWAITING_REPLY, OFFLINE, MachineTable
+from pyiot.compiler import tables as T
+from pyiot.compiler.machine import build_machine, stop_timer
+from pyiot.compiler.tables import OFFLINE, MachineTable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
-from pyiot.lang.values import Hooks, ValueError_
+from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
 from pyiot.runtime.modes import ModeRefused, ModeTracker
 from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
@@ -29,6 +34,13 @@ from pyiot.runtime.sharing import COMMAND, POLL, PortTurns
 from pyiot.runtime.transport import Link, LinkClosed
 
 _LOGGER = logging.getLogger(__name__)
+# `pyiot run -v`: each transition a component's machine makes, one line (see _on_transition);
+# `--log-format json` gives its component, source, dest and trigger as fields.
+_TRANSITIONS = logging.getLogger("pyiot.transitions")
+
+# What the machine tells the worker waiting on an exchange besides its answer.
+_RESEND = object()  # the retry timer ran out: write the command again
+_GAVE_UP = object()  # no reply and no retry left
 
 # Reconnect backoff: first retry soon (a replugged adapter is back in a second), then slower.
 RECONNECT_MIN = 0.5
@@ -75,12 +87,9 @@ class ComponentStatus:
     bad_replies: int = 0
 
 
-ValueListener = Callable[[str, str, Value], None]
-StatusListener = Callable[[str, ComponentStatus], None]
-
-
-class ComponentEngine:
-    """Runs one component: connects, polls, sends commands, and keeps its property values.
+@dataclass
+class EngineConfig:
+    """What a component engine runs: its name, device, machine, arguments and modes.
 
     `protocol` and `framer` replace the ones the device model implies (the Python API of
     `pyiot.legacy` brings its own: decorated methods decide what a line means, `eol` frames).
@@ -89,36 +98,60 @@ class ComponentEngine:
     what the device says.
     """
 
+    name: str
+    device: Device
+    table: MachineTable
+    args: dict[str, Value] = field(default_factory=dict)
+    modes: MachineTable | None = None
+    hooks: dict[str, Hooks] | None = None
+    protocol: DeviceProtocol | None = None
+    framer: Framer | None = None
+    assume_sets: bool = True
+
+    @classmethod
+    def of(
+        cls, program: Any, component: Any, hooks: dict[str, Hooks] | None = None
+    ) -> EngineConfig:
+        """The configuration of a `.iot` file's component (a `Program` and its `Component`)."""
+        device = program.model.devices[component.device]
+        return cls(
+            component.name,
+            device,
+            program.machines[device.name],
+            dict(component.args),
+            program.modes.get(device.name),
+            hooks,
+        )
+
+
+ValueListener = Callable[[str, str, Value], None]
+StatusListener = Callable[[str, ComponentStatus], None]
+
+
+class ComponentEngine:
+    """Runs one component: connects, polls, sends commands, and keeps its property values.
+
+    `config` says what it runs, `link` where; components of a shared port share its `turns`.
+    """
+
     state: str  # set by the machine
 
-    def __init__(
-        self,
-        name: str,
-        device: Device,
-        table: MachineTable,
-        link: Link,
-        args: dict[str, Value] | None = None,
-        modes: MachineTable | None = None,
-        hooks: dict[str, Hooks] | None = None,
-        turns: PortTurns | None = None,
-        *,
-        protocol: DeviceProtocol | None = None,
-        framer: Framer | None = None,
-        assume_sets: bool = True,
-    ):
+    def __init__(self, config: EngineConfig, link: Link, turns: PortTurns | None = None):
+        self.config = config
+        name, device, table, modes = config.name, config.device, config.table, config.modes
         self.name = name
         self.device = device
-        self.args = dict(args or {})
+        self.args = dict(config.args)
         self.link = link
         # On a shared port, one request at a time across its components.
         self.turns = turns or PortTurns()
-        self.protocol = protocol or DeviceProtocol(device, self.args, hooks)
-        self.assume_sets = assume_sets
+        self.protocol = config.protocol or DeviceProtocol(device, self.args, config.hooks)
+        self.assume_sets = config.assume_sets
         self.values: dict[str, Value] = {}
         self.status = ComponentStatus()
         self.value_listeners: list[ValueListener] = []
         self.status_listeners: list[StatusListener] = []
-        self._framer = framer or framer_for(device)
+        self._framer = config.framer or framer_for(device)
         self._commands: collections.deque[Request] = collections.deque()
         self._polls: collections.deque[Request] = collections.deque()
         self._work = asyncio.Event()
@@ -132,13 +165,20 @@ class ComponentEngine:
         self._answered = False  # the device sent something since the link opened
         self._bad_logged_at: float | None = None
         self._bad_unlogged = 0
+        self._connect_due = asyncio.Event()  # the machine entered `connecting`
+        self._poll_timers: list[asyncio.TimerHandle] = []
+        self._timer: asyncio.TimerHandle | None = None  # the state timer (compiler/machine.py)
+        self._tries = 0  # writes of the current request
+        self._retries = 0  # retries the current request may have
+        self.reconnect_delay = RECONNECT_MIN  # offline's timer: the machine reads it
+        self.table = table
         # Lines lately recognised, and the shared port (if any): on a port several components
         # hear, a line counts as unrecognised only when none of them takes it.
         self._recognised: collections.deque[str] = collections.deque(maxlen=16)
         self._shared = getattr(link, "shared", None)
         if self._shared is not None:
             self._shared.engines.append(self)
-        self.machine = build_machine(self, table)
+        self.machine = build_machine(self, table, on_change="_on_transition")
         self.modes = ModeTracker(name, device, modes) if modes else None
         if self.modes is not None:
             self.status.mode = self.modes.state
@@ -151,8 +191,10 @@ class ComponentEngine:
             asyncio.create_task(self._connection_loop(), name=f"{self.name}:link"),
             asyncio.create_task(self._worker(), name=f"{self.name}:worker"),
         ]
-        for group in self.protocol.poll_groups():
-            self._tasks.append(asyncio.create_task(self._poller(group), name=f"{self.name}:poll"))
+        loop = asyncio.get_running_loop()
+        for index, group in enumerate(self.protocol.poll_groups()):
+            self._poll_timers.append(loop.call_later(group.period, self._poll_due, index, group))
+        self.trigger(T.CONNECT)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         """Stop the tasks and the timers, and close the link."""
@@ -165,8 +207,12 @@ class ComponentEngine:
             if not task.cancelled():
                 task.exception()  # retrieved: a crash was already logged by the loop
         self._tasks = []
-        for timer in self.machine.get_state(AWAITING_REPLY).runner.values():
+        for timer in self._poll_timers:
             timer.cancel()
+        self._poll_timers = []
+        stop_timer(self)
+        if self in self.machine.models:
+            self.machine.remove_model(self)
         if self.modes is not None:
             await self.modes.stop()
         await self.link.close()
@@ -174,7 +220,7 @@ class ComponentEngine:
     async def set(self, prop_name: str, value: object) -> Value:
         """Send a property's set command; return the value the device confirms.
 
-        Raises `ValueError_` for a value that does not fit, `DeviceError` when the device
+        Raises `BadValue` for a value that does not fit, `DeviceError` when the device
         refuses it (its error reply, or a mode that rejects it) or never answers.
         """
         request = self.protocol.set_request(prop_name, value)
@@ -182,7 +228,7 @@ class ComponentEngine:
             # The framing decides what would split a command in two or not reach the wire.
             problem = self._framer.value_problem(request.wire)
             if problem is not None:
-                raise ValueError_(f"{prop_name}: {problem}; not sent")
+                raise BadValue(f"{prop_name}: {problem}; not sent")
         if self.modes is not None:
             try:
                 await self.modes.allowed(prop_name)
@@ -212,14 +258,16 @@ class ComponentEngine:
         """Query a property now (ahead of polls) and return what the device says."""
         prop = self.device.properties.get(prop_name)
         if prop is None or not prop.readable:
-            raise ValueError_(f"{prop_name!r} cannot be read")
+            raise BadValue(f"{prop_name!r} cannot be read")
         request = self.protocol.read_request(prop)
         self._commands.append(request)
         self._work.set()
         await request.done
         return self.values.get(prop_name)
 
-    def request_poll(self, targets: list[Property | GroupQuery] | None = None) -> None:
+    def request_poll(
+        self, targets: list[Property | GroupQuery] | None = None, polled: bool = False
+    ) -> None:
         """Queue reads of these targets, skipping queued ones.
 
         By default everything readable whose poll condition holds now (a projector answers
@@ -234,24 +282,72 @@ class ComponentEngine:
         queued = {r.key for r in self._polls}
         for target in targets:
             request = self.protocol.read_request(target)
+            request.polled = polled
             if request.key not in queued:
                 queued.add(request.key)
                 self._polls.append(request)
         self._work.set()
 
     # ---------------------------------------------------------------------- machine callbacks
-    async def on_enter_awaiting(self) -> None:
+    def retries_left(self, event: Any = None) -> bool:
+        """The guard on `expire`: the current request may be sent again."""
+        return self._tries <= self._retries
+
+    @property
+    def backoff_delay(self) -> float:
+        """The retry state's timer: the device's backoff, doubling with each retry."""
+        return self.device.backoff * 2 ** (self._tries - 1)
+
+    def _on_transition(self, event: Any) -> None:
+        """After every transition of this component's machine (called by the machine)."""
+        trigger = event.event.name
+        dest = self.state
+        if _TRANSITIONS.isEnabledFor(logging.INFO):
+            _TRANSITIONS.info(
+                "%s: %s -> %s on %s",
+                self.name,
+                event.transition.source,
+                dest,
+                trigger,
+                extra={
+                    "component": self.name,
+                    "source": event.transition.source,
+                    "dest": dest,
+                    "trigger": trigger,
+                },
+            )
+        self.status.state = dest
+        if trigger == T.RESEND:
+            # The worker writes again; a late reply to the last try answers the new one.
+            previous = self._outcome
+            self._outcome = asyncio.get_running_loop().create_future()
+            if previous is not None and not previous.done():
+                previous.set_result(_RESEND)
+        elif trigger == T.EXPIRE and dest == T.IDLE:
+            self._resolve_outcome(_GAVE_UP)
+        elif trigger == T.CONNECT:
+            self._connect_due.set()
+        elif dest == OFFLINE:
+            self._set_status(online=False)
+        elif dest == T.IDLE:
+            self._set_status(online=True)
+
+    async def _send_current(self) -> None:
+        """Write the current request's command (the machine is in its exchange state)."""
         assert self._current is not None
         _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
+        self._tries += 1
         # A device that stops reading (flow control held, a peer that never reads) must not
         # hold the component, let alone the gateway: the write gets most of the reply timeout
         # (no answer could come in time after it anyway), and ends before the state's own
         # timer fires, so the machine hears of a lost link, not of a timeout.
-        timeout = self.machine.get_state(AWAITING_REPLY).timeout or self.device.timeout
-        limit = WRITE_SHARE * timeout
+        limit = WRITE_SHARE * self._timeout
         try:
-            await self._write_within(self._framer.encode(self._current.text), limit)
+            data = self._framer.encode(self._current.text)
+            nowait = getattr(self.link, "write_nowait", None)
+            if nowait is None or not nowait(data):
+                await self._write_within(data, limit)
             return
         except asyncio.TimeoutError:
             reason = f"the device took no data for {limit:.3g} s (it stopped reading)"
@@ -259,10 +355,9 @@ class ComponentEngine:
             reason = str(err)
         except Exception as err:  # a custom link's own failure, an unencodable command
             reason = f"write failed: {err!r}"
-        # Not raised into the machine (a retry's write runs inside its timer's trigger): the
-        # request fails with the loss, and closing the link wakes the reader with LinkClosed,
-        # so the connection loop reports the loss with this reason and reconnects. On a shared
-        # port the whole port goes (its other users wait behind the same stuck write).
+        # The request fails with the loss, and closing the link wakes the reader with
+        # LinkClosed, so the connection loop reports the loss with this reason and reconnects.
+        # On a shared port the whole port goes (its other users wait behind the same stuck write).
         self._write_failure = reason
         self._current.write_error = reason
         self._online.clear()  # the next request waits for the link to be back
@@ -278,38 +373,36 @@ class ComponentEngine:
         else:  # pragma: no cover - Python 3.10
             await asyncio.wait_for(self.link.write(data), limit)
 
-    async def on_enter_retrying(self) -> None:
-        self._resolve_outcome(None)
-
-    async def on_enter_offline(self) -> None:
-        self._set_status(online=False)
-
-    async def on_enter_idle(self) -> None:
-        self._set_status(online=True)
-
     # --------------------------------------------------------------------------------- tasks
     async def _connection_loop(self) -> None:
+        """Open the link whenever the machine enters `connecting`, then read it until it goes.
+
+        When to try again is `offline`'s timer (`reconnect_delay`, set here before each
+        `connect_failed`/`link_lost`): first soon, a replugged adapter is back in a second,
+        then doubling up to RECONNECT_MAX.
+        """
         delay = RECONNECT_MIN
         lost_logged = False
         while True:
-            await self.connect()
+            await self._connect_due.wait()
+            self._connect_due.clear()
             try:
                 await self.link.open()
             except Exception as err:  # pyserial and sockets raise many kinds; all mean "not now"
-                await self.connect_failed()
                 if not lost_logged:
                     _LOGGER.warning("%s: cannot open %s: %s", self.name, self._where(), err)
                     lost_logged = True
-                self._set_status(online=False, error=f"cannot open device: {err}")
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                self.reconnect_delay = delay * random.uniform(0.8, 1.2)
                 delay = min(delay * 2, RECONNECT_MAX)
+                self.trigger(T.CONNECT_FAILED)  # type: ignore[attr-defined]
+                self._set_status(online=False, error=f"cannot open device: {err}")
                 continue
             if lost_logged:
                 _LOGGER.warning("%s: device back on %s", self.name, self._where())
             lost_logged = False
             self._answered = False
             self._framer.reset()
-            await self.connected()
+            self.trigger(T.CONNECTED)  # type: ignore[attr-defined]
             self._set_status(online=True, error=None)
             self._online.set()
             self.request_poll()
@@ -325,17 +418,16 @@ class ComponentEngine:
             self._online.clear()
             await self.link.close()
             self._resolve_outcome(LinkClosed("device link lost"))
-            # Listeners hear of the loss once, from `offline`, with its cause.
-            self.status.last_error = error
-            await self.link_lost()
             # A link that never carried a byte from the device (one that accepts and then
             # stops reading) does not reset the backoff: it doubles, as for a port that won't open.
-            stable = self._answered
-            if stable:
+            if self._answered:
                 delay = RECONNECT_MIN
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            if not stable:
+            self.reconnect_delay = delay * random.uniform(0.8, 1.2)
+            if not self._answered:
                 delay = min(delay * 2, RECONNECT_MAX)
+            # Listeners hear of the loss once, from `offline`, with its cause.
+            self.status.last_error = error
+            self.trigger(T.LINK_LOST)  # type: ignore[attr-defined]
 
     def _where(self) -> str:
         return getattr(self.link, "url", None) or repr(self.link)
@@ -380,12 +472,14 @@ class ComponentEngine:
         self._bad_logged_at = now
         self._bad_unlogged = 0
 
-    async def _poller(self, group: PollGroup) -> None:
-        while True:
-            await asyncio.sleep(group.period)
-            # A conditional poll (`when power == on`) waits for its condition.
-            if self._online.is_set() and self.protocol.holds(self.values, group.condition):
-                self.request_poll(group.targets)
+    def _poll_due(self, index: int, group: PollGroup) -> None:
+        """A poll timer ran out: queue its reads (a conditional poll waits for its condition)."""
+        loop = asyncio.get_running_loop()
+        # At a fixed rate: the next poll is due a period after this one was, not after now.
+        when = max(self._poll_timers[index].when() + group.period, loop.time())
+        self._poll_timers[index] = loop.call_at(when, self._poll_due, index, group)
+        if self._online.is_set() and self.protocol.holds(self.values, group.condition):
+            self.request_poll(group.targets, polled=True)
 
     async def _worker(self) -> None:
         while True:
@@ -419,39 +513,66 @@ class ComponentEngine:
         return self._polls.popleft(), POLL
 
     async def _perform(self, request: Request) -> Value | None:
-        """Send, wait for reply / ack / prompt / error / timeout, retry with backoff."""
+        """Run one exchange through the machine: send, then whatever the machine says next.
+
+        The machine decides: a reply or an error reply ends it, its timer moves it to retry
+        (while `retries_left`), the retry state's timer to `resend`, the last expiry gives up.
+        """
         self._current = request
         prop = request.prop
-        # The `awaiting` state's timer is the reply timeout; a property may set its own.
-        timeout = (prop.timeout if prop else None) or self.device.timeout
-        self.machine.get_state(AWAITING_REPLY).timeout = timeout
-        retries = prop.retries if prop and prop.retries is not None else self.device.retries
+        self._timeout = (prop.timeout if prop else None) or self.device.timeout
+        self._retries = (
+            prop.retries if prop and prop.retries is not None else self.device.retries
+        )
+        self._tries = 0
+        exchange, trigger = self._exchange(request)
+        self._outcome = asyncio.get_running_loop().create_future()
         try:
+            self.trigger(trigger)  # type: ignore[attr-defined]
+            if self.state != exchange:
+                # Only a lost link leaves `idle` between the worker's check and here.
+                raise LinkClosed("device link lost")
             if not self.protocol.expects_answer(request):
                 # Write-only: nothing can confirm it, so the write is the whole exchange.
-                await self.send()
+                await self._send_current()
                 if request.write_error is not None:
                     raise LinkClosed(request.write_error)
-                await self.sent()
+                self.trigger(T.SENT)  # type: ignore[attr-defined]
                 if self.assume_sets:
                     self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
-            for attempt in range(retries + 1):
-                self._outcome = asyncio.get_running_loop().create_future()
-                if attempt:
-                    # Give a busy device room: the backoff doubles with each retry.
-                    await asyncio.sleep(self.device.backoff * 2 ** (attempt - 1))
-                await (self.send() if attempt == 0 else self.resend())
+            while True:
+                await self._send_current()
                 outcome = await self._outcome
+                if outcome is _RESEND:
+                    continue
+                if outcome is _GAVE_UP:
+                    raise DeviceError(
+                        f"no reply to {quote(request.text)} after {self._tries} tries"
+                    )
                 if isinstance(outcome, BaseException):
                     raise outcome
                 if outcome is not None:
                     return self._result(request, outcome)
-            await self.give_up()
-            raise DeviceError(f"no reply to {quote(request.text)} after {retries + 1} tries")
         finally:
             self._current = None
             self._outcome = None
+
+    def _exchange(self, request: Request) -> tuple[str, str]:
+        """The machine state of a request's exchange, and the trigger that enters it."""
+        if request.is_set:
+            name = request.prop.name  # type: ignore[union-attr]
+            return T.set_state(name), T.write_trigger(name)
+        if request.group is None:
+            name = request.prop.name  # type: ignore[union-attr]
+        elif request.group.name in self.device.groups:
+            name = request.group.name
+        else:
+            name = T.STATUS_QUERY  # the Python API's queryStatus() texts share one exchange
+        trigger = T.poll_trigger(name)
+        if not (request.polled and trigger in self.machine.events):
+            trigger = T.read_trigger(name)
+        return T.query_state(name), trigger
 
     def _result(self, request: Request, values: dict[str, Value]) -> Value | None:
         """What a finished request returns: the property's confirmed (or accepted) value."""
@@ -474,7 +595,7 @@ class ComponentEngine:
     async def _route(self, frame: str | Prompt) -> None:
         """One frame: the outstanding request's answer, an error, a prompt, or unsolicited."""
         current = self._current
-        awaiting = current is not None and self.state == AWAITING_REPLY
+        awaiting = current is not None and self.state.startswith(("query-", "set-"))
         if frame is PROMPT:
             outcome = self._pending or self._prompt_outcome(current)
             if awaiting and outcome is not None:
@@ -514,7 +635,7 @@ class ComponentEngine:
         if line in self._recognised:
             return True
         current = self._current
-        if current is not None and self.state == AWAITING_REPLY:
+        if current is not None and self.state.startswith(("query-", "set-")):
             if self.device.echo and line.strip() == current.text:
                 return True
             if self.protocol.answers(current, line) is not None or self.protocol.is_error(line):
@@ -539,10 +660,11 @@ class ComponentEngine:
 
     async def _finish(self, outcome: Any) -> None:
         self._pending = None
-        if isinstance(outcome, BaseException):
-            await self.error_reply()
-        else:
-            await self.reply()
+        self.trigger(T.ERROR_REPLY if isinstance(outcome, BaseException) else T.REPLY)  # type: ignore[attr-defined]
+        request = self._current
+        if request is not None and isinstance(outcome, dict) and not request.done.done():
+            # The caller hears of the answer in this loop iteration, not after the worker's.
+            request.done.set_result(self._result(request, outcome))
         self._resolve_outcome(outcome)
 
     def _store(self, values: dict[str, Value]) -> None:

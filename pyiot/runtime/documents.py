@@ -8,11 +8,8 @@ compare documents along such paths. No I/O.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
-
-_LOGGER = logging.getLogger(__name__)
 
 Path = tuple[str, ...]
 

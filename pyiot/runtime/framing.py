@@ -45,7 +45,9 @@ class LineFramer:
     """Lines ended by a terminator (`\\n`, `\\r`, `\\r\\n`, or any other string).
 
     Bytes are decoded as UTF-8 with replacement so no byte sequence can stop the stream;
-    empty lines are skipped, overlong lines are dropped and counted in `dropped`. With a
+    empty lines are skipped (kept with `keep_empty`: a simulated Epson answers a bare `\r`
+    with its prompt, a Python API device's bare `eol` means "done"), overlong lines are
+    dropped and counted in `dropped`. With a
     `prompt` (Epson's ":", Monoprice's "#"), the prompt at the start of a line is its own frame,
     `PROMPT`, whether or not a terminator follows it: devices send it and then wait.
     """
@@ -55,6 +57,7 @@ class LineFramer:
     # Line ends of replies when they differ from the commands' (`replies "\r\n"`), any of
     # them ending a line; empty: the command terminator.
     replies: tuple[str, ...] = ()
+    keep_empty: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
     # Inside an overlong line whose start was already dropped: discard up to its terminator.
@@ -108,7 +111,7 @@ class LineFramer:
                 self._discarding = False
             elif len(raw) > MAX_LINE_BYTES:
                 self.dropped += 1
-            elif raw:
+            elif raw or self.keep_empty:
                 lines.append(raw.decode("utf-8", errors="replace"))
         if len(self._buffer) > MAX_LINE_BYTES:
             # Keep the last bytes: they may hold the start of a split terminator.

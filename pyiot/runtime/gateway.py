@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from pyiot.compiler.program import Program
 from pyiot.lang.model import Component, Thing
 from pyiot.lang.shadow_names import shadow_paths
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.hooks import resolve_hooks
 from pyiot.runtime.rules import RuleRunner
 from pyiot.runtime.shadow_client import ShadowConnection
 from pyiot.runtime.sharing import SharedLink
 from pyiot.runtime.thing import ThingRuntime
 from pyiot.runtime.transport import Link, endpoint_refusal, open_link
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class DuplicateThing(ValueError):
@@ -142,16 +139,12 @@ class Gateway:
                 for comp in thing.components.values():
                     device = model.devices[comp.device]
                     port = ports[endpoint_for(endpoints, thing, comp)]
-                    engine = ComponentEngine(
-                        comp.name,
-                        device,
-                        program.machines[comp.device],
-                        port.view() if isinstance(port, SharedLink) else port,
-                        comp.args,
-                        modes=program.modes.get(comp.device),
-                        hooks=resolve_hooks(device, allow_python, search_dir),
-                        turns=port.turns if isinstance(port, SharedLink) else None,
-                    )
+                    hooks = resolve_hooks(device, allow_python, search_dir)
+                    config = EngineConfig.of(program, comp, hooks)
+                    if isinstance(port, SharedLink):
+                        engine = ComponentEngine(config, port.view(), port.turns)
+                    else:
+                        engine = ComponentEngine(config, port)
                     engines[comp.name] = engine
                     self.engines[f"{thing.name}.{comp.name}"] = engine
                 paths = shadow_paths(thing, model)

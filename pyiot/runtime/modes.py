@@ -4,6 +4,8 @@ The compiler's mode table names the triggers as the `.iot` file does; this track
 when the engine sends a set (`set power=on`), when it sees a value (`power==on`), or when the
 mode's timer runs out (`after 40s`). A value that names a mode moves there directly: the
 device's own report outranks the model's guess. Holds and rejections gate set commands.
+Which trigger a value fires and which rule gates a set is the mode model's answer
+(compiler/modes.py), the same one the simulator plays.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from pyiot.compiler.machine import build_machine
+from pyiot.compiler.machine import build_machine, stop_timer
+from pyiot.compiler.modes import ModeModel
 from pyiot.compiler.tables import MachineTable
 from pyiot.lang.model import Device, Value
-from pyiot.lang.values import compare, render_value
 
 _LOGGER = logging.getLogger(__name__)
+_TRANSITIONS = logging.getLogger("pyiot.transitions")
 
 
 class ModeRefused(Exception):
@@ -34,12 +38,30 @@ class ModeTracker:
         self.component = component
         self.modes = device.modes
         self.table = table
+        self.model = ModeModel(device.modes, device, None, 0.0)
         self.listeners: list[Callable[[str, str], None]] = []
         self._changed = asyncio.Event()
-        self.machine = build_machine(self, table, jumps=True)
-        self.machine.after_state_change = ["on_mode_change"]
+        self._timer: asyncio.TimerHandle | None = None  # an `after` timer (compiler/machine.py)
+        self.machine = build_machine(self, table, on_change="on_mode_change")
 
-    async def on_mode_change(self) -> None:
+    def on_mode_change(self, event: Any = None) -> None:
+        self.model.mode = self.state
+        if event is not None and _TRANSITIONS.isEnabledFor(logging.INFO):
+            source, dest = f"modes.{event.transition.source}", f"modes.{self.state}"
+            trigger = event.event.name
+            _TRANSITIONS.info(
+                "%s: %s -> %s on %s",
+                self.component,
+                source,
+                dest,
+                trigger,
+                extra={
+                    "component": self.component,
+                    "source": source,
+                    "dest": dest,
+                    "trigger": trigger,
+                },
+            )
         _LOGGER.info("%s: mode %s", self.component, self.state)
         self._changed.set()
         self._changed = asyncio.Event()
@@ -48,43 +70,43 @@ class ModeTracker:
 
     async def sent(self, prop: str, value: Value) -> None:
         """A set command went through: fire `set prop=value` if the current mode has it."""
-        name = f"set {prop}={render_value(value)}"
-        if name in self.table["sets"]:
-            await self._fire(name)
+        for name, (set_prop, literal) in self.table["sets"].items():
+            fires = set_prop == prop and self.model.set_fires(prop, value, literal)
+            if fires and await self._fire(name):
+                return
 
     async def observed(self, prop: str, value: Value) -> None:
         """A value was read: fire a matching `when`, or follow the device to a named mode."""
-        for name, (when_prop, op, expected) in self.table["whens"].items():
-            if when_prop == prop and compare(op, value, expected) and await self._fire(name):
+        # The file's `when`s, then a value naming a mode (`power==warming`, a table transition
+        # from every other mode): the first that the current mode has fires.
+        for name, (when_prop, op, literal) in self.table["whens"].items():
+            if (
+                when_prop == prop
+                and self.model.when_holds(prop, value, op, literal)
+                and await self._fire(name)
+            ):
                 return
-        names_a_mode = isinstance(value, str) and value in self.modes.names
-        if prop == self.modes.source and names_a_mode and value != self.state:
-            await self.trigger(f"to_{value}")  # type: ignore[attr-defined]
 
     async def allowed(self, prop: str) -> None:
         """Return when a set of `prop` may go out: wait through holds, raise on rejections."""
-        rules = [hold for hold in self.modes.holds if prop in hold.props]
         while True:
-            # Refusals first, whatever order the file lists them in: a command the device
-            # refuses now must not wait for a mode it may never reach.
-            for rule in rules:
-                if rule.action == "reject" and self.state not in rule.modes:
-                    reason = rule.reason or f"not while {self.state}"
-                    raise ModeRefused(f"{prop} refused in mode {self.state}: {reason}")
-            waiting = [r for r in rules if r.action == "hold" and self.state not in r.modes]
-            if not waiting:
+            rule = self.model.refusal(prop)
+            if rule is None:
                 return
+            if rule.action == "reject":
+                reason = rule.reason or f"not while {self.state}"
+                raise ModeRefused(f"{prop} refused in mode {self.state}: {reason}")
             _LOGGER.info(
-                "%s: holding set %s until %s", self.component, prop, " or ".join(waiting[0].modes)
+                "%s: holding set %s until %s", self.component, prop, " or ".join(rule.modes)
             )
             await self._changed.wait()
 
     async def _fire(self, name: str) -> bool:
         if name not in self.machine.get_triggers(self.state):
             return False
-        return await self.trigger(name)  # type: ignore[attr-defined]
+        return self.trigger(name)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
-        for state in self.machine.states.values():
-            for timer in getattr(state, "runner", {}).values():
-                timer.cancel()
+        stop_timer(self)
+        if self in self.machine.models:
+            self.machine.remove_model(self)

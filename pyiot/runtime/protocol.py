@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
-from pyiot.lang.values import Hooks, ValueError_, coerce, compare, decode, encode
+from pyiot.lang.values import BadValue, Hooks, coerce, compare, decode, encode
 
 
 class BadReply(ValueError):
@@ -30,6 +30,7 @@ class Request:
     value: Value | None = None  # what a set asks for
     wire: str | None = None  # a set's value as written into the command, for the framing check
     write_error: str | None = None  # why its command could not be written (the link is lost)
+    polled: bool = False  # asked for by a poll timer (its trigger is `poll-X`, not `read-X`)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
@@ -40,14 +41,6 @@ class Request:
     @property
     def is_set(self) -> bool:
         return self.kind == "set"
-
-
-@dataclass
-class Reading:
-    """What a line says: property values (decoded), or an error/ack."""
-
-    values: dict[str, Value]
-    request_answered: bool = False
 
 
 @dataclass
@@ -80,18 +73,18 @@ class DeviceProtocol:
 
     # requests -------------------------------------------------------------------------------
     def set_request(self, prop_name: str, value: object) -> Request:
-        """The request that sets a property (raises `ValueError_` for a bad value)."""
+        """The request that sets a property (raises `BadValue` for a bad value)."""
         prop = self.device.properties.get(prop_name)
         if prop is None:
-            raise ValueError_(f"unknown property {prop_name!r}")
+            raise BadValue(f"unknown property {prop_name!r}")
         if not prop.writable:
-            raise ValueError_(f"{prop_name} is read-only")
+            raise BadValue(f"{prop_name} is read-only")
         typed = coerce(prop.type, value)
         wire = encode(prop, typed, self.hooks.get(prop.name))
         try:
             text = prop.set_format.format(value=wire, **self.args)  # type: ignore[union-attr]
         except (ValueError, TypeError) as err:
-            raise ValueError_(f"{prop_name}: cannot format {wire!r}: {err}") from None
+            raise BadValue(f"{prop_name}: cannot format {wire!r}: {err}") from None
         # Free text from the shadow is what could carry a terminator: the engine checks it
         # against the framing (maps, enums and numbers are the file's own text).
         free_text = typed if prop.type.kind == "string" else None
@@ -238,7 +231,7 @@ class DeviceProtocol:
             raise BadReply(f"{prop.name}: the reply has no value")
         try:
             return {prop.name: decode(prop, wire, self.hooks.get(prop.name))}
-        except ValueError_ as err:
+        except BadValue as err:
             if strict:
                 # The line is this property's reply by its pattern, but its value is not one the
                 # file knows (Denon `SISAT/CBL` before the file had it): say so, rather than

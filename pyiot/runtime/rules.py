@@ -14,7 +14,7 @@ import logging
 import time
 
 from pyiot.lang.model import Rule, Thing, Value
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.runtime.component import ComponentEngine, DeviceError
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class RuleRunner:
                 continue
             try:
                 await engine.set(action.prop, action.value)
-            except (ValueError_, DeviceError) as err:
+            except (BadValue, DeviceError) as err:
                 _LOGGER.warning(
                     "%s: rule action %s.%s = %s failed: %s",
                     self.thing.name,

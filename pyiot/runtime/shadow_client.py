@@ -114,8 +114,17 @@ class ShadowConnection:
     # awscrt threads -> loop ------------------------------------------------------------------
     def _on_success(self, data: Any) -> None:
         assert self._loop is not None
-        disable_nagle_towards(self.broker.host, self.broker.port)
-        self._loop.call_soon_threadsafe(self._connected_in_loop)
+        self._loop.call_soon_threadsafe(self._nagle_off_then_connected)
+
+    def _nagle_off_then_connected(self) -> None:
+        # awscrt (0.36) has no TCP_NODELAY option (its upstream added one in aws-c-io #816):
+        # find its socket among ours and set it, in a worker thread; the scan (and the name
+        # lookup) must neither hold awscrt's event thread nor block the loop.
+        assert self._loop is not None
+        scan = self._loop.run_in_executor(
+            None, disable_nagle_towards, self.broker.host, self.broker.port
+        )
+        scan.add_done_callback(lambda _: self._connected_in_loop())
 
     def _connected_in_loop(self) -> None:
         self._connections += 1

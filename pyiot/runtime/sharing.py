@@ -13,13 +13,10 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pyiot.runtime.transport import Link, LinkClosed
-
-_LOGGER = logging.getLogger(__name__)
 
 COMMAND, POLL = 0, 1
 

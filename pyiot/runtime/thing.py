@@ -38,7 +38,7 @@ import logging
 from typing import Any
 
 from pyiot.lang.model import Thing, Value
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.runtime.component import ComponentEngine, ComponentStatus, DeviceError
 from pyiot.runtime.documents import (
     Path,
@@ -531,7 +531,7 @@ class ThingRuntime:
             await asyncio.wait({before})
         try:
             confirmed = await engine.set(prop, value)
-        except ValueError_ as err:
+        except BadValue as err:
             self._reject(key, value, str(err))
             return
         except DeviceError as err:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -20,9 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import serial
-
-_LOGGER = logging.getLogger(__name__)
-
 
 # Bytes queued for a device at most. Commands are a few bytes and go one at a time, so more
 # than this means the device stopped reading: the link is lost, not memory.
@@ -90,6 +86,21 @@ class TcpLink:
             await writer.drain()
         except OSError as err:
             raise LinkClosed(f"{self.host}:{self.port}: {err}") from err
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Hand `data` to the socket now if nothing is queued before it; False: use `write`.
+
+        A command to an idle socket goes out in the call (no drain, no timer, no task); the
+        engine falls back to the bounded `write` whenever bytes are still waiting.
+        """
+        writer = self._writer
+        if writer is None or writer.is_closing() or writer.transport.get_write_buffer_size():
+            return False
+        try:
+            writer.write(data)
+        except OSError as err:
+            raise LinkClosed(f"{self.host}:{self.port}: {err}") from err
+        return True
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
@@ -201,6 +212,28 @@ class SerialLink:
                 loop.add_writer(self._write_fd, self._flush)
             # Shielded: one caller giving up must not fail the others waiting on it.
             await asyncio.shield(self._drained)
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Write `data` now when nothing is queued before it; False: use `write`.
+
+        What the descriptor does not take at once is queued and flushed as `write` would;
+        a device that stops reading is noticed by the next `write`, which is bounded.
+        """
+        if self._port is None or self._write_fd is None or self._out:
+            return False
+        try:
+            sent = os.write(self._write_fd, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as err:
+            raise LinkClosed(f"{self.url}: {err}") from err
+        if sent < len(data):
+            self._out += data[sent:]
+            if self._drained is None:
+                loop = asyncio.get_running_loop()
+                self._drained = loop.create_future()
+                loop.add_writer(self._write_fd, self._flush)
+        return True
 
     def _flush(self) -> LinkClosed | None:
         """Write what the descriptor takes now; settle `_drained` when all is out."""

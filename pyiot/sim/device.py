@@ -14,9 +14,9 @@ import re
 import time
 from collections.abc import Callable
 
+from pyiot.compiler.modes import ModeModel
 from pyiot.lang.model import Device, GroupQuery, Property, Regex, Value
-from pyiot.lang.values import ValueError_, coerce, render_value
-from pyiot.sim.modes import ModeTracker
+from pyiot.lang.values import BadValue, coerce, render_value
 from pyiot.sim.patterns import fit, format_to_regex, render
 from pyiot.sim.wire import decode_set, for_replies, initial_value, reply_texts, set_value_regex
 
@@ -90,10 +90,10 @@ class DeviceSimulator:
         self._error_line = (
             render(self._compile(device.error_reply), {}) if device.error_reply else None
         )
-        self._modes: ModeTracker | None = None
+        self._modes: ModeModel | None = None
         if device.modes is not None and device.modes.names:
             source = device.modes.source
-            self._modes = ModeTracker(device.modes, device, self._values[source], clock())
+            self._modes = ModeModel(device.modes, device, self._values[source], clock())
             start = self._modes.source_value(self._modes.mode)
             if start is not None:
                 self._values[source] = start
@@ -192,7 +192,7 @@ class DeviceSimulator:
         self.tick()
         prop = self.device.properties.get(prop_name)
         if prop is None:
-            raise ValueError_(f"{self.name} has no property {prop_name!r}")
+            raise BadValue(f"{self.name} has no property {prop_name!r}")
         self._store(prop, coerce(prop.type, value))
         self._follow(prop, self._clock())
         return [self.report(prop_name)] if prop.reply else []
@@ -201,7 +201,7 @@ class DeviceSimulator:
     def _take_set(self, prop: Property, text: str, line: str = "") -> list[str]:
         try:
             value = decode_set(prop, text)
-        except ValueError_ as err:
+        except BadValue as err:
             _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, text, err)
             return self.error(prop)
         modes = self._modes

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import time
@@ -27,8 +26,6 @@ from pyiot.lang.model import IotFile, Value
 from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class _LineSplitter:

@@ -118,7 +118,7 @@ def set_value_regex(prop: Property) -> str:
 
 
 def decode_set(prop: Property, text: str) -> Value:
-    """The value a set command's `{value}` text asks for; `ValueError_` when it is no value.
+    """The value a set command's `{value}` text asks for; `BadValue` when it is no value.
 
     A set's own wire texts (`with { on = "ON" }`) are read first, then what replies use.
     """

@@ -21,8 +21,8 @@ def _table_edges(table) -> set[tuple[str, str, str]]:
 
 def _mermaid_edges(text: str) -> set[tuple[str, str, str]]:
     edges = set()
-    for source, dest, label in re.findall(r"^\s*(\w+) --> (\w+): (.+)$", text, re.M):
-        edges |= {(source, dest, trigger.strip()) for trigger in label.split("|")}
+    for source, dest, label in re.findall(r"^\s*([\w-]+) --> ([\w-]+): (.+)$", text, re.M):
+        edges |= {(source, dest, re.sub(r" \[.*\]$", "", t.strip())) for t in label.split("|")}
     return edges
 
 
@@ -31,22 +31,25 @@ def test_mermaid_is_a_state_diagram_of_the_relay(relay_program: Program):
     assert isinstance(text, str)
     assert "stateDiagram-v2" in text
     assert "Relay" in text.split("stateDiagram-v2")[0]  # the title
-    for state in ["offline", "connecting", "idle", "awaiting", "retrying"]:
+    for state in ["offline", "connecting", "idle", "retry-query-relayState"]:
         assert re.search(rf'^\s*state "{state}" as {state}$', text, re.M), state
+    # Each exchange is labelled with its command and the reply it waits for.
+    assert 'state "query-relayState: RELAY? ⇒ /^RELAY(?P<value>ON|OFF)$/" as query-relayState' in text
     assert re.search(r"^\s*\[\*\] --> offline$", text, re.M)
     for trigger in [
         "connect",
         "connected",
-        "send",
+        "poll-relayState",
+        "write-relayState",
         "reply",
         "error_reply",
-        "expire",
+        r"expire \[retries_left\]",
+        r"expire \[!retries_left\]",
         "resend",
-        "give_up",
         "link_lost",
         "connect_failed",
     ]:
-        assert re.search(rf"\b{trigger}\b", text), trigger
+        assert re.search(rf"\b{trigger}", text), trigger
 
 
 def test_mermaid_draws_every_transition_of_the_table(relay_program: Program):
@@ -54,8 +57,8 @@ def test_mermaid_draws_every_transition_of_the_table(relay_program: Program):
     text = render(table, "Relay", "mermaid")
     assert _mermaid_edges(text) == _table_edges(table)
     # Spot checks independent of the table: the machine a user reasons about.
-    assert ("idle", "awaiting", "send") in _mermaid_edges(text)
-    assert ("awaiting", "retrying", "expire") in _mermaid_edges(text)
+    assert ("idle", "query-relayState", "poll-relayState") in _mermaid_edges(text)
+    assert ("query-relayState", "retry-query-relayState", "expire") in _mermaid_edges(text)
 
 
 def test_drawing_does_not_change_the_table(relay_program: Program):
@@ -76,11 +79,15 @@ def test_dot_source(relay_program: Program):
     dot = render(table, "Relay", "dot")
     assert isinstance(dot, str)
     assert dot.lstrip().startswith("digraph")
-    for state in ["offline", "connecting", "idle", "awaiting", "retrying"]:
+    for state in ["offline", "connecting", "idle", '"query-relayState"', '"retry-query-relayState"']:
         assert re.search(rf"^\s*{state} \[", dot, re.M), state
+    assert "RELAY? ⇒ /^RELAY(?P<value>ON|OFF)$/" in dot
     edges = set()
-    for source, dest, label in re.findall(r'^\s*(\w+) -> (\w+) \[label="?([^"\]]+)"?\]', dot, re.M):
-        edges |= {(source, dest, trigger.strip()) for trigger in label.split("|")}
+    for source, dest, quoted, bare in re.findall(
+        r'^\s*"?([\w-]+)"? -> "?([\w-]+)"? \[label=(?:"([^"]+)"|([^\]]+))\]', dot, re.M
+    ):
+        label = quoted or bare
+        edges |= {(source, dest, re.sub(r" \[.*\]$", "", t.strip())) for t in label.split("|")}
     assert edges == _table_edges(table)
 
 
@@ -90,6 +97,6 @@ def test_svg_and_png(relay_program: Program):
     table = relay_program.machines["Relay"]
     svg = render(table, "Relay", "svg")
     assert isinstance(svg, bytes)
-    assert b"<svg" in svg and b"awaiting" in svg
+    assert b"<svg" in svg and b"RELAY?" in svg  # the exchange's label
     png = render(table, "Relay", "png")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")

@@ -1,33 +1,43 @@
-"""The machine table: the protocol states and transitions every component runs and draws."""
+"""The machine table: each device's own protocol states and transitions, run and drawn."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from pyiot.compiler import Program, compile_file
 from pyiot.compiler.machine import build_machine
-from pyiot.compiler.tables import machine_table
 from pyiot.lang import load
 from tests.waiting import eventually
 
-STATES = ["offline", "connecting", "idle", "awaiting", "retrying"]
+STATES = [
+    "offline",
+    "connecting",
+    "idle",
+    "query-relayState",
+    "retry-query-relayState",
+    "set-relayState",
+    "retry-set-relayState",
+]
+ONLINE = [s for s in STATES if s != "offline"]
 EDGES = {
     ("connect", "offline", "connecting"),
     ("connected", "connecting", "idle"),
     ("connect_failed", "connecting", "offline"),
-    ("send", "idle", "awaiting"),
-    ("reply", "awaiting", "idle"),
-    ("error_reply", "awaiting", "idle"),
-    ("expire", "awaiting", "retrying"),
-    ("resend", "retrying", "awaiting"),
-    ("give_up", "retrying", "idle"),
-    ("sent", "awaiting", "idle"),
-    ("link_lost", "connecting", "offline"),
-    ("link_lost", "idle", "offline"),
-    ("link_lost", "awaiting", "offline"),
-    ("link_lost", "retrying", "offline"),
+    ("read-relayState", "idle", "query-relayState"),
+    ("poll-relayState", "idle", "query-relayState"),
+    ("write-relayState", "idle", "set-relayState"),
+    *{
+        edge
+        for exchange in ("query-relayState", "set-relayState")
+        for edge in [
+            ("reply", exchange, "idle"),
+            ("error_reply", exchange, "idle"),
+            ("expire", exchange, f"retry-{exchange}"),
+            ("expire", exchange, "idle"),
+            ("resend", f"retry-{exchange}", exchange),
+        ]
+    },
+    *{("link_lost", s, "offline") for s in ONLINE},
 }
 
 
@@ -49,27 +59,42 @@ def test_relay_table_transitions(relay_program: Program):
     assert _edges(relay_program.machines["Relay"]) == EDGES
 
 
-def test_waiting_for_a_reply_has_the_device_timeout(relay_program: Program):
-    (awaiting,) = [s for s in relay_program.machines["Relay"]["states"] if s["name"] == "awaiting"]
-    assert awaiting["timeout"] == 0.5
-    assert awaiting["on_timeout"] == "expire"
-    timed = [s["name"] for s in relay_program.machines["Relay"]["states"] if "timeout" in s]
-    assert timed == ["awaiting"]
+def test_retries_are_a_condition_on_expire(relay_program: Program):
+    expiries = [
+        t for t in relay_program.machines["Relay"]["transitions"] if t["trigger"] == "expire"
+    ]
+    assert {t.get("conditions") for t in expiries} == {"retries_left", None}
+    assert {t.get("unless") for t in expiries} == {"retries_left", None}
 
 
-def test_timeout_follows_the_file():
-    model = load("device Slow { timeout 3s }\ndevice Fast { timeout 20ms }")
-    program = Program.from_model(model)
-    timeouts = {
-        name: next(s["timeout"] for s in table["states"] if s["name"] == "awaiting")
-        for name, table in program.machines.items()
-    }
-    assert timeouts == {"Slow": 3.0, "Fast": pytest.approx(0.02)}
+def test_each_exchange_waits_its_own_timeout():
+    model = load(
+        "device D { timeout 3s\n"
+        '  property a: int { query "A?" reply /^(?P<value>\\d+)$/ }\n'
+        '  property b: int { query "B?" reply /^(?P<value>\\d+)$/ timeout 20ms }\n'
+        "}"
+    )
+    table = Program.from_model(model).machines["D"]
+    timeouts = {s["name"]: s.get("timeout") for s in table["states"] if "query-" in s["name"]}
+    assert timeouts == {"query-a": 3.0, "query-b": 0.02, "retry-query-a": None, "retry-query-b": None}
+    assert table["exchanges"]["query-b"] == {"command": "B?", "reply": "/^(?P<value>\\d+)$/"}
 
 
-def test_one_table_per_device_type(rich_path):
+def test_different_devices_have_different_machines(rich_path):
     program = compile_file(rich_path)
     assert set(program.machines) == {"Zone", "Receiver", "import"}
+    states = {name: {s["name"] for s in t["states"]} for name, t in program.machines.items()}
+    assert "query-power" in states["Zone"] and "set-volume" in states["Zone"]
+    assert "query-name" in states["Receiver"] and "query-power" not in states["Receiver"]
+    assert states["import"] == {"offline", "connecting", "idle"}
+
+
+def test_polls_are_machine_timers(rich_path):
+    zone = compile_file(rich_path).machines["Zone"]
+    assert {(p["every"], tuple(p["reads"])) for p in zone["polls"]} == {
+        (5.0, ("power",)),
+        (60.0, ("gain",)),
+    }
 
 
 def test_tables_are_plain_data(relay_program: Program):
@@ -86,7 +111,16 @@ def test_tables_are_plain_data(relay_program: Program):
 
 
 class _Model:
-    """A stand-in for the engine: the machine only needs an object to attach triggers to."""
+    """A stand-in for the engine: the machine needs an object, its retry count and delays."""
+
+    def __init__(self, retries: int = 1):
+        self.tries = 0
+        self.retries = retries
+        self.reconnect_delay = 60.0
+        self.backoff_delay = 0.0
+
+    def retries_left(self, event=None) -> bool:
+        return self.tries <= self.retries
 
 
 def test_running_machine_walks_the_protocol(relay_program: Program):
@@ -94,21 +128,19 @@ def test_running_machine_walks_the_protocol(relay_program: Program):
 
     async def walk() -> list[str]:
         model = _Model()
-        build_machine(model, machine_table(relay_program.model.devices["Relay"]))
+        build_machine(model, relay_program.machines["Relay"])
         seen = [model.state]
         for trigger in [
             "connect",
             "connected",
-            "send",
+            "poll-relayState",
             "reply",
-            "send",
-            "expire",
-            "resend",
-            "error_reply",
-            "send",
+            "write-relayState",
+            "reply",
+            "read-relayState",
             "link_lost",
         ]:
-            await getattr(model, trigger)()
+            model.trigger(trigger)
             seen.append(model.state)
         return seen
 
@@ -116,40 +148,53 @@ def test_running_machine_walks_the_protocol(relay_program: Program):
         "offline",
         "connecting",
         "idle",
-        "awaiting",
+        "query-relayState",
         "idle",
-        "awaiting",
-        "retrying",
-        "awaiting",
+        "set-relayState",
         "idle",
-        "awaiting",
+        "query-relayState",
         "offline",
     ]
 
 
-def test_awaiting_times_out_into_retrying():
-    device = load("device D { timeout 50ms }").devices["D"]
+def test_silence_retries_then_gives_up():
+    device = load(
+        'device D { timeout 20ms retries 1 property a: int { query "A?" reply /^(?P<value>\\d+)$/ } }'
+    )
+    table = Program.from_model(device).machines["D"]
 
-    async def wait_for_expiry() -> str:
-        model = _Model()
-        build_machine(model, machine_table(device))
-        await model.connect()
-        await model.connected()
-        await model.send()
-        assert model.state == "awaiting"
-        await eventually(lambda: model.state != "awaiting", what="the 50 ms timer")
-        return model.state
+    async def silence() -> list[str]:
+        model = _Model(retries=1)
+        build_machine(model, table, on_change="seen")
+        states: list[str] = []
 
-    assert asyncio.run(wait_for_expiry()) == "retrying"
+        def seen(event) -> None:
+            states.append(model.state)
+            if model.state == "query-a":
+                model.tries += 1  # the engine counts its writes
+
+        model.seen = seen
+        model.trigger("connect")
+        model.trigger("connected")
+        model.trigger("read-a")
+        await eventually(lambda: len(states) >= 6)
+        return states
+
+    assert asyncio.run(silence()) == [
+        "connecting",
+        "idle",
+        "query-a",
+        "retry-query-a",
+        "query-a",
+        "idle",
+    ]
 
 
-def test_triggers_outside_the_table_are_refused(relay_program: Program):
-    from transitions import MachineError
-
-    async def bad() -> None:
+def test_triggers_outside_the_table_change_nothing(relay_program: Program):
+    async def bad() -> str:
         model = _Model()
         build_machine(model, relay_program.machines["Relay"])
-        await model.send()  # nothing may be sent before connecting
+        model.trigger("poll-relayState")  # nothing may be sent before connecting
+        return model.state
 
-    with pytest.raises(MachineError):
-        asyncio.run(bad())
+    assert asyncio.run(bad()) == "offline"

@@ -18,7 +18,7 @@ import pytest
 from pyiot.compiler import Program
 from pyiot.lang import IotFile, load_file
 from pyiot.lang.model import Component
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
 from tests.waiting import eventually
@@ -71,12 +71,14 @@ async def running(
     program = Program.from_model(model)
     comp = component_of(model, component)
     engine = ComponentEngine(
-        component,
-        program.model.devices[comp.device],
-        program.machines[comp.device],
+        EngineConfig(
+            component,
+            program.model.devices[comp.device],
+            program.machines[comp.device],
+            args=comp.args,
+            modes=program.modes.get(comp.device),
+        ),
         open_link("serial", url),
-        comp.args,
-        modes=program.modes.get(comp.device),
     )
     await engine.start()
     try:

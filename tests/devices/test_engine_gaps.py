@@ -13,7 +13,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
 from tests.devices.conftest import device_file, running
 from tests.waiting import eventually
@@ -106,7 +106,7 @@ def test_the_engine_waits_the_set_timeout_for_a_set():
         program = Program.from_model(model)
         async with slow_projector() as number:
             engine = ComponentEngine(
-                "p", model.devices["Slow"], program.machines["Slow"],
+                EngineConfig("p", model.devices["Slow"], program.machines["Slow"]),
                 open_link("tcp", f"127.0.0.1:{number}"),
             )
             await engine.start()

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
 from tests.devices.conftest import device_file, running
 from tests.waiting import eventually
@@ -61,7 +61,7 @@ def test_runtime_ties_and_reads_one_output():
             assert port.sims["lobby"].values["input"] == 0
             port.sims["classroom"].change("input", 4)  # tied from the front panel
             assert await engine.read("input") == 4
-            with pytest.raises(ValueError_):
+            with pytest.raises(BadValue):
                 await engine.set("input", 9)
 
     asyncio.run(scenario())

@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from pyiot.compiler import Program
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
 from tests.devices.conftest import component_of, device_file, running
@@ -153,11 +153,13 @@ def _engine_on(component: str, url: str):
     program = Program.from_model(model)
     comp = component_of(model, component)
     return ComponentEngine(
-        component,
-        program.model.devices[comp.device],
-        program.machines[comp.device],
+        EngineConfig(
+            component,
+            program.model.devices[comp.device],
+            program.machines[comp.device],
+            args=comp.args,
+        ),
         open_link("serial", url),
-        comp.args,
     )
 
 

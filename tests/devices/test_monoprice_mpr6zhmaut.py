@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
 from tests.devices.conftest import device_file, running
 from tests.waiting import eventually
@@ -79,7 +79,7 @@ def test_runtime_sets_and_reads_one_zone_among_six():
             assert port.sims["kitchen"].values["volume"] == 0
             port.change("patio", "bass", 12)  # turned at the keypad
             assert await engine.read("bass") == 12
-            with pytest.raises(ValueError_):
+            with pytest.raises(BadValue):
                 await engine.set("volume", 39)
 
     asyncio.run(scenario())

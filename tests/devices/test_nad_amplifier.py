@@ -136,14 +136,14 @@ def test_the_driver_against_nad_receivers_fake_amplifier():
     properties that fake models as the C 356BEE does (it reports no volume, names sources)."""
     fakes = pytest.importorskip("nad_receiver.nad_fake_transport")
     from pyiot.compiler import Program
-    from pyiot.runtime.component import ComponentEngine
+    from pyiot.runtime.component import ComponentEngine, EngineConfig
 
     async def scenario() -> None:
         model = device_file("nad_amplifier")
         program = Program.from_model(model)
         fake = fakes.Fake_NAD_C_356BE_Transport()
         engine = ComponentEngine(
-            "amp", model.devices["NadAmplifier"], program.machines["NadAmplifier"],
+            EngineConfig("amp", model.devices["NadAmplifier"], program.machines["NadAmplifier"]),
             FakeNadLink(fake),
         )
         await engine.start()

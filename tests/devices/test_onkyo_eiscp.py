@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pyiot.compiler import compile_file
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.framing import PacketFramer
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
@@ -90,9 +90,7 @@ def test_engine_drives_the_receiver_over_tcp(program) -> None:
         url = await port.serve_tcp()
         device = program.model.devices["OnkyoReceiver"]
         engine = ComponentEngine(
-            "receiver",
-            device,
-            program.machines["OnkyoReceiver"],
+            EngineConfig("receiver", device, program.machines["OnkyoReceiver"]),
             open_link("tcp", url.removeprefix("socket://")),
         )
         await engine.start()

@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from pyiot.compiler import Program
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
 from tests.devices.conftest import Clock, device_file, running
@@ -153,12 +153,14 @@ def test_runtime_against_pypjlinks_recorded_projector():
         server = await asyncio.start_server(projector, "127.0.0.1", 0)
         host, port = server.sockets[0].getsockname()[:2]
         engine = ComponentEngine(
-            "projector",
-            program.model.devices["PJLinkProjector"],
-            program.machines["PJLinkProjector"],
+            EngineConfig(
+                "projector",
+                program.model.devices["PJLinkProjector"],
+                program.machines["PJLinkProjector"],
+                args={},
+                modes=program.modes.get("PJLinkProjector"),
+            ),
             open_link("tcp", f"{host}:{port}"),
-            {},
-            modes=program.modes.get("PJLinkProjector"),
         )
         await engine.start()
         try:

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.sim import simulator_for
 from tests.devices.conftest import device_file, running
 from tests.waiting import eventually
@@ -50,7 +50,7 @@ def test_runtime_sets_and_reads_the_simulated_relay():
             assert port.sims["relay1"].values["relayState"] is True
             port.sims["relay1"].change("relayState", False)  # switched at the relay
             assert await engine.read("relayState") is False
-            with pytest.raises(ValueError_):
+            with pytest.raises(BadValue):
                 await engine.set("relayState", "on")
 
     asyncio.run(scenario())

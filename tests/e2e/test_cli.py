@@ -85,9 +85,9 @@ def test_graph_prints_the_running_machine_as_mermaid() -> None:
     assert "stateDiagram-v2" in out
     for edge in (
         "offline --> connecting: connect",
-        "idle --> awaiting: send",
-        "awaiting --> retrying: expire",
-        "retrying --> awaiting: resend",
+        "idle --> query-relayState: read-relayState | poll-relayState",
+        "query-relayState --> retry-query-relayState: expire [retries_left]",
+        "retry-query-relayState --> query-relayState: resend",
     ):
         assert edge in out
 
@@ -98,7 +98,7 @@ def test_graph_svg_with_graphviz(tmp_path: Path) -> None:
     result = run_pyiot("graph", str(RELAY), "--format", "svg", "-o", str(out))
     assert result.returncode == 0, result.stderr
     svg = out.read_text()
-    assert svg.lstrip().startswith("<?xml") and "awaiting" in svg
+    assert svg.lstrip().startswith("<?xml") and "RELAY?" in svg
 
 
 def test_default_install_draws_dot_without_graphviz_programs(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_default_install_draws_dot_without_graphviz_programs(tmp_path: Path) -> 
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("digraph") and "awaiting" in result.stdout
+    assert result.stdout.startswith("digraph") and "query-relayState" in result.stdout
 
 
 def test_graph_image_needs_an_output_file() -> None:

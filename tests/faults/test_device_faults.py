@@ -18,7 +18,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.framing import MAX_LINE_BYTES
 from pyiot.runtime.transport import open_link
 from pyiot.sim import DeviceSimulator, PortSimulator
@@ -143,9 +143,7 @@ class ScriptedDevice:
 async def running_engine(program: Program, device: ScriptedDevice) -> ComponentEngine:
     address = await device.start()
     engine = ComponentEngine(
-        "quick",
-        program.model.devices["Quick"],
-        program.machines["Quick"],
+        EngineConfig("quick", program.model.devices["Quick"], program.machines["Quick"]),
         open_link("tcp", address),
     )
     await engine.start()

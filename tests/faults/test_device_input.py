@@ -18,7 +18,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.gateway import EndpointNotAllowed, check_endpoints
 from pyiot.runtime.transport import open_link
 from pyiot.sim import DeviceSimulator
@@ -111,7 +111,8 @@ def test_replies_that_break_decoding_are_counted_and_the_reader_goes_on(caplog) 
     async def scenario() -> None:
         address = await device.start()
         engine = ComponentEngine(
-            "amp", program.model.devices["Amp"], program.machines["Amp"], open_link("tcp", address)
+            EngineConfig("amp", program.model.devices["Amp"], program.machines["Amp"]),
+            open_link("tcp", address),
         )
         await engine.start()
         try:
@@ -139,7 +140,8 @@ def test_no_reply_warning_quotes_a_long_command_short() -> None:
     async def scenario() -> str:
         address = await device.start()
         engine = ComponentEngine(
-            "amp", program.model.devices["Amp"], program.machines["Amp"], open_link("tcp", address)
+            EngineConfig("amp", program.model.devices["Amp"], program.machines["Amp"]),
+            open_link("tcp", address),
         )
         await engine.start()
         try:

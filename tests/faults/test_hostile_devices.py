@@ -207,7 +207,7 @@ def test_a_serial_device_that_stops_reading_loses_its_link_and_stops_cleanly(tmp
 
     from pyiot.compiler import Program
     from pyiot.lang import load
-    from pyiot.runtime.component import ComponentEngine
+    from pyiot.runtime.component import ComponentEngine, EngineConfig
     from pyiot.runtime.transport import open_link
     from tests.waiting import eventually
 
@@ -217,7 +217,7 @@ def test_a_serial_device_that_stops_reading_loses_its_link_and_stops_cleanly(tmp
 
     async def scenario() -> str:
         engine = ComponentEngine(
-            "hog1", program.model.devices["Hog"], program.machines["Hog"],
+            EngineConfig("hog1", program.model.devices["Hog"], program.machines["Hog"]),
             open_link("serial", path),
         )  # fmt: skip
         await engine.start()

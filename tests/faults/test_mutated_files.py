@@ -23,7 +23,7 @@ from pathlib import Path
 from pyiot.cli import main
 from pyiot.compiler import compile_file
 from pyiot.lang.model import Property
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.runtime.framing import PROMPT, framer_for
 from pyiot.runtime.protocol import DeviceProtocol
 from pyiot.sim import simulator_for
@@ -141,7 +141,7 @@ async def exercise_protocol(path: Path) -> None:
             requests = [protocol.read_request(t) for t in protocol.readable_targets()]
             for prop in device.properties.values():
                 if prop.writable:
-                    with contextlib.suppress(ValueError_):
+                    with contextlib.suppress(BadValue):
                         requests.append(protocol.set_request(prop.name, some_value(prop)))
             for request in requests:
                 for frame in framer.feed(sim.respond(request.text)):

@@ -13,7 +13,7 @@ from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from pyiot.compiler import Program
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from tests.gpio.conftest import BUTTON_PIN, EXAMPLE, RELAY_PIN
 from tests.waiting import PATIENCE, eventually
@@ -37,9 +37,9 @@ def run_engine(
 
     async def scenario() -> None:
         engine = ComponentEngine(
-            "relay1",
-            program.model.devices["GpioRelay"],
-            program.machines["GpioRelay"],
+            EngineConfig(
+                "relay1", program.model.devices["GpioRelay"], program.machines["GpioRelay"]
+            ),
             gpio_link(program, **settings),
         )
         heard: list[tuple[str, Any]] = []

@@ -9,7 +9,7 @@ import pytest
 
 from pyiot.lang import IotError, load
 from pyiot.lang.model import Property, ValueType
-from pyiot.lang.values import ValueError_, coerce, decode
+from pyiot.lang.values import BadValue, coerce, decode
 from pyiot.sim import DeviceSimulator
 
 THERMOSTAT = r"""
@@ -74,19 +74,19 @@ def test_values_on_the_steps_pass_unchanged(props, name: str, value: float) -> N
 def test_values_off_the_steps_are_rejected_with_the_nearest(
     props, name: str, value: float, message: str
 ) -> None:
-    with pytest.raises(ValueError_) as rejected:
+    with pytest.raises(BadValue) as rejected:
         coerce(props[name].type, value)
     assert message in str(rejected.value)
 
 
 def test_a_neighbour_past_the_range_is_not_offered() -> None:
     # 0..10 step 3 allows 0, 3, 6, 9: for 9.5, 12 is outside, so only 9 is named.
-    with pytest.raises(ValueError_, match=r"nearest allowed: 9$"):
+    with pytest.raises(BadValue, match=r"nearest allowed: 9$"):
         coerce(ValueType("float", 0, 10, 3), 9.5)
 
 
 def test_out_of_range_is_reported_before_the_step() -> None:
-    with pytest.raises(ValueError_, match="outside 16..30"):
+    with pytest.raises(BadValue, match="outside 16..30"):
         coerce(ValueType("float", 16, 30, 0.5), 30.3)
 
 
@@ -104,7 +104,7 @@ def test_the_simulator_starts_on_a_step_and_refuses_a_set_between_steps(props) -
     assert sim.values["setpoint"] == 21.5
     assert sim.answer("SP 21.3") == ["ERR"]
     assert sim.values["setpoint"] == 21.5
-    with pytest.raises(ValueError_, match="21 or 21.5"):
+    with pytest.raises(BadValue, match="21 or 21.5"):
         sim.change("setpoint", 21.2)
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from pyiot.lang import load
 from pyiot.lang.model import ValueType
-from pyiot.lang.values import ValueError_, coerce, decode, encode, render_value
+from pyiot.lang.values import BadValue, coerce, decode, encode, render_value
 
 MODEL = load(
     r"""
@@ -36,22 +36,22 @@ def test_false_and_zero_are_values_not_absences():
 
 
 def test_bools_are_not_numbers_and_numbers_are_not_bools():
-    with pytest.raises(ValueError_, match="expected a number"):
+    with pytest.raises(BadValue, match="expected a number"):
         coerce(ValueType("int"), True)
-    with pytest.raises(ValueError_, match="expected a number"):
+    with pytest.raises(BadValue, match="expected a number"):
         coerce(ValueType("float"), False)
-    with pytest.raises(ValueError_, match="expected true or false"):
+    with pytest.raises(BadValue, match="expected true or false"):
         coerce(ValueType("bool"), 1)
-    with pytest.raises(ValueError_, match="expected true or false"):
+    with pytest.raises(BadValue, match="expected true or false"):
         coerce(ValueType("bool"), "true")
 
 
 def test_int_accepts_whole_floats_and_rejects_fractions():
     value = coerce(ValueType("int"), 3.0)
     assert value == 3 and type(value) is int
-    with pytest.raises(ValueError_, match="whole number"):
+    with pytest.raises(BadValue, match="whole number"):
         coerce(ValueType("int"), 3.5)
-    with pytest.raises(ValueError_, match="expected a number"):
+    with pytest.raises(BadValue, match="expected a number"):
         coerce(ValueType("int"), "3")
 
 
@@ -67,26 +67,26 @@ def test_range_bounds_are_inclusive(value):
 
 @pytest.mark.parametrize("value", [-1, 11, 10.5])
 def test_outside_the_range_is_refused(value):
-    with pytest.raises(ValueError_):
+    with pytest.raises(BadValue):
         coerce(ValueType("int", 0, 10), value)
 
 
 def test_range_message_names_the_range():
-    with pytest.raises(ValueError_, match=r"11 is outside 0\.\.10"):
+    with pytest.raises(BadValue, match=r"11 is outside 0\.\.10"):
         coerce(ValueType("int", 0, 10), 11)
-    with pytest.raises(ValueError_, match=r"-6\.5 is outside -6\.\.6"):
+    with pytest.raises(BadValue, match=r"-6\.5 is outside -6\.\.6"):
         coerce(ValueType("float", -6, 6), -6.5)
 
 
 def test_strings_only_for_strings():
-    with pytest.raises(ValueError_, match="expected a string"):
+    with pytest.raises(BadValue, match="expected a string"):
         coerce(ValueType("string"), 5)
-    with pytest.raises(ValueError_, match="expected a string"):
+    with pytest.raises(BadValue, match="expected a string"):
         coerce(ValueType("string"), None)
 
 
 def test_value_error_is_a_value_error():
-    assert issubclass(ValueError_, ValueError)
+    assert issubclass(BadValue, ValueError)
 
 
 @given(st.integers(min_value=-1000, max_value=1000))
@@ -95,7 +95,7 @@ def test_int_range_property(value):
     if -10 <= value <= 10:
         assert coerce(value_type, value) == value
     else:
-        with pytest.raises(ValueError_):
+        with pytest.raises(BadValue):
             coerce(value_type, value)
 
 
@@ -103,7 +103,7 @@ def test_int_range_property(value):
 def test_decode_through_a_map():
     assert decode(PROPS["relay"], "ON") is True
     assert decode(PROPS["relay"], "OFF") is False
-    with pytest.raises(ValueError_, match="no value maps from 'MAYBE'"):
+    with pytest.raises(BadValue, match="no value maps from 'MAYBE'"):
         decode(PROPS["relay"], "MAYBE")
 
 
@@ -113,9 +113,9 @@ def test_decode_numbers_and_strings():
     assert decode(PROPS["gain"], "-1.25") == -1.25
     assert decode(PROPS["label"], "Living room") == "Living room"
     assert decode(PROPS["label"], "") == ""
-    with pytest.raises(ValueError_, match="is not a number"):
+    with pytest.raises(BadValue, match="is not a number"):
         decode(PROPS["level"], "seven")
-    with pytest.raises(ValueError_, match="is not a number"):
+    with pytest.raises(BadValue, match="is not a number"):
         decode(PROPS["gain"], "loud")
 
 
@@ -127,17 +127,17 @@ def test_encode_through_a_map():
     assert encode(PROPS["mode"], "eco") == "0"
     assert encode(PROPS["input"], 5) == 5  # a number's map names some values; digits the rest
     assert decode(PROPS["input"], "5") == 5
-    with pytest.raises(ValueError_, match="no wire text maps to 'aux'"):
+    with pytest.raises(BadValue, match="no wire text maps to 'aux'"):
         encode(PROPS["mode"], "aux")
 
 
 def test_encode_does_not_confuse_ints_and_bools():
     # 1 == True in Python; an int map must not answer a bool and vice versa.
-    with pytest.raises(ValueError_):
+    with pytest.raises(BadValue):
         encode(PROPS["input"], True)
-    with pytest.raises(ValueError_):
+    with pytest.raises(BadValue):
         encode(PROPS["relay"], 1)
-    with pytest.raises(ValueError_):
+    with pytest.raises(BadValue):
         encode(PROPS["input"], False)
 
 

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from pyiot.compiler import Program, compile_file
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.liveview import LiveView
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
@@ -48,9 +48,7 @@ def with_relay(
         port = simulator_for(program.model, "relay1")
         url = await port.serve_tcp()
         engine = ComponentEngine(
-            "relay1",
-            program.model.devices["Relay"],
-            program.machines["Relay"],
+            EngineConfig("relay1", program.model.devices["Relay"], program.machines["Relay"]),
             open_link("serial", url, {"baud": 9600}),
         )
         try:
@@ -159,11 +157,13 @@ def zone_engines(count: int) -> dict[str, ComponentEngine]:
         comp = components[index % len(components)]
         name = comp.name if index < len(components) else f"{comp.name}{index}"
         engine = ComponentEngine(
-            name,
-            program.model.devices[comp.device],
-            program.machines[comp.device],
+            EngineConfig(
+                name,
+                program.model.devices[comp.device],
+                program.machines[comp.device],
+                args=comp.args,
+            ),
             open_link("serial", "/dev/null"),
-            comp.args,
         )
         if index % 2:
             engine.values.update({"power": True, "volume": 12})
@@ -194,9 +194,9 @@ def test_six_zones_fit_an_80_by_24_terminal() -> None:
 def test_one_component_keeps_the_full_rows(relay_program) -> None:
     """When the full table fits, nothing is cut: one line per property."""
     engine = ComponentEngine(
-        "relay1",
-        relay_program.model.devices["Relay"],
-        relay_program.machines["Relay"],
+        EngineConfig(
+            "relay1", relay_program.model.devices["Relay"], relay_program.machines["Relay"]
+        ),
         open_link("serial", "/dev/null"),
     )
     console = Console(width=80, height=24, file=io.StringIO(), record=True)

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from pyiot.compiler import Program
-from pyiot.lang.values import ValueError_
-from pyiot.runtime.component import ComponentEngine
+from pyiot.lang.values import BadValue
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import PortSimulator, simulator_for
 from tests.waiting import eventually
@@ -42,7 +42,8 @@ def run_with_relay(
         url = await serve(port, kind)
         device = program.model.devices["Relay"]
         engine = ComponentEngine(
-            "relay1", device, program.machines["Relay"], open_link("serial", url, {"baud": 9600})
+            EngineConfig("relay1", device, program.machines["Relay"]),
+            open_link("serial", url, {"baud": 9600}),
         )
         await engine.start()
         try:
@@ -120,9 +121,9 @@ def test_wrong_values_are_refused_before_anything_is_sent(relay_program, kind):
     async def body(engine, port):
         sim = port.sims["relay1"]
         for wrong in (1, 0, "on", "true", None, 1.0):
-            with pytest.raises(ValueError_):
+            with pytest.raises(BadValue):
                 await engine.set("relayState", wrong)
-        with pytest.raises(ValueError_, match="unknown property"):
+        with pytest.raises(BadValue, match="unknown property"):
             await engine.set("brightness", 3)
         await asyncio.sleep(0.05)
         assert sim.values["relayState"] is False

@@ -10,7 +10,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.framing import LineFramer
 from pyiot.runtime.transport import open_link
 from pyiot.sim import DeviceSimulator, simulator_for
@@ -69,7 +69,9 @@ class LineServer:
 
 def _engine(program: Program, url: str) -> ComponentEngine:
     device = program.model.devices["Quick"]
-    return ComponentEngine("quick", device, program.machines["Quick"], open_link("serial", url))
+    return ComponentEngine(
+        EngineConfig("quick", device, program.machines["Quick"]), open_link("serial", url)
+    )
 
 
 async def _stop(engine: ComponentEngine) -> None:
@@ -239,7 +241,7 @@ def test_write_only_property_is_set_once(quick_program):
         try:
             await eventually(lambda: "relayState" in engine.values)
             await engine.set("level", 3)  # the device takes it without a word
-            assert sim.values["level"] == 3
+            await eventually(lambda: sim.values["level"] == 3)
             # Requests go out in order: once the next command arrives, a resend of LEVEL3
             # would have arrived before it.
             await engine.set("level", 4)
@@ -265,7 +267,8 @@ def test_stop_during_a_request_returns_promptly():
         engine = _engine(patient, await server.start())
         await engine.start()
         try:
-            await eventually(lambda: engine.state == "awaiting")  # the initial poll is out
+            # The initial poll is out: the machine waits in its query state.
+            await eventually(lambda: engine.state.startswith("query-"))
             await asyncio.wait_for(engine.stop(), timeout=PATIENCE)
         finally:
             await server.close()

@@ -14,7 +14,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine, DeviceError
+from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
 from tests.waiting import PATIENCE, eventually
 
@@ -119,12 +119,14 @@ def engine_for(source: str, device_name: str, url: str, **args) -> ComponentEngi
     program = Program.from_model(load(source, "test.iot"))
     device = program.model.devices[device_name]
     return ComponentEngine(
-        "c",
-        device,
-        program.machines[device_name],
+        EngineConfig(
+            "c",
+            device,
+            program.machines[device_name],
+            args=args,
+            modes=program.modes.get(device_name),
+        ),
         open_link("serial", url),
-        args,
-        modes=program.modes.get(device_name),
     )
 
 
@@ -274,11 +276,10 @@ def test_compiled_driver_and_iot_file_behave_the_same(tmp_path) -> None:
         url = await device.start()
         spec = program.model.devices["Projector"]
         engine = ComponentEngine(
-            "c",
-            spec,
-            program.machines["Projector"],
+            EngineConfig(
+                "c", spec, program.machines["Projector"], modes=program.modes.get("Projector")
+            ),
             open_link("serial", url),
-            modes=program.modes.get("Projector"),
         )
         seen: list[tuple[str, object]] = []
         modes: list[str] = []

@@ -8,7 +8,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import IotError, load
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.framing import PacketFramer
 from pyiot.runtime.transport import open_link
 from tests.waiting import eventually
@@ -105,7 +105,8 @@ def test_engine_talks_eiscp_to_a_receiver() -> None:
         )
         device = program.model.devices["Onkyo"]
         engine = ComponentEngine(
-            "receiver", device, program.machines["Onkyo"], open_link("tcp", f"127.0.0.1:{port}")
+            EngineConfig("receiver", device, program.machines["Onkyo"]),
+            open_link("tcp", f"127.0.0.1:{port}"),
         )
         await engine.start()
         try:

@@ -8,7 +8,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.rules import RuleRunner
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
@@ -55,9 +55,9 @@ def test_a_change_at_the_preamp_switches_the_projector() -> None:
             url = await sims[name].serve_tcp()
             comp = thing.components[name]
             engines[name] = ComponentEngine(
-                name,
-                program.model.devices[comp.device],
-                program.machines[comp.device],
+                EngineConfig(
+                    name, program.model.devices[comp.device], program.machines[comp.device]
+                ),
                 open_link("serial", url),
             )
         rules = RuleRunner(thing, engines)
@@ -107,9 +107,9 @@ def test_rules_that_feed_each_other_do_not_loop() -> None:
             sims[name] = simulator_for(program.model, name)
             comp = thing.components[name]
             engines[name] = ComponentEngine(
-                name,
-                program.model.devices[comp.device],
-                program.machines[comp.device],
+                EngineConfig(
+                    name, program.model.devices[comp.device], program.machines[comp.device]
+                ),
                 open_link("serial", await sims[name].serve_tcp()),
             )
         rules = RuleRunner(thing, engines)

@@ -8,7 +8,7 @@ import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
-from pyiot.runtime.component import ComponentEngine
+from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.sharing import COMMAND, POLL, PortTurns, SharedLink
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
@@ -71,12 +71,9 @@ def test_six_zones_share_one_line_fairly() -> None:
         device = program.model.devices["Zone"]
         engines = [
             ComponentEngine(
-                name,
-                device,
-                program.machines["Zone"],
+                EngineConfig(name, device, program.machines["Zone"], args={"zone": int(name[1:])}),
                 shared.view(),
-                {"zone": int(name[1:])},
-                turns=shared.turns,
+                shared.turns,
             )
             for name in ("z11", "z12", "z13", "z14", "z15", "z16")
         ]
@@ -116,12 +113,9 @@ def test_replies_for_another_zone_are_not_counted_as_unrecognised() -> None:
         device = program.model.devices["Zone"]
         engines = [
             ComponentEngine(
-                name,
-                device,
-                program.machines["Zone"],
+                EngineConfig(name, device, program.machines["Zone"], args={"zone": int(name[1:])}),
                 shared.view(),
-                {"zone": int(name[1:])},
-                turns=shared.turns,
+                shared.turns,
             )
             for name in ("z11", "z12", "z13", "z14", "z15", "z16")
         ]

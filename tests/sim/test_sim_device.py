@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyiot.lang import load
-from pyiot.lang.values import ValueError_
+from pyiot.lang.values import BadValue
 from pyiot.sim import DeviceSimulator, PortSimulator, port_groups, simulator_for
 
 
@@ -52,9 +52,9 @@ def test_change_at_the_device_is_announced(relay):
 
 
 def test_change_is_type_checked(relay):
-    with pytest.raises(ValueError_):
+    with pytest.raises(BadValue):
         relay.change("relayState", 1)
-    with pytest.raises(ValueError_, match="no property"):
+    with pytest.raises(BadValue, match="no property"):
         relay.change("brightness", 3)
     assert relay.values["relayState"] is False
 

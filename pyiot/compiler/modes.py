@@ -1,9 +1,12 @@
-"""Device modes on the device's side: which mode a simulated device is in, and what moves it on.
+"""The mode model: which mode a device is in, and what moves it on. Pure: no I/O, no clock.
 
 A `modes from power { ... }` block describes the device's own states (a projector warming up,
-cooling down). The runtime joins them to its protocol machine; the simulator plays them, so a
-projector told `PWR ON` reports `PWR=02` (warming) until its warm-up time has passed, and refuses
-a source change meanwhile. Pure logic: the caller passes the time in.
+cooling down). This is the one reading of it, with one precedence and one way of reading the
+file's literals (as values of the property's type): the simulator plays it (a projector told
+`PWR ON` reports `PWR=02`, warming, until its warm-up time has passed, and refuses a source
+change meanwhile; sim/device.py), and the runtime's mode machine asks it which `set` and `when`
+triggers a command or a reported value fires, and whether a set may go out (runtime/modes.py).
+The caller passes the time in.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyiot.lang.model import Device, ModeHold, Modes, Property, Value
-from pyiot.lang.values import ValueError_, coerce
+from pyiot.lang.values import BadValue, coerce
 from pyiot.lang.values import compare as values_compare
 
 
@@ -22,7 +25,7 @@ def compare(prop: Property, value: Value, op: str, literal: Value) -> bool:
     """
     try:
         expected = coerce(prop.type, literal)
-    except ValueError_:
+    except BadValue:
         return False
     return values_compare(op, value, expected)
 
@@ -35,10 +38,10 @@ class Timer:
     dest: str
 
 
-class ModeTracker:
+class ModeModel:
     """The mode a device is in, since when, and which transitions leave it."""
 
-    def __init__(self, modes: Modes, device: Device, source_value: Value, now: float):
+    def __init__(self, modes: Modes, device: Device, source_value: Value | None, now: float):
         """Start in the mode the source property's value names, else in the first mode."""
         self.modes = modes
         self.properties = device.properties
@@ -58,7 +61,7 @@ class ModeTracker:
         """
         try:
             return coerce(self.source.type, mode)
-        except ValueError_:
+        except BadValue:
             return None
 
     def names(self, value: Value) -> str | None:
@@ -88,13 +91,22 @@ class ModeTracker:
     def refusal(self, prop: str) -> ModeHold | None:
         """The `hold`/`reject` that forbids setting `prop` in the current mode, if one does.
 
-        The device itself cannot hold a command for later: it refuses both kinds (a projector
-        answers `ERR` to a source change while warming); holding is the runtime's part.
+        Refusals first, whatever order the file lists them in: a command the device refuses
+        now must not wait for a mode it may never reach. The device itself cannot hold a
+        command for later: it refuses both kinds (a projector answers `ERR` to a source change
+        while warming); holding is the runtime's part.
         """
-        for hold in self.modes.holds:
-            if prop in hold.props and self.mode not in hold.modes:
-                return hold
-        return None
+        applying = [h for h in self.modes.holds if prop in h.props and self.mode not in h.modes]
+        rejects = [h for h in applying if h.action == "reject"]
+        return rejects[0] if rejects else applying[0] if applying else None
+
+    def set_fires(self, prop: str, value: Value, literal: Value) -> bool:
+        """Whether a set of `prop` to `value` is the file's `on set prop = literal`."""
+        return compare(self.properties[prop], value, "==", literal)
+
+    def when_holds(self, prop: str, value: Value, op: str, literal: Value) -> bool:
+        """Whether a reported `value` of `prop` makes the file's `when prop op literal` hold."""
+        return prop in self.properties and compare(self.properties[prop], value, op, literal)
 
     def timer(self) -> Timer | None:
         """The earliest `after` trigger of the current mode, counted from entering it."""
