@@ -93,8 +93,7 @@ def test_silent_device_makes_set_fail_after_every_retry(quick_program):
         engine = _engine(quick_program, await server.start())
         await engine.start()
         try:
-            # The first poll fails first: a command taken up while the machine is still
-            # leaving `retrying` is lost today (reported to the lead; not this test's subject).
+            # The first poll fails first, so the set below is the only request in flight.
             await eventually(lambda: len(server.lines("RELAY?")) == TRIES)
             await eventually(lambda: engine.state == "idle")
             started = time.monotonic()
@@ -109,11 +108,8 @@ def test_silent_device_makes_set_fail_after_every_retry(quick_program):
             # business: a loaded machine stretches it).
             assert started <= sends[0] <= sends[-1] <= failed
             assert "no reply" in (engine.status.last_error or "")
-            # The engine stays usable, with no extra sends after giving up: requests go out in
-            # order, so a late resend would reach the device before the next command.
-            # (Waiting for idle first: a command issued while the machine is still leaving
-            # `retrying` is lost today; reported to the lead, not this file's subject.)
-            await eventually(lambda: engine.state == "idle")
+            # The engine stays usable at once, with no extra sends after giving up: requests
+            # go out in order, so a late resend would reach the device before the next command.
             await engine.set("level", 1)
             await eventually(lambda: server.lines("LEVEL1"), what="the next command")
             assert len(server.lines("RELAYON")) == TRIES
