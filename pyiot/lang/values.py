@@ -21,10 +21,6 @@ class BadValue(ValueError):
     """A value that does not fit a property's type (message says why, for the shadow and log)."""
 
 
-# The name before 0.2, for code written against it.
-ValueError_ = BadValue
-
-
 def coerce(value_type: ValueType, value: object, on_step: bool = True) -> Value:
     """Validate a value from JSON (a shadow's desired state) against a type; return it typed.
 
