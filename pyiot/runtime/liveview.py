@@ -303,15 +303,8 @@ class LiveView:
 
 
 def _values_text(row: Row) -> Text:
-    text = Text()
-    for index, (prop, value, recent) in enumerate(row.values):
-        if index:
-            text.append("\n")
-        text.append(f"{prop} = ")
-        if value is None:
-            text.append("?", "dim")
-        else:
-            text.append(value, "bold yellow" if recent else "cyan")
+    """One `name = value` per line, then the count of unrecognised lines."""
+    text = _pairs(row, separator="\n", equals=" = ")
     if row.unrecognised:
         text.append(f"\n({row.unrecognised} unrecognised lines)", "dim")
     return text
@@ -319,11 +312,15 @@ def _values_text(row: Row) -> Text:
 
 def _values_line(row: Row) -> Text:
     """`name=value` pairs on one line (the cell cuts what the terminal has no room for)."""
+    return _pairs(row, separator=" ", equals="=")
+
+
+def _pairs(row: Row, separator: str, equals: str) -> Text:
     text = Text()
     for index, (prop, value, recent) in enumerate(row.values):
         if index:
-            text.append(" ")
-        text.append(f"{prop}=")
+            text.append(separator)
+        text.append(f"{prop}{equals}")
         if value is None:
             text.append("?", "dim")
         else:
