@@ -10,6 +10,7 @@ shadow, a name selects a named shadow of the same thing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -330,6 +331,88 @@ class ShadowConnection:
         self._streams.append(stream)
         return subscribed
 
+    # reports: direct QoS 1 publishes (runtime/outbox.py) ------------------------------------
+    def publish_report(
+        self,
+        thing: str,
+        token: str,
+        reported: dict | None,
+        desired: dict | None = None,
+        shadow: str | None = None,
+    ) -> asyncio.Future:
+        """Publish a shadow update as a plain QoS 1 message with `clientToken` `token`.
+
+        Returns a loop future done at the broker's PUBACK; the service's answer comes to the
+        `watch_reports` listener. Cheaper than `update` (no request-response bookkeeping,
+        no awsiotsdk model), and callable in the loop iteration that has the value.
+        """
+        client = self._client
+        if client is None or self._shadow is None:
+            raise ShadowError("not connected")
+        state: dict[str, Any] = {}
+        if reported is not None:
+            state["reported"] = reported
+        if desired is not None:
+            state["desired"] = desired
+        payload = json.dumps({"state": state, "clientToken": token}, separators=(",", ":"))
+        packet = mqtt5.PublishPacket(
+            topic=_shadow_topic(thing, shadow, "update"),
+            payload=payload.encode(),
+            qos=mqtt5.QoS.AT_LEAST_ONCE,
+        )
+        acked = asyncio.wrap_future(client.publish(packet))
+        acked.add_done_callback(_retrieve)
+        return acked
+
+    def watch_reports(
+        self,
+        thing: str,
+        listener: Callable[[str, str | None, str], None],
+        shadow: str | None = None,
+    ) -> asyncio.Future:
+        """Call `listener(client_token, code, message)` in the loop for each answer on
+        `update/accepted` (code None) and `update/rejected` (code "400", "413", "429", ...)
+        that carries a client token. Two streams: done when both are subscribed."""
+        assert self._loop is not None
+        loop = self._loop
+        client = self._shadow_client()
+
+        def stream(kind: str) -> asyncio.Future:
+            subscribed = loop.create_future()
+
+            def on_publish(event: mqtt_request_response.IncomingPublishEvent) -> None:
+                try:
+                    body = json.loads(bytes(event.payload))
+                except ValueError:
+                    return
+                token = body.get("clientToken") if isinstance(body, dict) else None
+                if not isinstance(token, str):
+                    return
+                if kind == "accepted":
+                    loop.call_soon_threadsafe(listener, token, None, "")
+                else:
+                    code = str(body.get("code", "500"))
+                    loop.call_soon_threadsafe(listener, token, code, str(body.get("message", "")))
+
+            def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
+                kinds = mqtt_request_response.SubscriptionStatusEventType
+                if event.type == kinds.SUBSCRIPTION_ESTABLISHED:
+                    loop.call_soon_threadsafe(_resolve, subscribed, None)
+                elif event.type == kinds.SUBSCRIPTION_HALTED:
+                    err = ShadowError(f"subscription for {thing} halted: {event.error}")
+                    loop.call_soon_threadsafe(_resolve, subscribed, err)
+
+            operation = client._rr_client.create_stream(
+                mqtt_request_response.StreamingOperationOptions(
+                    _shadow_topic(thing, shadow, f"update/{kind}"), on_status, on_publish
+                )
+            )
+            operation.open()
+            self._streams.append(operation)
+            return subscribed
+
+        return asyncio.gather(stream("accepted"), stream("rejected"))
+
     async def close(self) -> None:
         if self._client is None:
             return
@@ -393,3 +476,9 @@ def _resolve(future: asyncio.Future, outcome: BaseException | None) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _shadow_topic(thing: str, shadow: str | None, suffix: str) -> str:
+    """`$aws/things/T/shadow[/name/N]/SUFFIX`."""
+    named = f"/name/{shadow}" if shadow is not None else ""
+    return f"$aws/things/{thing}/shadow{named}/{suffix}"
