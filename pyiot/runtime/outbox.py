@@ -9,7 +9,7 @@ command confirmed, a rejection) goes out at once, in the loop iteration that pro
 
 An update is a plain QoS 1 publish on `$aws/things/T/shadow[/name/N]/update` with a
 `clientToken`; the service's answer on `update/accepted` or `update/rejected` echoes the token
-and ends the exchange (`ShadowConnection.publish_report` and `watch_reports`). A refused update:
+and ends the exchange (`ShadowConnection.publish_report` and `watch_updates`). A refused update:
 
 - 400/413 (malformed, too large): never taken as it is, so sent again smaller (without the
   rejections shown, then pyiot's status alone); only what no form can carry is dropped, said so;
@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -58,15 +59,22 @@ TOO_BIG = ("400", "413")
 class Budget(Protocol):
     """A publish budget shared by the outboxes of one connection (issue 16).
 
-    The outbox calls `try_acquire()` before each publish: True spends one publish now (the
-    report goes out in this loop iteration). On False it awaits `acquire()`, which returns
-    once one publish may go, then publishes. Nothing is ever given back: one call, one
-    publish. Without a budget (None) publishing is unlimited.
+    Before each publish the outbox calls `try_acquire(nbytes)` (`nbytes`: the update's JSON
+    size): True spends one publish of that size now, and the report goes out in this loop
+    iteration. On False it awaits `acquire(nbytes)`, which returns once that publish may go,
+    then publishes. Nothing is given back: one call, one publish. A budget of None (the
+    default) is unlimited and costs nothing.
     """
 
-    def try_acquire(self) -> bool: ...
+    def try_acquire(self, nbytes: int) -> bool: ...
 
-    async def acquire(self) -> None: ...
+    async def acquire(self, nbytes: int) -> None: ...
+
+
+def _size(reported: dict[str, Any], desired: dict[str, Any]) -> int:
+    """About the bytes of an update with these parts (its envelope and token included)."""
+    state = {"reported": reported or None, "desired": desired or None}
+    return len(json.dumps(state, separators=(",", ":"))) + 64
 
 
 def error_code(err: BaseException) -> str:
@@ -174,11 +182,13 @@ class Outbox:
         if self._window is not None:
             self._window.cancel()
             self._window = None
-        if self.budget is not None and not self.budget.try_acquire():
-            self._acquiring = self._loop.create_task(
-                self._acquire_then_send(), name=f"{self.thing}:budget"
-            )
-            return
+        if self.budget is not None:
+            nbytes = _size(self._reported, self._desired)
+            if not self.budget.try_acquire(nbytes):
+                self._acquiring = self._loop.create_task(
+                    self._acquire_then_send(nbytes), name=f"{self.thing}:budget"
+                )
+                return
         self._send()
 
     def _window_over(self) -> None:
@@ -189,9 +199,9 @@ class Outbox:
         self._hold = None
         self._pump(urgent=True)
 
-    async def _acquire_then_send(self) -> None:
+    async def _acquire_then_send(self, nbytes: int) -> None:
         assert self.budget is not None
-        await self.budget.acquire()
+        await self.budget.acquire(nbytes)
         if not self._closed and self._inflight is None and self.pending:
             self._send()
 
@@ -374,7 +384,7 @@ class Outbox:
     _final_waiting: tuple[str, asyncio.Future] | None = None
 
     def answer(self, token: str, code: str | None, message: str) -> None:
-        """Route a service answer (from `ShadowConnection.watch_reports`)."""
+        """Route a service answer (from `ShadowConnection.watch_updates`)."""
         waiting = self._final_waiting
         if waiting is not None and waiting[0] == token:
             with contextlib.suppress(asyncio.InvalidStateError):

@@ -343,7 +343,7 @@ class ShadowConnection:
         """Publish a shadow update as a plain QoS 1 message with `clientToken` `token`.
 
         Returns a loop future done at the broker's PUBACK; the service's answer comes to the
-        `watch_reports` listener. Cheaper than `update` (no request-response bookkeeping,
+        `watch_updates` listener. Cheaper than `update` (no request-response bookkeeping,
         no awsiotsdk model), and callable in the loop iteration that has the value.
         """
         client = self._client
@@ -364,54 +364,80 @@ class ShadowConnection:
         acked.add_done_callback(_retrieve)
         return acked
 
-    def watch_reports(
+    def watch_updates(
         self,
         thing: str,
-        listener: Callable[[str, str | None, str], None],
+        on_delta: DeltaListener,
+        on_document: DocumentListener,
+        on_answer: Callable[[str, str | None, str], None],
         shadow: str | None = None,
+        on_resubscribed: Callable[[], None] | None = None,
     ) -> asyncio.Future:
-        """Call `listener(client_token, code, message)` in the loop for each answer on
+        """Everything a thing's runtime hears of its shadow, on ONE subscription:
+        `$aws/things/T/shadow[/name/N]/update/+`.
+
+        In the loop: `on_delta(state, version)` for `update/delta`, `on_document({"state":
+        {desired, reported}, "version"})` for `update/documents` (as `watch_delta` and
+        `watch_documents` give them), and `on_answer(client_token, code, message)` for
         `update/accepted` (code None) and `update/rejected` (code "400", "413", "429", ...)
-        that carries a client token. Two streams: done when both are subscribed."""
+        carrying a client token. Returns a future done when subscribed; `on_resubscribed` is
+        called each time it is established again (after a reconnect).
+        """
         assert self._loop is not None
         loop = self._loop
-        client = self._shadow_client()
+        subscribed = loop.create_future()
+        prefix = _shadow_topic(thing, shadow, "update/")
 
-        def stream(kind: str) -> asyncio.Future:
-            subscribed = loop.create_future()
-
-            def on_publish(event: mqtt_request_response.IncomingPublishEvent) -> None:
-                try:
-                    body = json.loads(bytes(event.payload))
-                except ValueError:
-                    return
-                token = body.get("clientToken") if isinstance(body, dict) else None
+        def on_publish(event: mqtt_request_response.IncomingPublishEvent) -> None:
+            kind = event.topic[len(prefix) :] if event.topic.startswith(prefix) else ""
+            try:
+                body = json.loads(bytes(event.payload))
+            except ValueError:
+                return
+            if not isinstance(body, dict):
+                return
+            if kind == "delta":
+                state = body.get("state") if isinstance(body.get("state"), dict) else {}
+                loop.call_soon_threadsafe(on_delta, state, _int(body.get("version")) or 0)
+            elif kind == "documents":
+                current = body.get("current") if isinstance(body.get("current"), dict) else {}
+                state = current.get("state") if isinstance(current.get("state"), dict) else {}
+                document = {
+                    "state": {
+                        "desired": state.get("desired") or {},
+                        "reported": state.get("reported") or {},
+                    },
+                    "version": _int(current.get("version")),
+                }
+                loop.call_soon_threadsafe(on_document, document)
+            elif kind in ("accepted", "rejected"):
+                token = body.get("clientToken")
                 if not isinstance(token, str):
                     return
                 if kind == "accepted":
-                    loop.call_soon_threadsafe(listener, token, None, "")
+                    loop.call_soon_threadsafe(on_answer, token, None, "")
                 else:
-                    code = str(body.get("code", "500"))
-                    loop.call_soon_threadsafe(listener, token, code, str(body.get("message", "")))
+                    code, message = str(body.get("code", "500")), str(body.get("message", ""))
+                    loop.call_soon_threadsafe(on_answer, token, code, message)
 
-            def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
-                kinds = mqtt_request_response.SubscriptionStatusEventType
-                if event.type == kinds.SUBSCRIPTION_ESTABLISHED:
+        def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
+            kinds = mqtt_request_response.SubscriptionStatusEventType
+            if event.type == kinds.SUBSCRIPTION_ESTABLISHED:
+                if not subscribed.done():
                     loop.call_soon_threadsafe(_resolve, subscribed, None)
-                elif event.type == kinds.SUBSCRIPTION_HALTED:
-                    err = ShadowError(f"subscription for {thing} halted: {event.error}")
-                    loop.call_soon_threadsafe(_resolve, subscribed, err)
+                elif on_resubscribed is not None:
+                    # After a reconnect: what changed meanwhile is known only to a fresh get.
+                    loop.call_soon_threadsafe(on_resubscribed)
+            elif event.type == kinds.SUBSCRIPTION_HALTED:
+                err = ShadowError(f"subscription for {thing} halted: {event.error}")
+                loop.call_soon_threadsafe(_resolve, subscribed, err)
 
-            operation = client._rr_client.create_stream(
-                mqtt_request_response.StreamingOperationOptions(
-                    _shadow_topic(thing, shadow, f"update/{kind}"), on_status, on_publish
-                )
-            )
-            operation.open()
-            self._streams.append(operation)
-            return subscribed
-
-        return asyncio.gather(stream("accepted"), stream("rejected"))
+        operation = self._shadow_client()._rr_client.create_stream(
+            mqtt_request_response.StreamingOperationOptions(prefix + "+", on_status, on_publish)
+        )
+        operation.open()
+        self._streams.append(operation)
+        return subscribed
 
     async def close(self) -> None:
         if self._client is None:
@@ -476,6 +502,10 @@ def _resolve(future: asyncio.Future, outcome: BaseException | None) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _shadow_topic(thing: str, shadow: str | None, suffix: str) -> str:

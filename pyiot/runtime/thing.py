@@ -120,12 +120,13 @@ class ThingRuntime:
             engine.value_listeners.append(self._on_value)
             engine.status_listeners.append(self._on_status)
             self._on_status(engine.name, engine.status)
-        await asyncio.gather(
-            self.shadow.watch_delta(self.name, self._on_delta, on_resubscribed=self.request_resync),
-            self.shadow.watch_documents(
-                self.name, self._on_document, on_resubscribed=self.request_resync
-            ),
-            self.shadow.watch_reports(self.name, self.outbox.answer),
+        # One subscription per thing (update/+): delta, documents, and the answers to reports.
+        await self.shadow.watch_updates(
+            self.name,
+            self._on_delta,
+            self._on_document,
+            self.outbox.answer,
+            on_resubscribed=self.request_resync,
         )
         try:
             await self.resync(GET_TIMEOUTS[-1])

@@ -171,3 +171,51 @@ def test_a_throttled_report_is_sent_again_with_the_newest_values(stack, thing_na
     ]
     assert accepted_volumes[-1] == 12
     assert refused_tokens.isdisjoint(accepted_tokens)
+
+
+class CountingBudget:
+    """A publish budget that never grants at once: every publish waits in `acquire`."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def try_acquire(self, nbytes: int) -> bool:
+        return False
+
+    async def acquire(self, nbytes: int) -> None:
+        await asyncio.sleep(0)
+        self.sizes.append(nbytes)
+
+
+def test_every_report_waits_for_the_budget(stack, thing_name):
+    """With a publish budget (issue 16's per-connection pacing), each report goes out only
+    once the budget grants it, sized; the values still all arrive."""
+    name = thing_name()
+
+    async def scenario() -> tuple[CountingBudget, int]:
+        rig = Rig(stack, amp_program(name))
+        try:
+            await rig.start_app()
+            await rig.start_gateway(await rig.serve_devices())
+            app = rig.apps[name]
+            await app.until(lambda s: reported(s).get("input") == 1)
+            thing = rig.gateway.things[name]
+            await eventually(lambda: not thing.outbox.pending, what="quiet")
+            budget = CountingBudget()
+            thing.outbox.budget = budget
+            published = thing.outbox.published
+            rig.sims[f"{name}.amp1"].change("amp1", "volume", 17)
+            await app.set(power=True)
+            await app.until(
+                lambda s: reported(s).get("volume") == 17
+                and reported(s).get("power") is True
+                and not desired(s)
+            )
+            return budget, thing.outbox.published - published
+        finally:
+            await rig.close()
+
+    budget, published = asyncio.run(scenario())
+    assert published >= 1
+    assert len(budget.sizes) == published
+    assert all(size > 20 for size in budget.sizes)
