@@ -193,7 +193,11 @@ class ComponentEngine:
         ]
         loop = asyncio.get_running_loop()
         for index, group in enumerate(self.protocol.poll_groups()):
-            self._poll_timers.append(loop.call_later(group.period, self._poll_due, index, group))
+            # The first timed poll at a random point of the first period (the link's own
+            # poll on connect reads everything at once): thousands of components started
+            # together then poll spread over the period, not all in the same instant.
+            first = group.period * (1.0 - random.random())
+            self._poll_timers.append(loop.call_later(first, self._poll_due, index, group))
         self.trigger(T.CONNECT)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:

@@ -30,7 +30,7 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from pyiot.runtime.documents import merge
@@ -117,6 +117,8 @@ class Outbox:
         self._acquiring: asyncio.Task | None = None
         self._ready = False
         self._closed = False
+        self._together = 0  # inside `together()`: hold sends until its end
+        self._urgent_held = False
         self._delay = RETRY_MIN
         self._failing = False
         self.published = 0
@@ -164,8 +166,24 @@ class Outbox:
             self._acquiring.cancel()
 
     # the exchange --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Changes made inside go out as one update at the end (one delta's keys, a
+        rejection and its cleared wish): nothing is sent in between."""
+        self._together += 1
+        try:
+            yield
+        finally:
+            self._together -= 1
+            if not self._together and self._urgent_held:
+                self._urgent_held = False
+                self._pump(urgent=True)
+
     def _pump(self, urgent: bool) -> None:
         """Send the pending update if it may go now; else make sure something will send it."""
+        if self._together:
+            self._urgent_held = self._urgent_held or urgent
+            return
         if self._closed or not self._ready or self._inflight is not None or not self.pending:
             return
         if self._acquiring is not None and not self._acquiring.done():

@@ -77,8 +77,9 @@ class Reconciler:
         self.note_desired(desired)
         requests = list(leaves(desired, set(self.keys), self._parents))
         self.wanted.update(requests)
-        for key, value in requests:
-            self._want(key, value, check_device=True)
+        with self._outbox.together():
+            for key, value in requests:
+                self._want(key, value, check_device=True)
 
     def on_delta(self, delta: dict[str, Any]) -> None:
         wishes = [
@@ -96,23 +97,26 @@ class Reconciler:
                 engine, prop = self.keys[key]
                 if engine.modes is not None and prop == engine.modes.modes.source:
                     firsts[engine.name] = key
-        for key, value in wishes:
-            after = None
-            if key in self.keys:
-                engine, _ = self.keys[key]
-                first = firsts.get(engine.name)
-                after = first if first is not None and first != key else None
-            self._want(key, value, check_device=False, after=after)
+        with self._outbox.together():
+            for key, value in wishes:
+                after = None
+                if key in self.keys:
+                    engine, _ = self.keys[key]
+                    first = firsts.get(engine.name)
+                    after = first if first is not None and first != key else None
+                self._want(key, value, check_device=False, after=after)
 
     def on_document(self, desired: dict[str, Any]) -> None:
         self.note_desired(desired)
-        for key in self.keys:
-            found, value = lookup(desired, key)
-            if found:
-                # No delta comes for a wish equal to `reported`: if the device already meets
-                # it, clear it, or it would switch the device back the next time someone
-                # changes it at the device. If not, the report on its way brings a delta.
-                self._satisfied_or(key, value, apply=False)
+        with self._outbox.together():
+            for key in self.keys:
+                found, value = lookup(desired, key)
+                if found:
+                    # No delta comes for a wish equal to `reported`: if the device already
+                    # meets it, clear it, or it would switch the device back the next time
+                    # someone changes it at the device. If not, the report on its way brings
+                    # a delta.
+                    self._satisfied_or(key, value, apply=False)
 
     # what the device says ------------------------------------------------------------------
     def confirmed_now(self, key: Path, value: Any) -> bool:
@@ -134,10 +138,11 @@ class Reconciler:
     def retry_wanted(self, component: str) -> None:
         """A device back online gets what the application still wants of it (a command it
         missed while silent or unplugged); a command is idempotent, so no harm if it had it."""
-        for key, (engine, _) in self.keys.items():
-            value = self.wanted.get(key)
-            if engine.name == component and value is not None and key not in self._inflight:
-                self._want(key, value, check_device=False)
+        with self._outbox.together():
+            for key, (engine, _) in self.keys.items():
+                value = self.wanted.get(key)
+                if engine.name == component and value is not None and key not in self._inflight:
+                    self._want(key, value, check_device=False)
 
     def cancel(self) -> None:
         for task in self.tasks:
@@ -170,8 +175,9 @@ class Reconciler:
         # An offline device's last value is no promise of its state when it comes back.
         known = engine.status.online and prop in engine.values
         if key not in self._inflight and known and same(engine.values[prop], value):
-            self._clear_desired(key, value)
-            self._clear_rejection(key)
+            with self._outbox.together():
+                self._clear_desired(key, value)
+                self._clear_rejection(key)
         elif apply:
             self._start_apply(key, value)
 
@@ -213,12 +219,13 @@ class Reconciler:
         early = self._reported_early.get(key) == ticket
         if early:
             del self._reported_early[key]
-        if confirmed is not None and not (early and same(confirmed, value)):
-            self._outbox.report(nest(key, confirmed))
-        if not early:
-            self._clear_desired(key, value)
-            self._clear_rejection(key)
-        self._outbox.flush()
+        with self._outbox.together():
+            if confirmed is not None and not (early and same(confirmed, value)):
+                self._outbox.report(nest(key, confirmed))
+            if not early:
+                self._clear_desired(key, value)
+                self._clear_rejection(key)
+            self._outbox.flush()
 
     def _clear_desired(self, key: Path, handled: Any) -> None:
         if same(self.wanted.get(key), handled):
@@ -236,5 +243,6 @@ class Reconciler:
         _LOGGER.warning(
             "%s: rejected desired %s = %r: %s", self.thing, name, entry["value"], entry["reason"]
         )
-        self._outbox.report({STATUS_KEY: {"rejected": change}}, urgent=True)
-        self._clear_desired(key, value)
+        with self._outbox.together():
+            self._outbox.report({STATUS_KEY: {"rejected": change}}, urgent=True)
+            self._clear_desired(key, value)

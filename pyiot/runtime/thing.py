@@ -181,8 +181,9 @@ class ThingRuntime:
             found, value = lookup(document["reported"], key)
             if found and prop not in engine.values:
                 self._baseline[key] = value
-        self.reconciler.resync(document["desired"])
-        self.outbox.ready()
+        with self.outbox.together():
+            self.reconciler.resync(document["desired"])
+            self.outbox.ready()
 
     async def stop(self, timeout: float = STOP_REPORT_TIMEOUT) -> None:
         """Stop acting on the shadow and report every component offline (waiting `timeout`
@@ -280,8 +281,9 @@ class ThingRuntime:
         version = document.get("version")
         if self._stopping or version is not None and not self._believe(version, "document"):
             return
-        self._correct_offline(document.get("state", {}).get("reported") or {})
-        self.reconciler.on_document(document.get("state", {}).get("desired") or {})
+        with self.outbox.together():
+            self._correct_offline(document.get("state", {}).get("reported") or {})
+            self.reconciler.on_document(document.get("state", {}).get("desired") or {})
 
     def _correct_offline(self, reported: dict[str, Any]) -> None:
         """A component shown offline that is online here (a last will applied after this
