@@ -11,7 +11,9 @@ For each: CPU (per cent of one core, over the measuring window), RSS at its end,
 polls, counted at the devices: a gap of k periods between two polls of one relay is k - 1
 missed polls (rounded), a relay never polled in the window misses all. "x due" is the polls
 the devices saw over the polls due (N x window / period): above 1, queries were sent again
-(a reply that came later than the device's timeout).
+(a reply that came later than the device's timeout). Each worker also notes how late its loop
+runs a 50 ms sleep (the longest lag, and how many lags over 0.25 s) and its full (generation 2)
+garbage collections, over the window.
 
     python bench/scale.py [--n 100 1000] [--seconds 20] [--warmup 5] [--period 1]
     python bench/scale.py --n 10000 --period 10 --seconds 60 --warmup 20
@@ -140,11 +142,6 @@ def run_worker(mode: str, ports: list[int], warmup: float, seconds: float) -> No
 
     async def work() -> None:
         started = await (run_pyiot if mode == "pyiot" else run_baseline)(ports)
-        how = os.environ.get("PYIOT_BENCH_GC", "")
-        if how == "freeze":
-            gc.freeze()
-        if how.startswith("t"):
-            gc.set_threshold(int(how[1:]), 10, 10)
         pauses: list[float] = []
         gc_began = [0.0]
 
@@ -169,8 +166,7 @@ def run_worker(mode: str, ports: list[int], warmup: float, seconds: float) -> No
         await asyncio.sleep(warmup)
         lags.clear()
         pauses.clear()
-        if how == "late":
-            gc.freeze()
+
         cpu, wall, begin = time.process_time(), time.perf_counter(), time.monotonic()
         await asyncio.sleep(seconds)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

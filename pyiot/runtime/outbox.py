@@ -106,7 +106,8 @@ class Outbox:
         self._components = components
         self._reported: dict[str, Any] = {}  # pending: not sent yet
         self._desired: dict[str, Any] = {}
-        self._token_prefix = uuid.uuid4().hex[:12]
+        # Every token of this outbox starts with it: the connection drops others' answers.
+        self.token_prefix = uuid.uuid4().hex[:12] + "-"
         self._tokens = itertools.count()
         # The update in flight: (token, reported, desired, the broker's PUBACK).
         self._inflight: tuple[str, dict, dict, asyncio.Future] | None = None
@@ -226,7 +227,7 @@ class Outbox:
     def _send(self) -> None:
         reported, self._reported = self._reported, {}
         desired, self._desired = self._desired, {}
-        token = f"{self._token_prefix}-{next(self._tokens)}"
+        token = f"{self.token_prefix}{next(self._tokens)}"
         try:
             acked = self.shadow.publish_report(
                 self.thing, token, reported or None, desired or None, self.shadow_name
@@ -384,7 +385,7 @@ class Outbox:
 
     async def _exchange(self, reported: dict, desired: dict, timeout: float) -> None:
         """Publish one update and wait for its answer (raising ShadowError if refused)."""
-        token = f"{self._token_prefix}-{next(self._tokens)}"
+        token = f"{self.token_prefix}{next(self._tokens)}"
         answered: asyncio.Future = self._loop.create_future()
         self._final_waiting = (token, answered)
         self.shadow.publish_report(

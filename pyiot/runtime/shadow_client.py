@@ -372,6 +372,7 @@ class ShadowConnection:
         on_answer: Callable[[str, str | None, str], None],
         shadow: str | None = None,
         on_resubscribed: Callable[[], None] | None = None,
+        tokens: str = "",
     ) -> asyncio.Future:
         """Everything a thing's runtime hears of its shadow, on ONE subscription:
         `$aws/things/T/shadow[/name/N]/update/+`.
@@ -380,8 +381,10 @@ class ShadowConnection:
         {desired, reported}, "version"})` for `update/documents` (as `watch_delta` and
         `watch_documents` give them), and `on_answer(client_token, code, message)` for
         `update/accepted` (code None) and `update/rejected` (code "400", "413", "429", ...)
-        carrying a client token. Returns a future done when subscribed; `on_resubscribed` is
-        called each time it is established again (after a reconnect).
+        carrying a client token that starts with `tokens` (others' answers, e.g. to the
+        application's own updates, are dropped on awscrt's thread and never wake the loop).
+        Returns a future done when subscribed; `on_resubscribed` is called each time it is
+        established again (after a reconnect).
         """
         assert self._loop is not None
         loop = self._loop
@@ -412,7 +415,7 @@ class ShadowConnection:
                 loop.call_soon_threadsafe(on_document, document)
             elif kind in ("accepted", "rejected"):
                 token = body.get("clientToken")
-                if not isinstance(token, str):
+                if not isinstance(token, str) or not token.startswith(tokens):
                     return
                 if kind == "accepted":
                     loop.call_soon_threadsafe(on_answer, token, None, "")

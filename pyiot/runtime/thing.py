@@ -127,6 +127,7 @@ class ThingRuntime:
             self._on_document,
             self.outbox.answer,
             on_resubscribed=self.request_resync,
+            tokens=self.outbox.token_prefix,
         )
         try:
             await self.resync(GET_TIMEOUTS[-1])
