@@ -400,11 +400,11 @@ class ShadowConnection:
             if not isinstance(body, dict):
                 return
             if kind == "delta":
-                state = body.get("state") if isinstance(body.get("state"), dict) else {}
-                loop.call_soon_threadsafe(on_delta, state, _int(body.get("version")) or 0)
+                delta = _object(body.get("state"))
+                loop.call_soon_threadsafe(on_delta, delta, _int(body.get("version")) or 0)
             elif kind == "documents":
-                current = body.get("current") if isinstance(body.get("current"), dict) else {}
-                state = current.get("state") if isinstance(current.get("state"), dict) else {}
+                current = _object(body.get("current"))
+                state = _object(current.get("state"))
                 document = {
                     "state": {
                         "desired": state.get("desired") or {},
@@ -505,6 +505,10 @@ def _resolve(future: asyncio.Future, outcome: BaseException | None) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _int(value: Any) -> int | None:
