@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from pyiot import __version__
+from pyiot.errors import PyiotError
 
 _LOGGER = logging.getLogger("pyiot")
 
 DEFAULT_BROKER_PORT = 1883
 
 
-class UsageError(Exception):
+class UsageError(PyiotError):
     """A mistake on the command line or in the environment; the message says what to do."""
+
+    what = "bad command line"
 
 
 class _StopSignals:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyiot.errors import PyiotError
+
 if TYPE_CHECKING:  # awscrt loads slowly: only commands that connect import it
     from pyiot.runtime.broker import Broker
 
@@ -48,8 +50,10 @@ HA_KEYS: dict[str, type] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(PyiotError, ValueError):
     """Settings that contradict each other, or a config file pyiot cannot use."""
+
+    what = "unusable settings"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from lark import Token
 
+from pyiot.errors import PyiotError
 from pyiot.lang import limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Comparison, Condition, Regex, ValueType
@@ -33,7 +34,9 @@ _TYPE_ALIASES = {
 }
 
 
-class BuildError(Exception):
+class BuildError(PyiotError):
+    what = "bad .iot value"
+
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
 

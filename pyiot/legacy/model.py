@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyiot.compiler.tables import MachineTable, machine_table
+from pyiot.errors import PyiotError
 from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.model import Device, GroupQuery, Property, Regex, Transport, ValueType
 from pyiot.lang.values import Hooks
@@ -48,8 +49,10 @@ class PythonRegex(Regex):
             bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
         return re.compile(self._source(args), bits)
 
-class LegacyModelError(ValueError):
+class LegacyModelError(PyiotError, ValueError):
     """A component class the runtime cannot run (a regex with too few groups, ...)."""
+
+    what = "unusable component class"
 
 
 @dataclass

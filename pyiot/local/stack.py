@@ -45,7 +45,7 @@ from pyiot.local.mosquitto import (
     MAX_QUEUED_MESSAGES,
     PERSISTENT_CLIENT_EXPIRATION,
     Mosquitto,
-    PortInUse,  # noqa: F401 (raised by start(); imported from here)
+    PortInUse,  # raised by start(); also imported from here
     exact_port,
     free_port,
 )
@@ -211,7 +211,7 @@ class LocalStack(Service):
                 break
             except RuntimeError as err:
                 self.mosquitto = None
-                if "in use" not in str(err) or attempt == _BIND_ATTEMPTS - 1:
+                if not isinstance(err, PortInUse) or attempt == _BIND_ATTEMPTS - 1:
                     raise
                 _LOGGER.info("a port was taken while mosquitto started; picking again")
         # A wildcard address takes connections on loopback too.

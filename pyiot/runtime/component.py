@@ -25,6 +25,7 @@ from typing import Any
 from pyiot.compiler import tables as T
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
@@ -66,8 +67,10 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
     return repr(text[:limit]) + f"… ({len(text)} chars)"
 
 
-class DeviceError(Exception):
+class DeviceError(PyiotError):
     """The device refused a request (`refused`) or never answered it."""
+
+    what = "device request failed"
 
     def __init__(self, message: str, refused: bool = False):
         super().__init__(message)

@@ -18,14 +18,17 @@ from typing import Any
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.modes import ModeModel
 from pyiot.compiler.tables import MachineTable
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Device, Value
 
 _LOGGER = logging.getLogger(__name__)
 _TRANSITIONS = logging.getLogger("pyiot.transitions")
 
 
-class ModeRefused(Exception):
+class ModeRefused(PyiotError):
     """A set the device refuses in its current mode (`reject set ... unless ...`)."""
+
+    what = "refused in this mode"
 
 
 class ModeTracker:

@@ -11,12 +11,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks, coerce, compare, decode, encode
 
 
-class BadReply(ValueError):
+class BadReply(PyiotError, ValueError):
     """A line matched a reply pattern but holds no usable value."""
+
+    what = "unusable device reply"
 
 
 @dataclass

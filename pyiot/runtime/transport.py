@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import serial
 
+from pyiot.errors import PyiotError
+
 # Bytes queued for a device at most. Commands are a few bytes and go one at a time, so more
 # than this means the device stopped reading: the link is lost, not memory.
 MAX_WRITE_BUFFER = 64 * 1024
@@ -28,8 +30,10 @@ MAX_WRITE_BUFFER = 64 * 1024
 CLOSE_GRACE = 1.0
 
 
-class LinkClosed(ConnectionError):
+class LinkClosed(PyiotError, ConnectionError):
     """The device link went away (port unplugged, peer closed, stopped reading)."""
+
+    what = "device link closed"
 
 
 class Link(Protocol):
