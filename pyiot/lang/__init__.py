@@ -29,8 +29,9 @@ __all__ = [
 
 def load(source: str, path: str = "<string>") -> IotFile:
     """Parse and check source text (no imports); raise `IotError` with every problem found."""
-    model = parse(source, path)
-    problems = _checked(model)
+    problems: list[Diagnostic] = []
+    model = parse(source, path, problems)
+    problems += _checked(model)
     if problems:
         raise IotError(problems, source, path)
     return model
@@ -46,9 +47,10 @@ def load_file(path: str | Path) -> IotFile:
     """
     path = Path(path)
     source = read_source(path)
-    model = parse(source, str(path))
+    problems: list[Diagnostic] = []
+    model = parse(source, str(path), problems)
     sources: dict[str, str] = {}
-    problems = _merge_imports(model, path, {path.resolve()}, sources, depth=1)
+    problems += _merge_imports(model, path, {path.resolve()}, sources, depth=1)
     problems += _checked(model)
     if problems:
         raise IotError(problems, source, str(path), sources)
@@ -81,7 +83,8 @@ def _merge_imports(
         shown = str(path.parent / name)
         try:
             text = read_source(target)
-            imported = parse(text, shown)
+            # Another kind of file: any problem is "not .iot source" (below), never its text.
+            imported = parse(text, shown, problems if shown.endswith(".iot") else None)
         except SourceError as err:
             problems.append(Diagnostic(pos, f"cannot import {name!r}: {err.reason}"))
             continue
