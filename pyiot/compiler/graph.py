@@ -15,8 +15,6 @@ from pyiot.compiler.machine import build_graph_machine, edges
 from pyiot.compiler.tables import MachineTable
 from pyiot.errors import PyiotError
 
-FORMATS = ("mermaid", "dot", "svg", "png", "json")
-
 
 class GraphvizMissing(PyiotError, RuntimeError):
     """Graphviz (the `dot` program or the `graphviz` Python package) is not installed."""
