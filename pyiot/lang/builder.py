@@ -22,6 +22,7 @@ from pyiot.lang.build_values import (
     count_at,
     regex_token,
     seconds,
+    token_pos,
     unquote,
 )
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
@@ -110,7 +111,7 @@ class ModelBuilder(ValueRules, Transformer):
         self.problems: list[Diagnostic] = []
 
     def _at(self, item: Token | Any) -> SourcePos:
-        return SourcePos(self.path, item.line, item.column)
+        return token_pos(item, self.path)
 
     def _meta_at(self, meta: Any) -> SourcePos:
         return SourcePos(self.path, meta.line, meta.column)

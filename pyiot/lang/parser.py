@@ -156,7 +156,8 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
             f"unexpected end of file; expected {_expected(err.expected)}",
         )
     if isinstance(err, UnexpectedCharacters):
-        char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
+        at = err.pos_in_stream if err.pos_in_stream is not None else len(source)
+        char = source[at] if at < len(source) else ""
         if char == '"':
             message = 'unterminated string (a string must close with " on the same line)'
         elif char == "/":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from typing import Any
 
 from pyiot.errors import PyiotError
 from pyiot.lang.expr import ExprError, evaluate
@@ -183,7 +184,7 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
     return value
 
 
-_OPERATORS = {
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,

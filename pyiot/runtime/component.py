@@ -220,8 +220,9 @@ class ComponentEngine:
             await self.modes.stop()
         await self.link.close()
 
-    async def set(self, prop_name: str, value: object) -> Value:
-        """Send a property's set command; return the value the device confirms.
+    async def set(self, prop_name: str, value: object) -> Value | None:
+        """Send a property's set command; return the value the device confirms (None: an
+        engine that learns it later, from what the device says: the legacy API's).
 
         Raises `BadValue` for a value that does not fit, `DeviceError` when the device
         refuses it (its error reply, or a mode that rejects it) or never answers.

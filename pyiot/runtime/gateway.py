@@ -102,10 +102,10 @@ def _ports(
                 settings = program.model.devices[comp.device].transport.settings
                 users.setdefault(key, []).append((settings, folder))
     ports: dict[tuple, Link | SharedLink] = {}
-    for (kind, address), settings in users.items():
-        first, folder = settings[0]
+    for (kind, address), sharing in users.items():
+        first, folder = sharing[0]
         link = open_link(kind, address, first, allow_python, folder)
-        ports[(kind, address)] = SharedLink(link) if len(settings) > 1 else link
+        ports[(kind, address)] = SharedLink(link) if len(sharing) > 1 else link
     return ports
 
 

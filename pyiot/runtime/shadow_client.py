@@ -48,6 +48,7 @@ class ShadowError(PyiotError, RuntimeError):
     AWS_ERROR_MQTT_REQUEST_RESPONSE_PUBLISH_FAILURE when the broker refused the request)."""
 
     what = "shadow request failed"
+    code: int | None
 
     def __init__(self, message: str, code: int | None = None, client_error: str | None = None):
         super().__init__(message)

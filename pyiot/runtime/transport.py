@@ -304,7 +304,8 @@ class SerialLink:
             # Unsent output would make the kernel's close of a tty wait for it (30 s by
             # default with flow control): drop it first. Both calls return at once.
             with contextlib.suppress(Exception):
-                port.reset_output_buffer()
+                # types-pyserial declares it on Serial, not SerialBase; every port class has it.
+                port.reset_output_buffer()  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 port.close()
             return
