@@ -171,6 +171,7 @@ class ShadowService(Service):
         # A restarted broker should find the service back at once: things re-read their
         # shadows as soon as they reconnect, and a request sent before the service is back
         # goes unanswered until the client's timeout.
+        # paho's annotations say int; it sleeps for any number of seconds.
         self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)  # type: ignore[arg-type]
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
+from typing import TypedDict
 from pathlib import Path
 
 import platformdirs
@@ -72,6 +73,14 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("pyiot"))
 
 
+class _BrokerLimits(TypedDict):
+    """What bounds the broker's memory, handed to :class:`Mosquitto` as they are."""
+
+    max_queued_messages: int
+    max_queued_bytes: int
+    persistent_client_expiration: str
+
+
 class LocalStack(Service):
     """mosquitto + :class:`ShadowService` + :class:`ShadowStore`, started and stopped together.
 
@@ -110,11 +119,11 @@ class LocalStack(Service):
         self.requested_port = port
         self.prefer_port = prefer_port
         self.grants = {user: list(things) for user, things in (grants or {}).items()}
-        self.limits = {
-            "max_queued_messages": max_queued_messages,
-            "max_queued_bytes": max_queued_bytes,
-            "persistent_client_expiration": persistent_client_expiration,
-        }
+        self.limits = _BrokerLimits(
+            max_queued_messages=max_queued_messages,
+            max_queued_bytes=max_queued_bytes,
+            persistent_client_expiration=persistent_client_expiration,
+        )
         self.port_note = ""  # why the port is not the preferred one, for messages
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.listen = listen
@@ -283,7 +292,7 @@ class LocalStack(Service):
             anonymous=not self.login_required,
             acl_file=acl_file if self.login_required else open_acl,
             extra_listeners=extra,
-            **self.limits,  # type: ignore[arg-type]
+            **self.limits,
         )
         return mosquitto, port, service_listener
 

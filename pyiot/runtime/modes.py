@@ -35,6 +35,7 @@ class ModeTracker:
     """The mode machine's model; `state` is the current mode."""
 
     state: str  # set by the machine
+    trigger: Callable[[str], bool]  # added by the machine (transitions' model API)
 
     def __init__(self, component: str, device: Device, table: MachineTable):
         assert device.modes is not None
@@ -107,7 +108,7 @@ class ModeTracker:
     async def _fire(self, name: str) -> bool:
         if name not in self.machine.get_triggers(self.state):
             return False
-        return self.trigger(name)  # type: ignore[attr-defined]
+        return self.trigger(name)
 
     async def stop(self) -> None:
         stop_timer(self)
