@@ -20,8 +20,8 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import TypedDict
 from pathlib import Path
+from typing import TypedDict
 
 import platformdirs
 
