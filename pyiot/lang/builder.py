@@ -9,7 +9,6 @@ that leave nothing to build with (a bad string escape) raise `BuildError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -52,54 +51,6 @@ from pyiot.lang.model import (
 )
 from pyiot.lang.statements import Statement
 
-# What the rules below hand up besides statements and model objects.
-
-
-@dataclass(frozen=True)
-class _Params:
-    params: list[Param]
-
-
-@dataclass(frozen=True)
-class _Mapping:
-    """`{ KEY = literal, ... }` as written."""
-
-    entries: list[tuple[Value, Value]]
-    pos: SourcePos
-
-
-@dataclass(frozen=True)
-class _Answer:
-    text: str
-
-
-@dataclass(frozen=True)
-class _Args:
-    values: dict[str, Value]
-
-
-@dataclass(frozen=True)
-class _PortRef:
-    name: str
-    pos: SourcePos
-
-
-@dataclass(frozen=True)
-class _PortDecl:
-    name: str
-    endpoint: Endpoint
-    pos: SourcePos
-
-
-@dataclass(frozen=True)
-class _ShadowBlock:
-    names: list[ShadowName]
-
-
-@dataclass(frozen=True)
-class _RuleBlock:
-    rules: list[Rule]
-
 
 class ModelBuilder(ValueRules, Transformer):
     """Bottom-up: each rule returns a typed statement, a small record or a model object."""
@@ -127,8 +78,8 @@ class ModelBuilder(ValueRules, Transformer):
     def param(self, meta: Any, items: list) -> Param:
         return Param(str(items[0]), items[1], self._meta_at(meta))
 
-    def params(self, items: list[Param]) -> _Params:
-        return _Params(items)
+    def params(self, items: list[Param]) -> S.Params:
+        return S.Params(items)
 
     def setting(self, items: list) -> tuple[str, Value]:
         return (str(items[0]), items[1])
@@ -257,17 +208,17 @@ class ModelBuilder(ValueRules, Transformer):
     inline_set = set_command
 
     @v_args(meta=True)
-    def set_map(self, meta: Any, items: list[_Mapping]) -> _Mapping:
-        return _Mapping(items[0].entries, self._meta_at(meta))
+    def set_map(self, meta: Any, items: list[S.MapLiteral]) -> S.MapLiteral:
+        return S.MapLiteral(items[0].entries, self._meta_at(meta))
 
     @v_args(meta=True)
-    def value_map(self, meta: Any, items: list[_Mapping]) -> Statement[dict[str, Value]]:
+    def value_map(self, meta: Any, items: list[S.MapLiteral]) -> Statement[dict[str, Value]]:
         values = {str(k): v for k, v in items[0].entries}
         return S.VALUE_MAP.at(values, self._meta_at(meta))
 
     @v_args(meta=True)
-    def mapping(self, meta: Any, items: list) -> _Mapping:
-        return _Mapping(items, self._meta_at(meta))
+    def mapping(self, meta: Any, items: list) -> S.MapLiteral:
+        return S.MapLiteral(items, self._meta_at(meta))
 
     def map_entry(self, items: list) -> tuple[Value, Value]:
         key = items[0]
@@ -305,9 +256,9 @@ class ModelBuilder(ValueRules, Transformer):
         pos = self._at(target)
         # A mapping gives the button's value -> its step; a number, the step of a plain button.
         # A step that is no number is the checks' to report (check.py), with its position.
-        steps: dict[str, Value] = (
-            {str(k): v for k, v in amount.entries} if isinstance(amount, _Mapping) else {"": amount}
-        )
+        steps: dict[str, Value] = {"": amount}
+        if isinstance(amount, S.MapLiteral):
+            steps = {str(k): v for k, v in amount.entries}
         return [S.ADJUSTS.at(str(target), pos), S.ADJUST_BY.at(steps, pos)]
 
     def prop_error(self, items: list[Token]) -> Statement[Regex]:
@@ -355,13 +306,13 @@ class ModelBuilder(ValueRules, Transformer):
     def names(self, items: list[Token]) -> list[str]:
         return [str(i) for i in items]
 
-    def reject_answer(self, items: list[Token]) -> _Answer:
-        return _Answer(unquote(items[0], self.path))
+    def reject_answer(self, items: list[Token]) -> S.Answer:
+        return S.Answer(unquote(items[0], self.path))
 
     def _hold(self, action: str, meta: Any, items: list) -> ModeHold:
         props, modes, *rest = items
-        answer = next((item.text for item in rest if isinstance(item, _Answer)), None)
-        reason = [item for item in rest if not isinstance(item, _Answer)]
+        answer = next((item.text for item in rest if isinstance(item, S.Answer)), None)
+        reason = [item for item in rest if not isinstance(item, S.Answer)]
         text = unquote(reason[0], self.path) if reason else None
         return ModeHold(action, props, modes, self._meta_at(meta), text, answer)
 
@@ -383,7 +334,7 @@ class ModelBuilder(ValueRules, Transformer):
         for item in _flatten(rest):
             if isinstance(item, Token) and item.type == "STRING":
                 device.description = unquote(item, self.path)
-            elif isinstance(item, _Params):
+            elif isinstance(item, S.Params):
                 device.params = item.params
             elif isinstance(item, Property):
                 if item.name in device.properties:
@@ -424,21 +375,21 @@ class ModelBuilder(ValueRules, Transformer):
     def arg(self, items: list) -> tuple[str, Value]:
         return (str(items[0]), items[1])
 
-    def args(self, items: list[tuple[str, Value]]) -> _Args:
-        return _Args(dict(items))
+    def args(self, items: list[tuple[str, Value]]) -> S.Args:
+        return S.Args(dict(items))
 
     def endpoint(self, items: list[Token]) -> Endpoint:
         return Endpoint(str(items[0]), unquote(items[1], self.path), self._at(items[1]))
 
-    def port_ref(self, items: list[Token]) -> _PortRef:
-        return _PortRef(str(items[0]), self._at(items[0]))
+    def port_ref(self, items: list[Token]) -> S.PortRef:
+        return S.PortRef(str(items[0]), self._at(items[0]))
 
-    def port_decl(self, items: list) -> _PortDecl:
-        return _PortDecl(str(items[0]), items[1], self._at(items[0]))
+    def port_decl(self, items: list) -> S.PortDecl:
+        return S.PortDecl(str(items[0]), items[1], self._at(items[0]))
 
     def component(self, items: list) -> Component:
         name, device_name, *rest = items
-        args = rest[0].values if isinstance(rest[0], _Args) else {}
+        args = rest[0].values if isinstance(rest[0], S.Args) else {}
         where = rest[-1]
         component = Component(
             str(name),
@@ -464,8 +415,8 @@ class ModelBuilder(ValueRules, Transformer):
     def shadow_nest(self, items: list) -> ShadowName:
         return ShadowName(str(items[0]), "*", items[1], self._at(items[0]))
 
-    def shadow_block(self, items: list[ShadowName]) -> _ShadowBlock:
-        return _ShadowBlock(items)
+    def shadow_block(self, items: list[ShadowName]) -> S.ShadowBlock:
+        return S.ShadowBlock(items)
 
     def rule_action(self, items: list) -> RuleAction:
         return RuleAction(str(items[0]), str(items[1]), items[2], self._at(items[0]))
@@ -474,8 +425,8 @@ class ModelBuilder(ValueRules, Transformer):
         component, prop, value, *actions = items
         return Rule(str(component), str(prop), value, actions, self._at(component))
 
-    def rule_block(self, items: list[Rule]) -> _RuleBlock:
-        return _RuleBlock(items)
+    def rule_block(self, items: list[Rule]) -> S.RuleBlock:
+        return S.RuleBlock(items)
 
     def thing(self, items: list) -> Thing:
         name, *statements = items
@@ -486,13 +437,13 @@ class ModelBuilder(ValueRules, Transformer):
                     self._twice(item.pos, f"component '{item.name}'", thing.components[item.name])
                 else:
                     thing.components[item.name] = item
-            elif isinstance(item, _PortDecl):
+            elif isinstance(item, S.PortDecl):
                 if item.name in thing.ports:
                     first = thing.ports[item.name]
                     self._twice(item.pos, f"port '{item.name}'", first)
                 else:
                     thing.ports[item.name] = item.endpoint
-            elif isinstance(item, _ShadowBlock):
+            elif isinstance(item, S.ShadowBlock):
                 thing.shadow.extend(item.names)
             else:
                 thing.rules.extend(item.rules)

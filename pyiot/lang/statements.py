@@ -16,7 +16,20 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pyiot.lang.diagnostics import SourcePos
-from pyiot.lang.model import Condition, Convert, Device, Modes, Property, Regex, Transport, Value
+from pyiot.lang.model import (
+    Condition,
+    Convert,
+    Device,
+    Endpoint,
+    Modes,
+    Param,
+    Property,
+    Regex,
+    Rule,
+    ShadowName,
+    Transport,
+    Value,
+)
 
 T = TypeVar("T")
 
@@ -111,6 +124,70 @@ ADJUSTS = Field[str]("adjusts", prop="adjusts")
 ADJUST_BY = Field[dict[str, Value]]("adjusts ... by", prop="adjust_by")
 PROP_ERROR = Field[Regex]("error", prop="error")
 INITIAL = Field[Value]("initial", prop="initial")
+
+
+# What builder rules hand up besides statements and model objects: typed records, read by the
+# rule above them (`device`, `thing`, `component`, ...), never left in the model.
+
+
+@dataclass(frozen=True)
+class Params:
+    """`device Zone(bus: int, zone: int)`: the device's parameters."""
+
+    params: list[Param]
+
+
+@dataclass(frozen=True)
+class MapLiteral:
+    """`{ KEY = literal, ... }` as written."""
+
+    entries: list[tuple[Value, Value]]
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class Answer:
+    """`answer "..."` of a `reject`: what the simulated device says."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Args:
+    """`component z1: Zone(bus = 1, zone = 2) ...`: a component's arguments."""
+
+    values: dict[str, Value]
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """`on PORTNAME`: a component on a port its thing declares."""
+
+    name: str
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class PortDecl:
+    """`port PORTNAME: serial "..."` in a thing."""
+
+    name: str
+    endpoint: Endpoint
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class ShadowBlock:
+    """`shadow { ... }` of a thing."""
+
+    names: list[ShadowName]
+
+
+@dataclass(frozen=True)
+class RuleBlock:
+    """`rule { ... }` of a thing."""
+
+    rules: list[Rule]
 
 
 def hook(role: str) -> Hook:
