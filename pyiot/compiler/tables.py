@@ -207,11 +207,6 @@ def _condition_text(condition: Any) -> str | None:
     return " and ".join(f"{c.prop}{c.op}{_text(c.value)}" for c in condition.comparisons)
 
 
-def exchange_of(prop: Property) -> str:
-    """The query state that reads `prop` (its group's, when it is read through one)."""
-    return query_state(prop.group or prop.name)
-
-
 def mode_table(device: Device) -> MachineTable | None:
     """The machine of the device's declared modes, or None when it declares none.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from lark import Token
 
+from pyiot.errors import PyiotError
 from pyiot.lang import limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Comparison, Condition, Regex, ValueType
@@ -33,9 +34,18 @@ _TYPE_ALIASES = {
 }
 
 
-class BuildError(Exception):
+class BuildError(PyiotError):
+    what = "bad .iot value"
+
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
+
+
+def token_pos(token: Token, path: str) -> SourcePos:
+    """Where a token starts. Tokens from the parser always know (`line` is None only on a
+    Token made by hand)."""
+    assert token.line is not None and token.column is not None, token
+    return SourcePos(path, token.line, token.column)
 
 
 def unquote(token: Token, path: str) -> str:
@@ -46,7 +56,7 @@ def unquote(token: Token, path: str) -> str:
     except (SyntaxError, ValueError) as err:
         reason = getattr(err, "msg", None) or str(err)
         raise BuildError(
-            Diagnostic(SourcePos(path, token.line, token.column), f"bad string {token}: {reason}")
+            Diagnostic(token_pos(token, path), f"bad string {token}: {reason}")
         ) from None
 
 
@@ -149,7 +159,7 @@ class ValueRules:
     path: str
 
     def _at(self, item: Token | Any) -> SourcePos:
-        return SourcePos(self.path, item.line, item.column)
+        return token_pos(item, self.path)
 
     def _error(self, pos: SourcePos, message: str) -> BuildError:
         return BuildError(Diagnostic(pos, message))

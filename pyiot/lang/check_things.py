@@ -104,24 +104,24 @@ def _shadow_problems(thing: Thing, model: IotFile) -> list[Diagnostic]:
             )
     owners: dict[str, tuple[str, str]] = {}
     prefixes: dict[str, tuple[str, str]] = {}
-    for (component, prop), path in shadow_paths(thing, model).items():
-        pos = _shadow_pos(thing, component, prop)
+    for (comp_name, prop), path in shadow_paths(thing, model).items():
+        pos = _shadow_pos(thing, comp_name, prop)
         if path[0] in RESERVED_SHADOW_KEYS:
             problems.append(Diagnostic(pos, f"shadow key '{path[0]}' is reserved for pyiot"))
         name = key(path)
         clash = owners.get(name) or prefixes.get(name)
         for i in range(1, len(path)):
             clash = clash or owners.get(key(path[:i]))
-            prefixes[key(path[:i])] = (component, prop)
+            prefixes[key(path[:i])] = (comp_name, prop)
         if clash is not None:
             problems.append(
                 Diagnostic(
                     pos,
-                    f"shadow key '{name}' of {component}.{prop} collides with "
+                    f"shadow key '{name}' of {comp_name}.{prop} collides with "
                     f"{clash[0]}.{clash[1]}; rename one in a shadow {{ ... }} block",
                 )
             )
-        owners[name] = (component, prop)
+        owners[name] = (comp_name, prop)
     return problems
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.plain import from_plain, to_plain
 
@@ -44,9 +45,11 @@ class ValueType:
         return text
 
 
-class PatternError(ValueError):
+class PatternError(PyiotError, ValueError):
     """A reply pattern pyiot will not match with: `offset` is where in the source, `message`
     says why and what to write instead."""
+
+    what = "unusable reply pattern"
 
     def __init__(self, message: str, offset: int = 0):
         super().__init__(message)

@@ -10,15 +10,19 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.expr import ExprError, evaluate
 from pyiot.lang.model import Property, Value, ValueType
 
 Hooks = dict[str, Callable]
 
 
-class BadValue(ValueError):
+class BadValue(PyiotError, ValueError):
     """A value that does not fit a property's type (message says why, for the shadow and log)."""
+
+    what = "value does not fit its type"
 
 
 def coerce(value_type: ValueType, value: object, on_step: bool = True) -> Value:
@@ -180,7 +184,7 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
     return value
 
 
-_OPERATORS = {
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,

@@ -25,6 +25,7 @@ from typing import Any
 from pyiot.compiler import tables as T
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
@@ -66,8 +67,10 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
     return repr(text[:limit]) + f"… ({len(text)} chars)"
 
 
-class DeviceError(Exception):
+class DeviceError(PyiotError):
     """The device refused a request (`refused`) or never answered it."""
+
+    what = "device request failed"
 
     def __init__(self, message: str, refused: bool = False):
         super().__init__(message)
@@ -217,8 +220,9 @@ class ComponentEngine:
             await self.modes.stop()
         await self.link.close()
 
-    async def set(self, prop_name: str, value: object) -> Value:
-        """Send a property's set command; return the value the device confirms.
+    async def set(self, prop_name: str, value: object) -> Value | None:
+        """Send a property's set command; return the value the device confirms (None: an
+        engine that learns it later, from what the device says: the legacy API's).
 
         Raises `BadValue` for a value that does not fit, `DeviceError` when the device
         refuses it (its error reply, or a mode that rejects it) or never answers.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pyiot.compiler.program import Program
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Component, Thing
 from pyiot.lang.shadow_names import shadow_paths
 from pyiot.runtime.component import ComponentEngine, EngineConfig
@@ -25,12 +26,16 @@ from pyiot.runtime.thing import ThingRuntime
 from pyiot.runtime.transport import Link, endpoint_refusal, open_link
 
 
-class DuplicateThing(ValueError):
+class DuplicateThing(PyiotError, ValueError):
     """Two files (or one file twice) declare a thing of the same name."""
 
+    what = "thing declared twice"
 
-class EndpointNotAllowed(ValueError):
+
+class EndpointNotAllowed(PyiotError, ValueError):
     """A `.iot` file names an endpoint that acts (pyserial's `spy://`, `hwgrep://`)."""
+
+    what = "endpoint not allowed"
 
 
 def check_unique_things(programs: Sequence[Program]) -> None:
@@ -97,10 +102,10 @@ def _ports(
                 settings = program.model.devices[comp.device].transport.settings
                 users.setdefault(key, []).append((settings, folder))
     ports: dict[tuple, Link | SharedLink] = {}
-    for (kind, address), settings in users.items():
-        first, folder = settings[0]
+    for (kind, address), sharing in users.items():
+        first, folder = sharing[0]
         link = open_link(kind, address, first, allow_python, folder)
-        ports[(kind, address)] = SharedLink(link) if len(settings) > 1 else link
+        ports[(kind, address)] = SharedLink(link) if len(sharing) > 1 else link
     return ports
 
 

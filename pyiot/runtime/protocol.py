@@ -11,12 +11,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks, coerce, compare, decode, encode
 
 
-class BadReply(ValueError):
+class BadReply(PyiotError, ValueError):
     """A line matched a reply pattern but holds no usable value."""
+
+    what = "unusable device reply"
 
 
 @dataclass
@@ -36,7 +39,10 @@ class Request:
     @property
     def key(self) -> str:
         """What the request is about (a poll is not queued twice for the same key)."""
-        return self.prop.name if self.prop else f"query {self.group.name}"  # type: ignore[union-attr]
+        if self.prop is not None:
+            return self.prop.name
+        assert self.group is not None, "a request reads a property or a group"
+        return f"query {self.group.name}"
 
     @property
     def is_set(self) -> bool:
@@ -77,18 +83,18 @@ class DeviceProtocol:
         prop = self.device.properties.get(prop_name)
         if prop is None:
             raise BadValue(f"unknown property {prop_name!r}")
-        if not prop.writable:
+        if prop.set_format is None:  # not `writable`
             raise BadValue(f"{prop_name} is read-only")
         typed = coerce(prop.type, value)
         wire = encode(prop, typed, self.hooks.get(prop.name))
         try:
-            text = prop.set_format.format(value=wire, **self.args)  # type: ignore[union-attr]
+            text = prop.set_format.format(value=wire, **self.args)
         except (ValueError, TypeError) as err:
             raise BadValue(f"{prop_name}: cannot format {wire!r}: {err}") from None
         # Free text from the shadow is what could carry a terminator: the engine checks it
         # against the framing (maps, enums and numbers are the file's own text).
-        free_text = typed if prop.type.kind == "string" else None
-        return Request("set", text, prop=prop, value=typed, wire=free_text)  # type: ignore[arg-type]
+        free_text = typed if prop.type.kind == "string" and isinstance(typed, str) else None
+        return Request("set", text, prop=prop, value=typed, wire=free_text)
 
     def read_request(self, target: Property | GroupQuery) -> Request:
         """The request that reads a property (its own query, or its group's)."""

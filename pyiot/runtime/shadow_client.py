@@ -18,6 +18,7 @@ from typing import Any
 from awscrt import mqtt5, mqtt_request_response
 from awsiot import ServiceStreamOptions, V2ServiceException, iotshadow
 
+from pyiot.errors import PyiotError
 from pyiot.runtime.broker import (
     Broker,
     BrokerAddress,
@@ -33,6 +34,7 @@ __all__ = [
     "BrokerAddress",
     "ShadowConnection",
     "ShadowError",
+    "ShadowTimeout",
     "TlsEndpoint",
     "disable_nagle_towards",
 ]
@@ -40,8 +42,24 @@ __all__ = [
 REQUEST_TIMEOUT_SECONDS = 10
 
 
-class ShadowError(RuntimeError):
-    """The shadow service rejected a request or did not answer it."""
+class ShadowError(PyiotError, RuntimeError):
+    """The shadow service rejected a request (`code`: its status, 400/404/409/413/429/500/503)
+    or the client failed it (`code` None; `client_error`: awscrt's error name, such as
+    AWS_ERROR_MQTT_REQUEST_RESPONSE_PUBLISH_FAILURE when the broker refused the request)."""
+
+    what = "shadow request failed"
+    code: int | None
+
+    def __init__(self, message: str, code: int | None = None, client_error: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.client_error = client_error
+
+
+class ShadowTimeout(ShadowError):
+    """No answer within the time given to the request."""
+
+    what = "shadow request unanswered"
 
 
 DeltaListener = Callable[[dict[str, Any], int], None]
@@ -173,7 +191,7 @@ class ShadowConnection:
         try:
             response = await self._await(request, timeout)
         except ShadowError as err:
-            if str(err).startswith("404"):
+            if err.code == 404:
                 return None
             raise
         state = response.state
@@ -224,7 +242,7 @@ class ShadowConnection:
         try:
             await self._await(request)
         except ShadowError as err:
-            if str(err).startswith("404"):
+            if err.code == 404:
                 return False
             raise
         return True
@@ -357,12 +375,13 @@ class ShadowConnection:
         try:
             return await asyncio.wait_for(asyncio.shield(wrapped), timeout)
         except asyncio.TimeoutError:
-            raise ShadowError(f"no answer within {timeout:g} s") from None
+            raise ShadowTimeout(f"no answer within {timeout:g} s") from None
         except V2ServiceException as err:
             modeled = err.modeled_error
             if modeled is not None and getattr(modeled, "code", None):
-                raise ShadowError(f"{modeled.code} {modeled.message}") from err
-            raise ShadowError(f"{err.message}: {err.inner_error}") from err
+                raise ShadowError(f"{modeled.code} {modeled.message}", int(modeled.code)) from err
+            name = getattr(err.inner_error, "name", None)
+            raise ShadowError(f"{err.message}: {err.inner_error}", client_error=name) from err
 
 
 # Failures of a first connection that retrying cannot cure: TLS refused (a certificate the

@@ -258,7 +258,7 @@ class ThingRuntime:
             except (ShadowError, ConnectionError) as err:
                 if _code(err) in _TOO_BIG:
                     attempts.pop(0)
-                elif _code(err) == "429":
+                elif _code(err) == 429:
                     await asyncio.sleep(min(THROTTLED_RETRY, max(0.0, deadline - loop.time())))
                 else:
                     _LOGGER.warning("%s: could not report offline: %s", self.name, err)
@@ -351,7 +351,7 @@ class ThingRuntime:
                 # Keep what was not sent; newer values win.
                 self._reported = merge(reported, self._reported)
                 self._desired = merge(desired, self._desired)
-                if code == "429":
+                if code == 429:
                     # Throttled (too many requests to this thing this second): soon again.
                     _LOGGER.debug("%s: shadow update throttled; retrying", self.name)
                     await asyncio.sleep(THROTTLED_RETRY)
@@ -577,12 +577,12 @@ class ThingRuntime:
 
 # Answers of the service to a document it will never take as it is: malformed (400, e.g. too
 # deep) or too large (413).
-_TOO_BIG = ("400", "413")
+_TOO_BIG = (400, 413)
 
 
-def _code(err: Exception) -> str:
-    """The service's status code at the head of a ShadowError ("413 The payload ..."), if any."""
-    return str(err)[:3]
+def _code(err: Exception) -> int | None:
+    """The shadow service's status code of a ShadowError (None: no answer, or no ShadowError)."""
+    return err.code if isinstance(err, ShadowError) else None
 
 
 def _is_status_only(reported: dict[str, Any]) -> bool:

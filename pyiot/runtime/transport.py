@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import serial
 
+from pyiot.errors import PyiotError
+
 # Bytes queued for a device at most. Commands are a few bytes and go one at a time, so more
 # than this means the device stopped reading: the link is lost, not memory.
 MAX_WRITE_BUFFER = 64 * 1024
@@ -28,8 +30,10 @@ MAX_WRITE_BUFFER = 64 * 1024
 CLOSE_GRACE = 1.0
 
 
-class LinkClosed(ConnectionError):
+class LinkClosed(PyiotError, ConnectionError):
     """The device link went away (port unplugged, peer closed, stopped reading)."""
+
+    what = "device link closed"
 
 
 class Link(Protocol):
@@ -300,7 +304,8 @@ class SerialLink:
             # Unsent output would make the kernel's close of a tty wait for it (30 s by
             # default with flow control): drop it first. Both calls return at once.
             with contextlib.suppress(Exception):
-                port.reset_output_buffer()
+                # types-pyserial declares it on Serial, not SerialBase; every port class has it.
+                port.reset_output_buffer()  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 port.close()
             return

@@ -67,9 +67,11 @@ class DeviceSimulator:
         # (Extron SIS: "1-, 2-, and 3-digit numeric entries", `3*2!` = `003*002!`).
         arg_regex = {k: _arg_regex(v) for k, v in self.args.items()}
         # Queries with a number argument are also recognised with other digit counts (`3%`).
+        queried: list[Property | GroupQuery] = [*device.properties.values()]
+        queried += device.groups.values()
         self._query_patterns = [
             (format_to_regex(q.query, arg_regex), q)
-            for q in [*device.properties.values(), *device.groups.values()]
+            for q in queried
             if q.query and any(isinstance(v, int) for v in self.args.values())
         ]
         # `commands in any case`: commands are recognised whatever their case (BenQ).
@@ -219,7 +221,7 @@ class DeviceSimulator:
             # `PWR ON` from off: power becomes `warming`, the mode it starts, not `on`.
             dest_value = modes.source_value(dest)
             joined = prop.name == modes.source.name and dest_value is not None
-            self._store(prop, dest_value if joined else value)
+            self._store(prop, dest_value if joined and dest_value is not None else value)
             self._enter(dest, now)
             self._settle(now)
         elif modes is not None and prop.name == modes.source.name and modes.moves_by_set():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 
-try:  # Python 3.11+ keeps the regex parser here; `sre_parse` is its deprecated alias.
+if sys.version_info >= (3, 11):  # the regex parser; `sre_parse` is its deprecated alias
     from re import _constants as sre_constants
     from re import _parser as sre_parse
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import sre_constants
+    import sre_parse
 
 _CATEGORY_SAMPLES = {
     sre_constants.CATEGORY_DIGIT: "0",

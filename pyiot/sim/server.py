@@ -174,7 +174,8 @@ class PortSimulator:
         try:
             while data := await reader.read(4096):
                 for line in lines.feed(data):
-                    writer.write(self.respond(line))
+                    if isinstance(line, str):  # commands hold no prompt
+                        writer.write(self.respond(line))
         except (ConnectionError, OSError):
             pass
         finally:
@@ -197,7 +198,8 @@ class PortSimulator:
             except OSError:  # no client has the port open: nothing to read yet
                 return
             for line in lines.feed(data):
-                self._write_pty(self.respond(line))
+                if isinstance(line, str):  # commands hold no prompt
+                    self._write_pty(self.respond(line))
 
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(master, readable)

@@ -47,7 +47,8 @@ def initial_value(prop: Property) -> Value:
                 return found.group("value")
     if prop.type.kind in ("int", "float"):
         return _near_zero(prop)
-    return {"bool": False, "string": ""}[prop.type.kind]
+    blank: dict[str, Value] = {"bool": False, "string": ""}
+    return blank[prop.type.kind]
 
 
 def _near_zero(prop: Property) -> int | float:

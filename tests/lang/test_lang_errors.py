@@ -33,6 +33,8 @@ BAD = {
         ["shadow key 'volume' of patio.volume", "collides with kitchen.volume"],
     ),
     "duplicate_statement.iot": (4, 13, ["'timeout' is given twice in device 'Relay'"]),
+    # Duplicates do not stop the checks: tests/lang/test_statements.py asserts the rest.
+    "duplicates_and_more.iot": (8, 17, ["'timeout' is given twice in property 'volume'"]),
     "duplicate_device.iot": (4, 8, ["device 'Relay' is declared twice"]),
     "duplicate_component.iot": (6, 15, ["component 'relay1' is declared twice"]),
     "bad_string_escape.iot": (2, 18, ["bad string", "escape"]),
