@@ -106,6 +106,9 @@ class ModelBuilder(ValueRules, Transformer):
     def packet_reply_end(self, items: list[Token]) -> tuple:
         return ("packet_reply_end", unquote(items[0], self.path), self._at(items[0]))
 
+    def packet_reply(self, items: list[Token]) -> tuple:
+        return ("packet_reply", unquote(items[0], self.path), self._at(items[0]))
+
     def reply_terminators(self, items: list[Token]) -> tuple:
         texts = [unquote(item, self.path) for item in items]
         return ("reply_terminators", texts, self._at(items[0]))

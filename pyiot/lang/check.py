@@ -57,6 +57,11 @@ def check_device(device: Device) -> list[Diagnostic]:
             problems.append(Diagnostic(pos, str(err)))
         if "line_terminator" in device.positions:
             problems.append(Diagnostic(pos, "a device frames by lines or by packets, not both"))
+    if device.packet_reply is not None:
+        try:
+            parse_template(device.packet_reply)
+        except ValueError as err:
+            problems.append(Diagnostic(at("packet_reply", device.pos), f"reply packet: {err}"))
     names = {p.name for p in device.params}
     for text in device.connect_commands:
         problems += format_problems(text, at("connect_commands", device.pos), names)

@@ -280,6 +280,8 @@ class Device:
     # What the device appends to a reply's payload when it is not `packet_end` (Onkyo: EOF
     # 0x1A, then CR LF); receivers strip it.
     packet_reply_end: str | None = None
+    # The template of reply frames when their header differs (`replies packet "..."`).
+    packet_reply: str | None = None
     # Line ends of replies when they differ from the commands' (`framing line "\r" replies
     # "\r\n"`); the first is what a simulated device sends. Empty: `line_terminator`.
     reply_terminators: list[str] = field(default_factory=list)

@@ -139,39 +139,52 @@ class LineFramer:
 
 @dataclass
 class PacketFramer:
-    """Binary frames described by a packet template (see `pyiot.lang.packets`).
+    """Binary frames described by packet templates (see `pyiot.lang.packets`).
 
-    Payloads are text to the rest of pyiot (bytes as Latin-1, one character each), so reply
-    regexes work on them as on lines. `end` is appended to each command's payload; trailing
-    CR, LF, EOF (0x1A) and NUL are stripped from received payloads. Frames with a wrong
-    checksum, and bytes before a frame's start, are dropped and counted in `dropped`.
+    Frames go out in `template` and are read in `reads` (default: the same), for protocols
+    whose replies have another header (Samsung MDC: commands `0xAA cmd ID len data sum`,
+    replies `0xAA 0xFF ID len A|N r-cmd data sum`). Payloads are text to the rest of pyiot
+    (bytes as Latin-1, one character each), so reply regexes work on them as on lines; a
+    `{head:N}` field's bytes are the payload text's first N characters. `end` is appended to
+    each sent payload; the characters of `strip` are stripped from the end of received
+    payloads (the device's reply end, Onkyo's EOF CR LF; none for a binary protocol, whose
+    last data byte may be 0x0D). Frames with a wrong checksum, and bytes before a frame's
+    start, are dropped and counted in `dropped`.
     """
 
     template: str
     end: str = ""
+    reads: str | None = None
+    strip: str = "\r\n\x1a\x00"
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
 
     def __post_init__(self) -> None:
         self._segments = parse_template(self.template)
-        self._start = self._segments[0].data
+        self._read_segments = parse_template(self.reads) if self.reads else self._segments
+        self._start = self._read_segments[0].data
+        self._strip = self.strip.encode("latin-1")
 
     def value_problem(self, text: str) -> str | None:
         """Why a desired text may not go into a packet's payload (None: it may)."""
         return _value_problem(text, [self.end], "latin-1")
 
     def encode(self, text: str) -> bytes:
-        payload = (text + self.end).encode("latin-1")
+        data = text.encode("latin-1")
+        head_width = next((s.width for s in self._segments if s.kind == "head"), 0)
+        head, payload = data[:head_width], data[head_width:] + self.end.encode("latin-1")
         frame = bytearray()
         for seg in self._segments:
             if seg.kind == "bytes":
                 frame += seg.data
+            elif seg.kind == "head":
+                frame += head.ljust(seg.width, b"\x00")
             elif seg.kind == "size":
                 frame += len(payload).to_bytes(seg.width, seg.order)  # type: ignore[arg-type]
             elif seg.kind == "payload":
                 frame += payload.ljust(seg.width, b"\x00") if seg.width else payload
             else:
-                frame.append(checksum(seg.checksum, bytes(frame)))
+                frame.append(checksum(seg.checksum, bytes(frame[seg.start :])))
         return bytes(frame)
 
     def feed(self, data: bytes) -> list[str | Prompt]:
@@ -200,14 +213,19 @@ class PacketFramer:
         buffer = self._buffer
         at = 0
         size = 0
-        payload = b""
-        for seg in self._segments:
+        head = payload = b""
+        for seg in self._read_segments:
             if seg.kind == "bytes":
                 if len(buffer) < at + len(seg.data):
                     return None
                 if buffer[at : at + len(seg.data)] != seg.data:
                     return self._skip()
                 at += len(seg.data)
+            elif seg.kind == "head":
+                if len(buffer) < at + seg.width:
+                    return None
+                head = bytes(buffer[at : at + seg.width])
+                at += seg.width
             elif seg.kind == "size":
                 if len(buffer) < at + seg.width:
                     return None
@@ -220,15 +238,21 @@ class PacketFramer:
                 if len(buffer) < at + width:
                     return None
                 payload = bytes(buffer[at : at + width])
+                if seg.width:  # a short payload padded to its fixed width
+                    payload = payload.rstrip(b"\x00")
                 at += width
             else:
                 if len(buffer) < at + 1:
                     return None
-                if buffer[at] != checksum(seg.checksum, bytes(buffer[:at])):
+                if buffer[at] != checksum(seg.checksum, bytes(buffer[seg.start : at])):
                     return self._skip(at + 1)  # a whole frame, spoiled: drop all of it
                 at += 1
         del buffer[:at]
-        return payload.rstrip(b"\r\n\x1a\x00").decode("latin-1")
+        if self._strip:
+            payload = payload.rstrip(self._strip)
+        # A frame with nothing in it is still a frame: "" means "bad" to `feed`, so an empty
+        # payload after a head is kept by the head; a bare empty frame carries nothing.
+        return (head + payload).decode("latin-1")
 
     def _skip(self, count: int = 1) -> str:
         # Not a frame after all: drop its first byte (or the whole bad frame) and resync.
@@ -244,7 +268,35 @@ Framer = LineFramer | PacketFramer
 
 
 def framer_for(device: Device) -> Framer:
-    """The framer a device's `framing` statement describes."""
+    """The framer a device's `framing` statement describes, seen from pyiot's side: it sends
+    commands and reads replies."""
     if device.packet is not None:
-        return PacketFramer(device.packet, device.packet_end)
+        return PacketFramer(
+            device.packet, device.packet_end, reads=device.packet_reply, strip=_ends(device)
+        )
     return LineFramer(device.line_terminator, device.prompt, tuple(device.reply_terminators))
+
+
+def device_framer(device: Device) -> Framer:
+    """The same framing seen from the device's side (the simulator): it reads commands, ended
+    by any end the device accepts, empty ones kept (a bare CR asks an Epson for its prompt),
+    and it sends replies (a packet device in its reply frames, with its reply end)."""
+    if device.packet is not None:
+        end = device.packet_reply_end
+        return PacketFramer(
+            device.packet_reply or device.packet,
+            device.packet_end if end is None else end,
+            reads=device.packet,
+            strip=_ends(device),
+        )
+    return LineFramer(
+        device.line_terminator, replies=tuple(device.command_ends), keep_empty=True
+    )
+
+
+def _ends(device: Device) -> str:
+    """The characters stripped from the end of received payloads: a text protocol in packets
+    (one with an `end`) loses trailing CR, LF and EOF as lines lose their terminator; a binary
+    one (no `end`) keeps every byte, as its last data byte may be 0x0D or 0x00."""
+    ends = device.packet_end + (device.packet_reply_end or "")
+    return "\r\n\x1a" + ends if ends else ""

@@ -17,50 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import time
 import tty
 from collections.abc import Callable
 
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
+from pyiot.runtime.framing import Framer, PacketFramer, device_framer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
-
-
-class _LineSplitter:
-    """Received bytes -> lines, empty ones kept; any of the device's command ends ends a line.
-
-    A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
-    the usual way to see that it is listening. Where CR and CR LF both end commands, a LF
-    after a CR is the rest of that end, not an empty line.
-    """
-
-    def __init__(self, terminators: list[str]):
-        seps = {t.encode("utf-8") for t in terminators if t}
-        self._pattern = re.compile(b"|".join(re.escape(s) for s in sorted(seps, key=len)[::-1]))
-        self._longer = {
-            sep: [t[len(sep) :] for t in seps if len(t) > len(sep) and t.startswith(sep)]
-            for sep in seps
-        }
-        self._buffer = b""
-        self._rest: list[bytes] = []
-
-    def feed(self, data: bytes) -> list[str]:
-        buffer = self._buffer + data
-        if self._rest and buffer:
-            rest = next((r for r in self._rest if buffer.startswith(r)), b"")
-            buffer = buffer[len(rest) :]
-            self._rest = []
-        lines = []
-        at = 0
-        for found in self._pattern.finditer(buffer):
-            lines.append(buffer[at : found.start()])
-            at = found.end()
-            self._rest = self._longer[found.group()] if at == len(buffer) else []
-        # A line longer than any command is noise (wrong baud rate): keep only its tail.
-        self._buffer = buffer[at:][-MAX_LINE_BYTES:]
-        return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
 
 
 class PortSimulator:
@@ -118,12 +82,9 @@ class PortSimulator:
         return data
 
     def _encode(self, lines: list[str]) -> bytes:
-        if self.device.packet is not None:
+        framer = device_framer(self.device)
+        if isinstance(framer, PacketFramer):
             # A binary protocol: each reply is one frame of its own.
-            end = self.device.packet_reply_end
-            if end is None:
-                end = self.device.packet_end
-            framer = PacketFramer(self.device.packet, end)
             return b"".join(framer.encode(line) for line in lines)
         text = "".join(line + self.terminator for line in lines)
         if self.prompt is not None:
@@ -147,10 +108,10 @@ class PortSimulator:
             sim.tick()
         self._arm_timer()
 
-    def _splitter(self) -> _LineSplitter | PacketFramer:
-        if self.device.packet is not None:
-            return PacketFramer(self.device.packet)
-        return _LineSplitter(self.device.command_ends)
+    def _splitter(self) -> Framer:
+        """What splits the received bytes into commands: the runtime's own framing, seen from
+        the device's side (`device_framer`)."""
+        return device_framer(self.device)
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -174,7 +135,8 @@ class PortSimulator:
         try:
             while data := await reader.read(4096):
                 for line in lines.feed(data):
-                    writer.write(self.respond(line))
+                    if isinstance(line, str):  # the device side has no prompt to find
+                        writer.write(self.respond(line))
         except (ConnectionError, OSError):
             pass
         finally:
@@ -197,7 +159,8 @@ class PortSimulator:
             except OSError:  # no client has the port open: nothing to read yet
                 return
             for line in lines.feed(data):
-                self._write_pty(self.respond(line))
+                if isinstance(line, str):
+                    self._write_pty(self.respond(line))
 
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(master, readable)
