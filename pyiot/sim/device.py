@@ -68,14 +68,22 @@ class DeviceSimulator:
         arg_regex = {k: _arg_regex(v) for k, v in self.args.items()}
         # Queries with a number argument are also recognised with other digit counts (`3%`).
         self._query_patterns = [
-            (format_to_regex(q.query, arg_regex), q)
+            (format_to_regex(q.query, arg_regex, known=self.args), q)
             for q in [*device.properties.values(), *device.groups.values()]
             if q.query and any(isinstance(v, int) for v in self.args.values())
         ]
         # `commands in any case`: commands are recognised whatever their case (BenQ).
         flags = re.IGNORECASE if device.commands_any_case else 0
         self._sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}, flags))
+            (
+                p,
+                format_to_regex(
+                    p.set_format,
+                    {**arg_regex, "value": set_value_regex(p)},
+                    flags,
+                    known=self.args,
+                ),
+            )
             for p in device.properties.values()
             if p.set_format
         ]
@@ -83,7 +91,7 @@ class DeviceSimulator:
             self._queries = {k.casefold(): v for k, v in self._queries.items()}
         # A known command with a value the device does not take gets that command's own refusal.
         self._loose_sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": ".+?"}))
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": "(?s:.+?)"}, known=self.args))
             for p, _ in self._sets
             if p.error is not None and p.set_format
         ]
