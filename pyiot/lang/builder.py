@@ -179,6 +179,9 @@ class ModelBuilder(ValueRules, Transformer):
     def set_timeout(self, items: list[Token]) -> tuple:
         return ("set_timeout", seconds(items[0], self.path), self._at(items[0]))
 
+    def reply_end(self, items: list[Token]) -> tuple:
+        return ("reply_end", unquote(items[0], self.path), self._at(items[0]))
+
     def reply_format(self, items: list[Token]) -> tuple:
         return ("reply_format", unquote(items[0], self.path), self._at(items[0]))
 

@@ -115,6 +115,9 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += _adjust_problems(prop, device)
     if prop.reply_format is not None:
         problems += _reply_format_problems(prop)
+    if prop.reply_end is not None and (not prop.reply_end or device.packet is not None):
+        why = "must not be empty" if device.packet is None else "is for lines, not packets"
+        problems.append(Diagnostic(at("reply_end", prop.pos), f"a reply's end {why}"))
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")

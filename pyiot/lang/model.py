@@ -162,6 +162,9 @@ class Property:
     reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
     # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
     reply_then: list[Regex] = field(default_factory=list)
+    # How the device ends this reply's lines, when not as the framing's first reply end
+    # (`reply /.../ end "\r\n"`); the runtime reads every such end as a line end.
+    reply_end: str | None = None
     set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and

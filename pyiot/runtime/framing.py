@@ -274,7 +274,16 @@ def framer_for(device: Device) -> Framer:
         return PacketFramer(
             device.packet, device.packet_end, reads=device.packet_reply, strip=_ends(device)
         )
-    return LineFramer(device.line_terminator, device.prompt, tuple(device.reply_terminators))
+    return LineFramer(device.line_terminator, device.prompt, reply_ends(device))
+
+
+def reply_ends(device: Device) -> tuple[str, ...]:
+    """Every way the device ends a reply line: the framing's, then the replies' own ends
+    (`reply /.../ end "\r\n"`); empty when that is just the command terminator."""
+    own = [p.reply_end for p in device.properties.values() if p.reply_end]
+    if not own:
+        return tuple(device.reply_terminators)
+    return tuple(dict.fromkeys([*device.reply_ends, *own]))
 
 
 def device_framer(device: Device) -> Framer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import tty
 from collections.abc import Callable
@@ -37,6 +38,15 @@ class PortSimulator:
         device = sims[0].device  # components sharing a line share its framing
         self.device = device
         self.terminator = device.reply_ends[0]  # what the device ends its replies with
+        # Replies with an end of their own (`reply /^AV:.../ end "\r\n"`): a line one of
+        # these patterns matches is ended so (the Blackbird ends only its Status lines CR LF).
+        self._own_ends: list[tuple[re.Pattern[str], str]] = [
+            (regex.compile_python(sim.args), prop.reply_end)
+            for sim in sims
+            for prop in sim.device.properties.values()
+            if prop.reply_end and prop.reply is not None
+            for regex in (prop.reply, *prop.reply_then)
+        ]
         self.prompt = device.prompt
         self.echo = device.echo
         self.url: str | None = None
@@ -86,10 +96,17 @@ class PortSimulator:
         if isinstance(framer, PacketFramer):
             # A binary protocol: each reply is one frame of its own.
             return b"".join(framer.encode(line) for line in lines)
-        text = "".join(line + self.terminator for line in lines)
+        text = "".join(line + self._line_end(line) for line in lines)
         if self.prompt is not None:
             text += self.prompt
         return text.encode("utf-8")
+
+    def _line_end(self, line: str) -> str:
+        """How the device ends this reply line: its reply's own end, else the framing's."""
+        for pattern, end in self._own_ends:
+            if pattern.search(line):
+                return end
+        return self.terminator
 
     def _arm_timer(self) -> None:
         """Wake when a mode timer falls due, so the change is logged then, not when next asked."""
