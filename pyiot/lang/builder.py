@@ -109,6 +109,9 @@ class ModelBuilder(ValueRules, Transformer):
     def packet_reply(self, items: list[Token]) -> tuple:
         return ("packet_reply", unquote(items[0], self.path), self._at(items[0]))
 
+    def line_before(self, items: list[Token]) -> tuple:
+        return ("line_before", unquote(items[0], self.path), self._at(items[0]))
+
     def reply_terminators(self, items: list[Token]) -> tuple:
         texts = [unquote(item, self.path) for item in items]
         return ("reply_terminators", texts, self._at(items[0]))

@@ -45,10 +45,16 @@ def check_device(device: Device) -> list[Diagnostic]:
     at = device.positions.get
     if device.timeout <= 0:
         problems.append(Diagnostic(at("timeout", device.pos), "timeout must be above zero"))
-    if not device.line_terminator:
+    if not device.line_terminator and not device.reply_terminators:
+        # Commands may go without an end (Extron SIS `1*3!`), but replies need one.
         problems.append(
-            Diagnostic(at("line_terminator", device.pos), "line terminator must not be empty")
+            Diagnostic(
+                at("line_terminator", device.pos),
+                "line terminator must not be empty, unless `replies` says how replies end",
+            )
         )
+    if "" in device.reply_terminators or "" in device.command_terminators:
+        problems.append(Diagnostic(at("line_terminator", device.pos), "a line end is empty"))
     if device.packet is not None:
         pos = at("packet", device.pos)
         try:

@@ -290,6 +290,7 @@ class Device:
     reply_terminators: list[str] = field(default_factory=list)
     # Other line ends a device takes from a client besides `line_terminator` (`accepts`).
     command_terminators: list[str] = field(default_factory=list)
+    line_before: str = ""  # text sent before each command (`before "\r"`: NAD, BenQ)
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)

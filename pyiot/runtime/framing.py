@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyiot.lang.model import Device
@@ -10,6 +11,9 @@ from pyiot.lang.packets import checksum, parse_template
 
 # A line longer than this is noise (wrong baud rate, a stuck transmitter): drop it, count it.
 MAX_LINE_BYTES = 4096
+# The longest command a simulated device without a command terminator looks for in what it
+# received (Extron SIS commands are a few characters).
+MAX_COMMAND_BYTES = 256
 
 
 def _value_problem(text: str, terminators: list[str], encoding: str) -> str | None:
@@ -58,15 +62,21 @@ class LineFramer:
     # them ending a line; empty: the command terminator.
     replies: tuple[str, ...] = ()
     keep_empty: bool = False
+    # Text sent before each command (`before "\r"`: NAD and BenQ want a CR before it as well
+    # as after); a line read that starts with it loses it.
+    before: str = ""
+    # The device's side of a framing whose commands have no end (Extron SIS `1*3!`): whether
+    # some text is a whole command, so it is taken as soon as it is complete.
+    complete: Callable[[str], bool] | None = None
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
     # Inside an overlong line whose start was already dropped: discard up to its terminator.
     _discarding: bool = False
 
     def __post_init__(self) -> None:
-        seps = [t.encode("utf-8") for t in (self.replies or (self.terminator,))]
+        seps = [t.encode("utf-8") for t in (self.replies or (self.terminator,)) if t]
         self._seps = sorted(set(seps), key=len, reverse=True)
-        self._sep = self._seps[0]
+        self._sep = self._seps[0] if self._seps else b""
         self._prompt = self.prompt.encode("utf-8") if self.prompt else None
         # After a line ended by CR where CR LF also ends lines, a LF arriving later is the
         # rest of that end, not the start of the next line.
@@ -74,6 +84,12 @@ class LineFramer:
 
     def _find_end(self) -> tuple[int, int]:
         """Where the first line end in the buffer starts, and its length ((-1, 0): none)."""
+        if self.complete is not None and self._buffer:
+            ended = self._find_command()
+            if ended is not None:
+                return ended
+        if not self._seps:
+            return -1, 0
         if len(self._seps) == 1:
             return self._buffer.find(self._sep), len(self._sep)
         best = (-1, 0)
@@ -82,6 +98,18 @@ class LineFramer:
             if at >= 0 and (best[0] < 0 or at < best[0]):
                 best = (at, len(sep))
         return best
+
+    def _find_command(self) -> tuple[int, int] | None:
+        """The shortest whole command at the buffer's start, as a line end of width 0, unless
+        a line end comes first. Commands are short: only the first bytes are tried."""
+        assert self.complete is not None
+        first_end = min((at for s in self._seps if (at := self._buffer.find(s)) >= 0), default=-1)
+        limit = len(self._buffer) if first_end < 0 else first_end
+        for size in range(1, min(limit, MAX_COMMAND_BYTES) + 1):
+            text = bytes(self._buffer[:size]).decode("utf-8", errors="replace")
+            if self.complete(text.removeprefix(self.before) if self.before else text):
+                return size, 0
+        return None
 
     def feed(self, data: bytes) -> list[str | Prompt]:
         """Add received bytes; return the complete lines (and prompts) they finish."""
@@ -112,19 +140,21 @@ class LineFramer:
             elif len(raw) > MAX_LINE_BYTES:
                 self.dropped += 1
             elif raw or self.keep_empty:
-                lines.append(raw.decode("utf-8", errors="replace"))
+                line = raw.decode("utf-8", errors="replace")
+                lines.append(line.removeprefix(self.before) if self.before else line)
         if len(self._buffer) > MAX_LINE_BYTES:
             # Keep the last bytes: they may hold the start of a split terminator.
-            keep = len(self._sep) - 1
+            keep = max(len(self._sep) - 1, 0)
             del self._buffer[: len(self._buffer) - keep]
             if not self._discarding:
                 self.dropped += 1
-            self._discarding = True
+            # With no line end to wait for (commands without one), the next command is whole.
+            self._discarding = bool(self._seps)
         return lines
 
     def encode(self, text: str) -> bytes:
-        """A command as bytes on the wire, terminator included."""
-        return (text + self.terminator).encode("utf-8")
+        """A command as bytes on the wire, terminator (and any text before it) included."""
+        return (self.before + text + self.terminator).encode("utf-8")
 
     def value_problem(self, text: str) -> str | None:
         """Why a desired text may not go into a command on this framing (None: it may)."""
@@ -274,7 +304,9 @@ def framer_for(device: Device) -> Framer:
         return PacketFramer(
             device.packet, device.packet_end, reads=device.packet_reply, strip=_ends(device)
         )
-    return LineFramer(device.line_terminator, device.prompt, reply_ends(device))
+    return LineFramer(
+        device.line_terminator, device.prompt, reply_ends(device), before=device.line_before
+    )
 
 
 def reply_ends(device: Device) -> tuple[str, ...]:
@@ -286,10 +318,12 @@ def reply_ends(device: Device) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*device.reply_ends, *own]))
 
 
-def device_framer(device: Device) -> Framer:
+def device_framer(device: Device, complete: Callable[[str], bool] | None = None) -> Framer:
     """The same framing seen from the device's side (the simulator): it reads commands, ended
     by any end the device accepts, empty ones kept (a bare CR asks an Epson for its prompt),
-    and it sends replies (a packet device in its reply frames, with its reply end)."""
+    and it sends replies (a packet device in its reply frames, with its reply end). Commands
+    with no end of their own (`framing line "" replies "\r\n"`) are taken when `complete`
+    says the text so far is a whole command."""
     if device.packet is not None:
         end = device.packet_reply_end
         return PacketFramer(
@@ -299,7 +333,11 @@ def device_framer(device: Device) -> Framer:
             strip=_ends(device),
         )
     return LineFramer(
-        device.line_terminator, replies=tuple(device.command_ends), keep_empty=True
+        device.line_terminator,
+        replies=tuple(end for end in device.command_ends if end),
+        keep_empty=True,
+        before=device.line_before,
+        complete=complete if not device.line_terminator else None,
     )
 
 

@@ -168,6 +168,14 @@ class DeviceSimulator:
             return self.error()
         return None
 
+    def knows(self, line: str) -> bool:
+        """Whether `line` is a whole command of this device: a query, a set or a button (the
+        port splits commands that have no terminator by this)."""
+        if (line.casefold() if self.device.commands_any_case else line) in self._queries:
+            return True
+        patterns = [p for p, _ in self._query_patterns] + [p for _, p in self._sets]
+        return any(p.fullmatch(line) for p in [*patterns, *(p for _, p in self._loose_sets)])
+
     def error(self, prop: Property | None = None) -> list[str]:
         """The device's error reply (nothing, if the protocol has none); a property's own
         refusal when it has one (Onkyo `!1MVLN/A` under the command's own code)."""

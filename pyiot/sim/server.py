@@ -128,7 +128,11 @@ class PortSimulator:
     def _splitter(self) -> Framer:
         """What splits the received bytes into commands: the runtime's own framing, seen from
         the device's side (`device_framer`)."""
-        return device_framer(self.device)
+        return device_framer(self.device, self.knows)
+
+    def knows(self, text: str) -> bool:
+        """Whether `text` is a whole command of some component on this port."""
+        return any(sim.knows(text) for sim in self.sims.values())
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
