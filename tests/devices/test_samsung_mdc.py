@@ -11,6 +11,7 @@ library speak MDC over TCP port 1515.
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -87,6 +88,8 @@ def test_volume_mute_and_input_frames(tmp_path):
     nak = port.respond("\x12\xff\x65")
     assert nak[:6] == bytes.fromhex("AA FF FF 03 4E 12")
     assert nak[-1] == sum(nak[1:-1]) % 256
+    # A command the file lacks (0x00, the status) is refused with a whole Nak: 'N', two bytes.
+    assert port.respond("\x00\xff")[3:5] == bytes.fromhex("03 4E")
 
 
 def test_runtime_sends_the_documented_frames():
@@ -151,5 +154,35 @@ def test_python_samsung_mdc_drives_the_simulated_display():
         assert port.sims["display"].values == {
             "power": True, "volume": 42, "mute": True, "input": "hdmi2"
         }
+
+    asyncio.run(scenario())
+
+
+def test_the_samsung_mdc_cli_drives_the_simulated_display():
+    """The `samsung-mdc` command line of python-samsung-mdc, as a user would run it."""
+    pytest.importorskip("samsung_mdc")
+
+    async def cli(target: str, *args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "samsung_mdc", "--timeout", "30", target, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        assert process.returncode == 0, out
+        return out.decode()
+
+    async def scenario() -> None:
+        port = simulator_for(device_file(NAME))
+        url = await port.serve_tcp()
+        target = "255@" + url.removeprefix("socket://")
+        try:
+            assert "POWER_STATE.OFF" in await cli(target, "power")
+            assert "POWER_STATE.ON" in await cli(target, "power", "on")
+            assert (await cli(target, "volume", "33")).split()[-1] == "33"
+            assert "HDMI2" in await cli(target, "input_source", "hdmi2")
+        finally:
+            await port.close()
+        assert port.sims["display"].values["input"] == "hdmi2"
+        assert port.sims["display"].values["volume"] == 33
 
     asyncio.run(scenario())
