@@ -109,6 +109,9 @@ class ModelBuilder(ValueRules, Transformer):
     def packet_reply(self, items: list[Token]) -> tuple:
         return ("packet_reply", unquote(items[0], self.path), self._at(items[0]))
 
+    def line_counted(self, items: list[Token]) -> tuple:
+        return ("line_counted", regex_token(items[0], self.path), self._at(items[0]))
+
     def line_before(self, items: list[Token]) -> tuple:
         return ("line_before", unquote(items[0], self.path), self._at(items[0]))
 

@@ -53,6 +53,9 @@ def check_device(device: Device) -> list[Diagnostic]:
                 "line terminator must not be empty, unless `replies` says how replies end",
             )
         )
+    if device.line_counted is not None:
+        pos = at("line_counted", device.pos)
+        problems += regex_problems(device.line_counted, pos, {"size"})
     if "" in device.reply_terminators or "" in device.command_terminators:
         problems.append(Diagnostic(at("line_terminator", device.pos), "a line end is empty"))
     if device.packet is not None:

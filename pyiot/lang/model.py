@@ -291,6 +291,9 @@ class Device:
     # Other line ends a device takes from a client besides `line_terminator` (`accepts`).
     command_terminators: list[str] = field(default_factory=list)
     line_before: str = ""  # text sent before each command (`before "\r"`: NAD, BenQ)
+    # Replies that say their own length (`counted /^product_type=(?P<size>\d\d),/`): after the
+    # pattern come `size` characters and no terminator (Rotel `product_type=07,RC-1570`).
+    line_counted: Regex | None = None
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyiot.lang.model import Device
 from pyiot.lang.packets import checksum, parse_template
@@ -68,6 +69,9 @@ class LineFramer:
     # The device's side of a framing whose commands have no end (Extron SIS `1*3!`): whether
     # some text is a whole command, so it is taken as soon as it is complete.
     complete: Callable[[str], bool] | None = None
+    # Replies that say their own length (Rotel `product_type=07,RC-1570`, no terminator): a
+    # compiled pattern with a `size` group, matched at the start of what is buffered.
+    counted: Any = None
     _buffer: bytearray = field(default_factory=bytearray)
     dropped: int = 0
     # Inside an overlong line whose start was already dropped: discard up to its terminator.
@@ -99,6 +103,19 @@ class LineFramer:
                 best = (at, len(sep))
         return best
 
+    def _counted_line(self) -> tuple[bool, str | None]:
+        """A reply that says its own length at the buffer's start: (True, None) while it is
+        partial, (False, line) once whole, (False, None) when the buffer starts otherwise."""
+        found = self.counted.match(bytes(self._buffer[:MAX_LINE_BYTES]).decode("latin-1"))
+        if found is None:
+            return False, None
+        end = found.end() + int(found.group("size"))
+        if len(self._buffer) < end:
+            return True, None
+        raw = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return False, raw.decode("utf-8", errors="replace")
+
     def _find_command(self) -> tuple[int, int] | None:
         """The shortest whole command at the buffer's start, as a line end of width 0, unless
         a line end comes first. Commands are short: only the first bytes are tried."""
@@ -124,6 +141,13 @@ class LineFramer:
                 del self._buffer[: len(self._prompt)]
                 lines.append(PROMPT)
                 continue
+            if self.counted is not None and not self._discarding:
+                wait, counted = self._counted_line()
+                if wait:
+                    break
+                if counted is not None:
+                    lines.append(counted)
+                    continue
             end, width = self._find_end()
             if end < 0:
                 break
@@ -304,8 +328,13 @@ def framer_for(device: Device) -> Framer:
         return PacketFramer(
             device.packet, device.packet_end, reads=device.packet_reply, strip=_ends(device)
         )
+    counted = device.line_counted.compile() if device.line_counted is not None else None
     return LineFramer(
-        device.line_terminator, device.prompt, reply_ends(device), before=device.line_before
+        device.line_terminator,
+        device.prompt,
+        reply_ends(device),
+        before=device.line_before,
+        counted=counted,
     )
 
 

@@ -38,6 +38,8 @@ class PortSimulator:
         device = sims[0].device  # components sharing a line share its framing
         self.device = device
         self.terminator = device.reply_ends[0]  # what the device ends its replies with
+        counted = device.line_counted
+        self._counted_pattern = counted.compile_python() if counted is not None else None
         # Replies with an end of their own (`reply /^AV:.../ end "\r\n"`): a line one of
         # these patterns matches is ended so (the Blackbird ends only its Status lines CR LF).
         self._own_ends: list[tuple[re.Pattern[str], str]] = [
@@ -96,10 +98,19 @@ class PortSimulator:
         if isinstance(framer, PacketFramer):
             # A binary protocol: each reply is one frame of its own.
             return b"".join(framer.encode(line) for line in lines)
-        text = "".join(line + self._line_end(line) for line in lines)
+        text = "".join(self._counted(line) or line + self._line_end(line) for line in lines)
         if self.prompt is not None:
             text += self.prompt
         return text.encode("utf-8")
+
+    def _counted(self, line: str) -> str | None:
+        """A reply that says its own length, with that length written and no terminator
+        (Rotel `product_type=07,RC-1570`); None for any other line."""
+        found = self._counted_pattern.match(line) if self._counted_pattern else None
+        if found is None:
+            return None
+        size = str(len(line) - found.end()).zfill(len(found.group("size")))
+        return line[: found.start("size")] + size + line[found.end("size") :]
 
     def _line_end(self, line: str) -> str:
         """How the device ends this reply line: its reply's own end, else the framing's."""

@@ -38,3 +38,11 @@ def test_replies_need_an_end(framing, message):
         load(SOURCE.replace("FRAMING", framing), "d.iot")
     assert message in str(caught.value)
     assert caught.value.line == 2
+
+
+def test_a_counted_reply_needs_its_size_group():
+    framing = 'line "!" counted /^product_type=(\\d\\d),/'
+    with pytest.raises(IotError) as caught:
+        load(SOURCE.replace("FRAMING", framing), "d.iot")
+    assert "no group named 'size'" in str(caught.value)
+    assert caught.value.line == 2
