@@ -17,7 +17,7 @@ import pytest
 
 from pyiot.lang import load
 from pyiot.runtime.component import DeviceError
-from pyiot.runtime.framing import framer_for
+from pyiot.runtime.framing import PacketFramer, framer_for
 from pyiot.sim import simulator_for
 from tests.devices.conftest import DEVICES, device_file, running
 
@@ -123,10 +123,49 @@ def test_runtime_reads_and_sets_every_property():
             assert port.sims["display"].values == {
                 "power": True, "volume": 10, "mute": True, "input": "displayport"
             }
-            # A Nak is the device refusing: the request fails at once, with no retry.
-            port.sims["display"].answer = lambda line: ["\xffN\x12\x03"]  # type: ignore[method-assign]
+
+    asyncio.run(scenario())
+
+
+def test_a_nak_fails_the_request_at_once():
+    """A display that refuses (Nak: 'N', r-CMD, "ERR") fails the set without a retry."""
+    from pyiot.compiler import Program
+    from pyiot.runtime.component import ComponentEngine, EngineConfig
+    from pyiot.runtime.transport import open_link
+
+    received: list[str] = []
+
+    async def display(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        commands = PacketFramer("\xaa{head:2}{size:1}{payload}{sum8:1:}", strip="")
+        while data := await reader.read(4096):
+            for command in commands.feed(data):
+                received.append(str(command))
+                nak = bytes([0xFF, 0xFF, 3, ord("N"), ord(str(command)[0]), 0x01])
+                writer.write(b"\xaa" + nak + bytes([sum(nak) % 256]))
+
+    async def scenario() -> None:
+        model = device_file(NAME)
+        program = Program.from_model(model)
+        server = await asyncio.start_server(display, "127.0.0.1", 0)
+        host, tcp = server.sockets[0].getsockname()[:2]
+        engine = ComponentEngine(
+            EngineConfig(
+                "display",
+                model.devices["SamsungMDC"],
+                program.machines["SamsungMDC"],
+                args={"id": 255},
+            ),
+            open_link("serial", f"socket://{host}:{tcp}"),
+        )
+        await engine.start()
+        try:
             with pytest.raises(DeviceError):
                 await engine.set("volume", 20)
+        finally:
+            await engine.stop()
+            server.close()
+            await server.wait_closed()
+        assert received.count("\x12\xff\x14") == 1  # volume 20 (0x14), sent once: no retry
 
     asyncio.run(scenario())
 
