@@ -82,6 +82,7 @@ class LineFramer:
         self._seps = sorted(set(seps), key=len, reverse=True)
         self._sep = self._seps[0] if self._seps else b""
         self._prompt = self.prompt.encode("utf-8") if self.prompt else None
+        self._incomplete = b""  # the longest buffered start known not to be a whole command
         # After a line ended by CR where CR LF also ends lines, a LF arriving later is the
         # rest of that end, not the start of the next line.
         self._rest = b""
@@ -121,11 +122,15 @@ class LineFramer:
         a line end comes first. Commands are short: only the first bytes are tried."""
         assert self.complete is not None
         first_end = min((at for s in self._seps if (at := self._buffer.find(s)) >= 0), default=-1)
-        limit = len(self._buffer) if first_end < 0 else first_end
-        for size in range(1, min(limit, MAX_COMMAND_BYTES) + 1):
+        limit = min(len(self._buffer) if first_end < 0 else first_end, MAX_COMMAND_BYTES)
+        # Prefixes tried on an earlier read were not whole then and are not now: skip them
+        # (one byte at a time would otherwise try every prefix again).
+        tried = len(self._incomplete) if self._buffer.startswith(self._incomplete) else 0
+        for size in range(tried + 1, limit + 1):
             text = bytes(self._buffer[:size]).decode("utf-8", errors="replace")
             if self.complete(text.removeprefix(self.before) if self.before else text):
                 return size, 0
+        self._incomplete = bytes(self._buffer[: max(limit, tried)])
         return None
 
     def feed(self, data: bytes) -> list[str | Prompt]:
