@@ -114,6 +114,15 @@ class ModelBuilder(ValueRules, Transformer):
     def packet_reply_end(self, items: list[Token]) -> Statement[str]:
         return S.PACKET_REPLY_END.at(unquote(items[0], self.path), self._at(items[0]))
 
+    def packet_reply(self, items: list[Token]) -> Statement[str]:
+        return S.PACKET_REPLY.at(unquote(items[0], self.path), self._at(items[0]))
+
+    def line_counted(self, items: list[Token]) -> Statement[Regex]:
+        return S.LINE_COUNTED.at(regex_token(items[0], self.path), self._at(items[0]))
+
+    def line_before(self, items: list[Token]) -> Statement[str]:
+        return S.LINE_BEFORE.at(unquote(items[0], self.path), self._at(items[0]))
+
     def reply_terminators(self, items: list[Token]) -> Statement[list[str]]:
         texts = [unquote(item, self.path) for item in items]
         return S.REPLY_TERMINATORS.at(texts, self._at(items[0]))
@@ -187,6 +196,9 @@ class ModelBuilder(ValueRules, Transformer):
 
     def set_timeout(self, items: list[Token]) -> Statement[float]:
         return S.SET_TIMEOUT.at(seconds(items[0], self.path), self._at(items[0]))
+
+    def reply_end(self, items: list[Token]) -> Statement[str]:
+        return S.REPLY_END.at(unquote(items[0], self.path), self._at(items[0]))
 
     def reply_format(self, items: list[Token]) -> Statement[str]:
         return S.REPLY_FORMAT.at(unquote(items[0], self.path), self._at(items[0]))

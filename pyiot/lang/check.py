@@ -45,10 +45,19 @@ def check_device(device: Device) -> list[Diagnostic]:
     at = device.positions.get
     if device.timeout <= 0:
         problems.append(Diagnostic(at("timeout", device.pos), "timeout must be above zero"))
-    if not device.line_terminator:
+    if not device.line_terminator and not device.reply_terminators:
+        # Commands may go without an end (Extron SIS `1*3!`), but replies need one.
         problems.append(
-            Diagnostic(at("line_terminator", device.pos), "line terminator must not be empty")
+            Diagnostic(
+                at("line_terminator", device.pos),
+                "line terminator must not be empty, unless `replies` says how replies end",
+            )
         )
+    if device.line_counted is not None:
+        pos = at("line_counted", device.pos)
+        problems += regex_problems(device.line_counted, pos, {"size"})
+    if "" in device.reply_terminators or "" in device.command_terminators:
+        problems.append(Diagnostic(at("line_terminator", device.pos), "a line end is empty"))
     if device.packet is not None:
         pos = at("packet", device.pos)
         try:
@@ -57,6 +66,11 @@ def check_device(device: Device) -> list[Diagnostic]:
             problems.append(Diagnostic(pos, str(err)))
         if "line_terminator" in device.positions:
             problems.append(Diagnostic(pos, "a device frames by lines or by packets, not both"))
+    if device.packet_reply is not None:
+        try:
+            parse_template(device.packet_reply)
+        except ValueError as err:
+            problems.append(Diagnostic(at("packet_reply", device.pos), f"reply packet: {err}"))
     names = {p.name for p in device.params}
     for text in device.connect_commands:
         problems += format_problems(text, at("connect_commands", device.pos), names)
@@ -110,6 +124,9 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems += _adjust_problems(prop, device)
     if prop.reply_format is not None:
         problems += _reply_format_problems(prop)
+    if prop.reply_end is not None and (not prop.reply_end or device.packet is not None):
+        why = "must not be empty" if device.packet is None else "is for lines, not packets"
+        problems.append(Diagnostic(at("reply_end", prop.pos), f"a reply's end {why}"))
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")

@@ -165,6 +165,9 @@ class Property:
     reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
     # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
     reply_then: list[Regex] = field(default_factory=list)
+    # How the device ends this reply's lines, when not as the framing's first reply end
+    # (`reply /.../ end "\r\n"`); the runtime reads every such end as a line end.
+    reply_end: str | None = None
     set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
@@ -283,11 +286,17 @@ class Device:
     # What the device appends to a reply's payload when it is not `packet_end` (Onkyo: EOF
     # 0x1A, then CR LF); receivers strip it.
     packet_reply_end: str | None = None
+    # The template of reply frames when their header differs (`replies packet "..."`).
+    packet_reply: str | None = None
     # Line ends of replies when they differ from the commands' (`framing line "\r" replies
     # "\r\n"`); the first is what a simulated device sends. Empty: `line_terminator`.
     reply_terminators: list[str] = field(default_factory=list)
     # Other line ends a device takes from a client besides `line_terminator` (`accepts`).
     command_terminators: list[str] = field(default_factory=list)
+    line_before: str = ""  # text sent before each command (`before "\r"`: NAD, BenQ)
+    # Replies that say their own length (`counted /^product_type=(?P<size>\d\d),/`): after the
+    # pattern come `size` characters and no terminator (Rotel `product_type=07,RC-1570`).
+    line_counted: Regex | None = None
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)

@@ -143,8 +143,13 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
     if kind == "string":
         return wire
     try:
-        if prop.type.base != 10:
-            number: float = int(wire, prop.type.base)
+        if prop.reply_format == "c":
+            # A number sent as one byte (Samsung MDC volume 50 is 0x32): the format `c`.
+            if len(wire) != 1:
+                raise ValueError
+            number: float = ord(wire)
+        elif prop.type.base != 10:
+            number = int(wire, prop.type.base)
         else:
             number = int(wire) if kind == "int" and prop.convert is None else float(wire)
     except ValueError:

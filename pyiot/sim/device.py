@@ -70,14 +70,22 @@ class DeviceSimulator:
         queried: list[Property | GroupQuery] = [*device.properties.values()]
         queried += device.groups.values()
         self._query_patterns = [
-            (format_to_regex(q.query, arg_regex), q)
+            (format_to_regex(q.query, arg_regex, known=self.args), q)
             for q in queried
             if q.query and any(isinstance(v, int) for v in self.args.values())
         ]
         # `commands in any case`: commands are recognised whatever their case (BenQ).
         flags = re.IGNORECASE if device.commands_any_case else 0
         self._sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}, flags))
+            (
+                p,
+                format_to_regex(
+                    p.set_format,
+                    {**arg_regex, "value": set_value_regex(p)},
+                    flags,
+                    known=self.args,
+                ),
+            )
             for p in device.properties.values()
             if p.set_format
         ]
@@ -85,7 +93,7 @@ class DeviceSimulator:
             self._queries = {k.casefold(): v for k, v in self._queries.items()}
         # A known command with a value the device does not take gets that command's own refusal.
         self._loose_sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": ".+?"}))
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": "(?s:.+?)"}, known=self.args))
             for p, _ in self._sets
             if p.error is not None and p.set_format
         ]
@@ -161,6 +169,14 @@ class DeviceSimulator:
             _LOGGER.warning("%s: cannot answer %r: %s", self.name, line, err)
             return self.error()
         return None
+
+    def knows(self, line: str) -> bool:
+        """Whether `line` is a whole command of this device: a query, a set or a button (the
+        port splits commands that have no terminator by this)."""
+        if (line.casefold() if self.device.commands_any_case else line) in self._queries:
+            return True
+        patterns = [p for p, _ in self._query_patterns] + [p for _, p in self._sets]
+        return any(p.fullmatch(line) for p in [*patterns, *(p for _, p in self._loose_sets)])
 
     def error(self, prop: Property | None = None) -> list[str]:
         """The device's error reply (nothing, if the protocol has none); a property's own

@@ -23,44 +23,9 @@ import tty
 from collections.abc import Callable
 
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
+from pyiot.runtime.framing import Framer, PacketFramer, device_framer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import DeviceSimulator
-
-
-class _LineSplitter:
-    """Received bytes -> lines, empty ones kept; any of the device's command ends ends a line.
-
-    A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
-    the usual way to see that it is listening. Where CR and CR LF both end commands, a LF
-    after a CR is the rest of that end, not an empty line.
-    """
-
-    def __init__(self, terminators: list[str]):
-        seps = {t.encode("utf-8") for t in terminators if t}
-        self._pattern = re.compile(b"|".join(re.escape(s) for s in sorted(seps, key=len)[::-1]))
-        self._longer = {
-            sep: [t[len(sep) :] for t in seps if len(t) > len(sep) and t.startswith(sep)]
-            for sep in seps
-        }
-        self._buffer = b""
-        self._rest: list[bytes] = []
-
-    def feed(self, data: bytes) -> list[str]:
-        buffer = self._buffer + data
-        if self._rest and buffer:
-            rest = next((r for r in self._rest if buffer.startswith(r)), b"")
-            buffer = buffer[len(rest) :]
-            self._rest = []
-        lines = []
-        at = 0
-        for found in self._pattern.finditer(buffer):
-            lines.append(buffer[at : found.start()])
-            at = found.end()
-            self._rest = self._longer[found.group()] if at == len(buffer) else []
-        # A line longer than any command is noise (wrong baud rate): keep only its tail.
-        self._buffer = buffer[at:][-MAX_LINE_BYTES:]
-        return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
 
 
 class PortSimulator:
@@ -73,6 +38,17 @@ class PortSimulator:
         device = sims[0].device  # components sharing a line share its framing
         self.device = device
         self.terminator = device.reply_ends[0]  # what the device ends its replies with
+        counted = device.line_counted
+        self._counted_pattern = counted.compile_python() if counted is not None else None
+        # Replies with an end of their own (`reply /^AV:.../ end "\r\n"`): a line one of
+        # these patterns matches is ended so (the Blackbird ends only its Status lines CR LF).
+        self._own_ends: list[tuple[re.Pattern[str], str]] = [
+            (regex.compile_python(sim.args), prop.reply_end)
+            for sim in sims
+            for prop in sim.device.properties.values()
+            if prop.reply_end and prop.reply is not None
+            for regex in (prop.reply, *prop.reply_then)
+        ]
         self.prompt = device.prompt
         self.echo = device.echo
         self.url: str | None = None
@@ -118,17 +94,30 @@ class PortSimulator:
         return data
 
     def _encode(self, lines: list[str]) -> bytes:
-        if self.device.packet is not None:
+        framer = device_framer(self.device)
+        if isinstance(framer, PacketFramer):
             # A binary protocol: each reply is one frame of its own.
-            end = self.device.packet_reply_end
-            if end is None:
-                end = self.device.packet_end
-            framer = PacketFramer(self.device.packet, end)
             return b"".join(framer.encode(line) for line in lines)
-        text = "".join(line + self.terminator for line in lines)
+        text = "".join(self._counted(line) or line + self._line_end(line) for line in lines)
         if self.prompt is not None:
             text += self.prompt
         return text.encode("utf-8")
+
+    def _counted(self, line: str) -> str | None:
+        """A reply that says its own length, with that length written and no terminator
+        (Rotel `product_type=07,RC-1570`); None for any other line."""
+        found = self._counted_pattern.match(line) if self._counted_pattern else None
+        if found is None:
+            return None
+        size = str(len(line) - found.end()).zfill(len(found.group("size")))
+        return line[: found.start("size")] + size + line[found.end("size") :]
+
+    def _line_end(self, line: str) -> str:
+        """How the device ends this reply line: its reply's own end, else the framing's."""
+        for pattern, end in self._own_ends:
+            if pattern.search(line):
+                return end
+        return self.terminator
 
     def _arm_timer(self) -> None:
         """Wake when a mode timer falls due, so the change is logged then, not when next asked."""
@@ -147,10 +136,14 @@ class PortSimulator:
             sim.tick()
         self._arm_timer()
 
-    def _splitter(self) -> _LineSplitter | PacketFramer:
-        if self.device.packet is not None:
-            return PacketFramer(self.device.packet)
-        return _LineSplitter(self.device.command_ends)
+    def _splitter(self) -> Framer:
+        """What splits the received bytes into commands: the runtime's own framing, seen from
+        the device's side (`device_framer`)."""
+        return device_framer(self.device, self.knows)
+
+    def knows(self, text: str) -> bool:
+        """Whether `text` is a whole command of some component on this port."""
+        return any(sim.knows(text) for sim in self.sims.values())
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:

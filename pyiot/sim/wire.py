@@ -99,6 +99,8 @@ def reply_texts(prop: Property, value: Value) -> list[str]:
 
 def set_value_regex(prop: Property) -> str:
     """A regex for the `{value}` text of a set command: every wire text the device takes."""
+    if "c" in _value_specs(prop):
+        return "(?s:.)"  # a number sent as one byte (`{value:c}`), whatever byte it is
     texts = [wire for _, wire in prop.set_map]
     if prop.value_map:
         texts += list(prop.value_map)

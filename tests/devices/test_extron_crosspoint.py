@@ -65,3 +65,30 @@ def test_runtime_ties_and_reads_one_output():
                 await engine.set("input", 9)
 
     asyncio.run(scenario())
+
+
+def test_commands_without_a_terminator_over_tcp():
+    """SIS commands end with their own character: `1*3!` needs nothing after it. Two commands
+    in one write are two commands; a CR LF after one (other controllers send it) is ignored."""
+    from pyiot.runtime.framing import framer_for
+
+    framer = framer_for(device_file("extron_crosspoint").devices["ExtronOutput"])
+    assert framer.encode("01*03!") == b"01*03!"
+
+    async def scenario() -> None:
+        port = simulator_for(device_file("extron_crosspoint"), "classroom")
+        url = await port.serve_tcp()
+        host, tcp = url.removeprefix("socket://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(tcp))
+        try:
+            writer.write(b"2*3")  # not whole yet: no answer until the "!"
+            writer.write(b"!")
+            assert await reader.readuntil(b"\r\n") == b"Out03 In02 All\r\n"
+            writer.write(b"3%1*3!\r\n3%")
+            answers = [await reader.readuntil(b"\r\n") for _ in range(3)]
+            assert answers == [b"02\r\n", b"Out03 In01 All\r\n", b"01\r\n"]
+        finally:
+            writer.close()
+            await port.close()
+
+    asyncio.run(scenario())
