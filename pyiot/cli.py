@@ -887,7 +887,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="aws_limits",
         action="store_false",
         help="let the local shadow service take any request rate (by default it throttles each "
-        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS), and "
+        "let pyiot's own connections skip AWS's per-connection pacing (never with --endpoint)",
     )
     p.add_argument(
         "--allow-python",
