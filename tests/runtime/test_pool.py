@@ -110,6 +110,39 @@ def test_the_budget_keeps_any_second_within_512_kilobytes() -> None:
     assert size <= AWS_BYTES_PER_SECOND
 
 
+# ------------------------------------------------------------------------------ reconnects
+def test_a_client_id_tries_to_connect_at_most_once_a_second() -> None:
+    """A port that accepts each TCP connection and closes it at once (a broker refusing in a
+    loop): awscrt's tries, as that port sees them, are a second or more apart (AWS IoT Core
+    throttles a second CONNECT within a second for the same client id)."""
+
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        tries: list[float] = []
+
+        def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            tries.append(loop.time())
+            writer.close()
+
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = ShadowConnection(BrokerAddress("127.0.0.1", port), "gw1-1")
+        attempt = asyncio.create_task(connection.connect(timeout=PATIENCE))
+        try:
+            await eventually(lambda: len(tries) >= 3, what="three tries")
+        finally:
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            await connection.close()
+            server.close()
+        return tries
+
+    tries = asyncio.run(scenario())
+    gaps = [later - earlier for earlier, later in zip(tries, tries[1:], strict=False)]
+    # awscrt's timers and the accept may each be a few milliseconds early or late.
+    assert min(gaps) >= 0.98, gaps
+
+
 # ----------------------------------------------------------------------- against mosquitto
 @pytest.fixture
 def logged_stack(
