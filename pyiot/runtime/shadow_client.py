@@ -20,12 +20,14 @@ from awscrt import mqtt5, mqtt_request_response
 from awsiot import ServiceStreamOptions, V2ServiceException, iotshadow
 
 from pyiot.runtime.broker import (
+    AWSCRT_PACKET_COST,
     Broker,
     BrokerAddress,
     Lifecycle,
     TlsEndpoint,
     build_client,
     disable_nagle_towards,
+    uses_awscrt_flow_control,
 )
 from pyiot.runtime.budget import PublishBudget
 
@@ -42,6 +44,9 @@ __all__ = [
 REQUEST_TIMEOUT_SECONDS = 10
 # A request's payload besides its state: `{"clientToken":"<uuid4>"}`.
 _TOKEN_PAYLOAD = 55
+# QoS 1 replies a request brings, each acknowledged: `accepted` (or `rejected`), and for an
+# update `documents` (a `delta` too when desired changed: the budget's headroom covers it).
+_REPLY_PACKETS = 2
 
 # What awsiotsdk's IotShadowClientV2 subscribes for one thing (classic shadow), each topic
 # filter one subscription on the broker: two streams (`update/delta`, `update/documents`),
@@ -72,8 +77,9 @@ class ShadowConnection:
     subscriptions are then capped at exactly what they need (see `subscriptions_for`), so
     the connection stays within AWS IoT Core's 50. Without it (an application, `pyiot
     shadow`) the caps are wide. With `aws_limits` (the default, on every broker) the client
-    validates and paces as AWS IoT Core requires: awscrt's `AWS_IOT_CORE_DEFAULTS`, one
-    CONNECT a second at most, and this connection's `budget` in front of every request.
+    paces as AWS IoT Core requires: one CONNECT a second at most, and this connection's
+    `budget` in front of every request (on the AWS path awscrt's `AWS_IOT_CORE_DEFAULTS`
+    also validates and throttles: `pyiot.runtime.broker.build_client`).
     """
 
     def __init__(
@@ -401,6 +407,10 @@ class ShadowConnection:
         size = len(f"$aws/things/{thing}/shadow/{name}{action}") + _TOKEN_PAYLOAD
         if state is not None:
             size += len(json.dumps({"state": state}, separators=(",", ":"), default=str))
+        if uses_awscrt_flow_control(self.broker):
+            # Counted as awscrt's own limiter will (the request and the PUBACKs of its
+            # replies, each a whole I/O message), so that requests wait here, not in its queue.
+            size = max(size, AWSCRT_PACKET_COST) + _REPLY_PACKETS * AWSCRT_PACKET_COST
         await self.budget.acquire(size)
 
     def _shadow_client(self) -> iotshadow.IotShadowClientV2:
