@@ -241,14 +241,19 @@ class ShadowConnection:
         desired: dict | None = None,
         shadow: str | None = None,
         timeout: float | None = None,
+        *,
+        paced: bool = True,
     ) -> int | None:
         """Update the shadow; `None` values inside the dicts delete those keys.
 
-        Returns the shadow's new version.
+        Returns the shadow's new version. The request first waits for this connection's
+        `budget`; `paced=False` when the caller already took its place there (an outbox that
+        waits before taking its pending changes, with `request_size` as the cost).
         """
         state = iotshadow.ShadowState(desired=desired, reported=reported)
         client = self._shadow_client()
-        await self._pace(thing, shadow, "update", {"reported": reported, "desired": desired})
+        if paced:
+            await self._pace(thing, shadow, "update", {"reported": reported, "desired": desired})
         token = uuid.uuid4().hex
         if shadow is None:
             request = client.update_shadow(
@@ -399,10 +404,15 @@ class ShadowConnection:
     async def _pace(
         self, thing: str, shadow: str | None, action: str, state: dict | None = None
     ) -> None:
-        """Wait for this connection's publish budget (the request's topic and payload size:
-        a client token, and the state for an update)."""
-        if self.budget is None:
-            return
+        """Wait for this connection's publish budget."""
+        if self.budget is not None:
+            await self.budget.acquire(self.request_size(thing, shadow, action, state))
+
+    def request_size(
+        self, thing: str, shadow: str | None, action: str, state: dict | None = None
+    ) -> int:
+        """What one request (`action`: get, update, delete) costs in the budget's bytes: its
+        topic and payload (a client token, and `state` for an update)."""
         name = f"name/{shadow}/" if shadow else ""
         size = len(f"$aws/things/{thing}/shadow/{name}{action}") + _TOKEN_PAYLOAD
         if state is not None:
@@ -411,7 +421,7 @@ class ShadowConnection:
             # Counted as awscrt's own limiter will (the request and the PUBACKs of its
             # replies, each a whole I/O message), so that requests wait here, not in its queue.
             size = max(size, AWSCRT_PACKET_COST) + _REPLY_PACKETS * AWSCRT_PACKET_COST
-        await self.budget.acquire(size)
+        return size
 
     def _shadow_client(self) -> iotshadow.IotShadowClientV2:
         if self._shadow is None:
