@@ -83,6 +83,7 @@ class PublishBudget:
                 self._started = True
                 self._publishes.stamp = self._bytes.stamp = loop.time()
             started = loop.time()
+            slept = False
             while True:
                 now = loop.time()
                 self._publishes.refill(now)
@@ -90,8 +91,9 @@ class PublishBudget:
                 delay = max(self._publishes.wait_for(1), self._bytes.wait_for(nbytes))
                 if delay <= 0:
                     break
+                slept = True
                 await asyncio.sleep(delay)  # pacing, not synchronisation: the rate is the point
-            if now > started:
+            if slept:
                 self.waits += 1
                 self.waited += now - started
             self._publishes.tokens -= 1
