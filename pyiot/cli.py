@@ -550,7 +550,10 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
             await view.start()  # the lines below print above the table
         await shadow.connect()
         if settings.is_tls:
-            _out(f"connected to {broker} as {', '.join(shadow.client_ids)}")
+            ids = shadow.client_ids
+            named = ", ".join(ids) if len(ids) <= 3 else f"{ids[0]} ... {ids[-1]}"
+            more = f" ({len(ids)} connections for {len(things)} things)" if len(ids) > 1 else ""
+            _out(f"connected to {broker} as {named}{more}")
         elif len(shadow.connections) > 1:
             _out(f"{len(things)} things over {len(shadow.connections)} connections")
         await check_shadow_service(shadow.connections[0], broker, things[0].name)
