@@ -482,7 +482,7 @@ def _check_python_allowed(programs: list, endpoints: dict[str, str], allowed: bo
 async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, str], settings):
     from pyiot.local.discovery import check_shadow_service, choose_broker
     from pyiot.runtime.gateway import Gateway, endpoint_for
-    from pyiot.runtime.shadow_client import ShadowConnection
+    from pyiot.runtime.pool import ConnectionPool
     from pyiot.sim import DeviceSimulator, PortSimulator, port_groups
 
     _check_device_options(programs, endpoints)
@@ -540,9 +540,15 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         stack, broker = choice.stack, choice.broker
         if _stopping():
             return
-        # On AWS a policy usually ties the client id to a thing name: use the first thing's.
+        # On AWS a policy usually ties the client id to a thing name: use the first thing's
+        # (with `-1`, `-2`, ... when the things need several connections: docs/aws.md).
         client_id = settings.client_id or (things[0].name if settings.is_tls else None)
-        shadow = ShadowConnection(broker, client_id, things=len(things))
+        shadow = ConnectionPool(
+            broker,
+            [thing.name for thing in things],
+            client_id,
+            aws_limits=settings.is_tls or args.aws_limits,
+        )
         # Built before connecting: a file asking for Python it may not run stops here.
         gateway = Gateway(programs, shadow, endpoints, allow_python=args.allow_python)
         if args.log_format == "live":
@@ -552,8 +558,13 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
             await view.start()  # the lines below print above the table
         await shadow.connect()
         if settings.is_tls:
-            _out(f"connected to {broker} as {shadow.client_id}")
-        await check_shadow_service(shadow, broker, things[0].name)
+            ids = shadow.client_ids
+            named = ", ".join(ids) if len(ids) <= 3 else f"{ids[0]} ... {ids[-1]}"
+            more = f" ({len(ids)} connections for {len(things)} things)" if len(ids) > 1 else ""
+            _out(f"connected to {broker} as {named}{more}")
+        elif len(shadow.connections) > 1:
+            _out(f"{len(things)} things over {len(shadow.connections)} connections")
+        await check_shadow_service(shadow.connections[0], broker, things[0].name)
         if _stopping():
             return
         await gateway.start()
@@ -890,7 +901,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="aws_limits",
         action="store_false",
         help="let the local shadow service take any request rate (by default it throttles each "
-        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS), and "
+        "let pyiot's own connections skip AWS's per-connection pacing (never with --endpoint)",
     )
     p.add_argument(
         "--allow-python",

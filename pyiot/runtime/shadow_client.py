@@ -10,6 +10,7 @@ shadow, a name selects a named shadow of the same thing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,13 +21,16 @@ from awsiot import ServiceStreamOptions, V2ServiceException, iotshadow
 
 from pyiot.errors import PyiotError
 from pyiot.runtime.broker import (
+    AWSCRT_PACKET_COST,
     Broker,
     BrokerAddress,
     Lifecycle,
     TlsEndpoint,
     build_client,
     disable_nagle_towards,
+    uses_awscrt_flow_control,
 )
+from pyiot.runtime.budget import PublishBudget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +44,24 @@ __all__ = [
 ]
 
 REQUEST_TIMEOUT_SECONDS = 10
+# A request's payload besides its state: `{"clientToken":"<uuid4>"}`.
+_TOKEN_PAYLOAD = 55
+# QoS 1 replies a request brings, each acknowledged: `accepted` (or `rejected`), and for an
+# update `documents` (a `delta` too when desired changed: the budget's headroom covers it).
+_REPLY_PACKETS = 2
+
+# What awsiotsdk's IotShadowClientV2 subscribes for one thing (classic shadow), each topic
+# filter one subscription on the broker: two streams (`update/delta`, `update/documents`),
+# and for requests `update/accepted` + `update/rejected` (an update) and `get/+` (a get). The
+# request-response client keeps a request's subscriptions after it is answered and drops the
+# least recently used only when it needs room; with room for every thing's three it never
+# churns (no SUBSCRIBE/UNSUBSCRIBE per update, which AWS also rate-limits).
+STREAMS_PER_THING = 2
+REQUEST_SUBSCRIPTIONS_PER_THING = 3
+SUBSCRIPTIONS_PER_THING = STREAMS_PER_THING + REQUEST_SUBSCRIPTIONS_PER_THING
+# An application's connection (no thing count given): wide caps.
+APP_REQUEST_SUBSCRIPTIONS = 16
+APP_STREAMS = 1024
 
 
 class ShadowError(PyiotError, RuntimeError):
@@ -67,15 +89,35 @@ DocumentListener = Callable[[dict[str, Any]], None]
 
 
 class ShadowConnection:
-    """One MQTT connection serving the shadows of one or more things."""
+    """One MQTT connection serving the shadows of one or more things.
 
-    def __init__(self, broker: Broker, client_id: str | None = None, things: int = 1):
+    `things` is how many things this connection serves (a gateway's pool says): its
+    subscriptions are then capped at exactly what they need (see `subscriptions_for`), so
+    the connection stays within AWS IoT Core's 50. Without it (an application, `pyiot
+    shadow`) the caps are wide. With `aws_limits` (the default, on every broker) the client
+    paces as AWS IoT Core requires: one CONNECT a second at most, and this connection's
+    `budget` in front of every request (on the AWS path awscrt's `AWS_IOT_CORE_DEFAULTS`
+    also validates and throttles: `pyiot.runtime.broker.build_client`).
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        client_id: str | None = None,
+        things: int | None = None,
+        aws_limits: bool = True,
+    ):
         self.broker = broker
-        # Each thing keeps two streams open (update/delta, update/documents); the
-        # request-response client refuses streams beyond its declared capacity, which is a
-        # cap, not an allocation: leave room for a large gateway.
-        self.max_streams = max(1024, 2 * things + 8)
+        if things is None:
+            # An application may watch many things: a cap, not an allocation.
+            self.max_requests, self.max_streams = APP_REQUEST_SUBSCRIPTIONS, APP_STREAMS
+        else:
+            self.max_requests = max(2, REQUEST_SUBSCRIPTIONS_PER_THING * things)
+            self.max_streams = max(1, STREAMS_PER_THING * things)
         self.client_id = client_id or f"pyiot-{uuid.uuid4().hex[:12]}"
+        self.aws_limits = aws_limits
+        #: The per-connection publish budget every request waits on (None: not paced).
+        self.budget: PublishBudget | None = PublishBudget() if aws_limits else None
         self.on_reconnect: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future | None = None
@@ -86,6 +128,11 @@ class ShadowConnection:
         self._client: mqtt5.Client | None = None
         self._shadow: iotshadow.IotShadowClientV2 | None = None
         self._will: dict[str, list[str]] = {}
+
+    @property
+    def connected_times(self) -> int:
+        """How many times this connection has been established (1 + reconnects)."""
+        return self._connections
 
     def declare(self, thing: str, components: list[str]) -> None:
         """Name `thing` and its components in this connection's last will, which reports them
@@ -98,11 +145,13 @@ class ShadowConnection:
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         lifecycle = Lifecycle(self._on_success, self._on_failure, self._on_disconnect)
-        self._client = build_client(self.broker, self.client_id, lifecycle, self._will)
+        self._client = build_client(
+            self.broker, self.client_id, lifecycle, self._will, aws_limits=self.aws_limits
+        )
         self._shadow = iotshadow.IotShadowClientV2(
             self._client,
             mqtt_request_response.ClientOptions(
-                max_request_response_subscriptions=16,
+                max_request_response_subscriptions=self.max_requests,
                 max_streaming_subscriptions=self.max_streams,
                 operation_timeout_in_seconds=REQUEST_TIMEOUT_SECONDS,
             ),
@@ -182,6 +231,7 @@ class ShadowConnection:
         `timeout` gives up sooner than the client's own request timeout (raises ShadowError).
         """
         client = self._shadow_client()
+        await self._pace(thing, shadow, "get")
         if shadow is None:
             request = client.get_shadow(iotshadow.GetShadowRequest(thing_name=thing))
         else:
@@ -209,13 +259,19 @@ class ShadowConnection:
         desired: dict | None = None,
         shadow: str | None = None,
         timeout: float | None = None,
+        *,
+        paced: bool = True,
     ) -> int | None:
         """Update the shadow; `None` values inside the dicts delete those keys.
 
-        Returns the shadow's new version.
+        Returns the shadow's new version. The request first waits for this connection's
+        `budget`; `paced=False` when the caller already took its place there (an outbox that
+        waits before taking its pending changes, with `request_size` as the cost).
         """
         state = iotshadow.ShadowState(desired=desired, reported=reported)
         client = self._shadow_client()
+        if paced:
+            await self._pace(thing, shadow, "update", {"reported": reported, "desired": desired})
         token = uuid.uuid4().hex
         if shadow is None:
             request = client.update_shadow(
@@ -233,6 +289,7 @@ class ShadowConnection:
     async def delete(self, thing: str, shadow: str | None = None) -> bool:
         """Delete the shadow; False when there was none."""
         client = self._shadow_client()
+        await self._pace(thing, shadow, "delete")
         if shadow is None:
             request = client.delete_shadow(iotshadow.DeleteShadowRequest(thing_name=thing))
         else:
@@ -361,6 +418,28 @@ class ShadowConnection:
         self._streams.clear()
         self._shadow = None
         self._client = None
+
+    async def _pace(
+        self, thing: str, shadow: str | None, action: str, state: dict | None = None
+    ) -> None:
+        """Wait for this connection's publish budget."""
+        if self.budget is not None:
+            await self.budget.acquire(self.request_size(thing, shadow, action, state))
+
+    def request_size(
+        self, thing: str, shadow: str | None, action: str, state: dict | None = None
+    ) -> int:
+        """What one request (`action`: get, update, delete) costs in the budget's bytes: its
+        topic and payload (a client token, and `state` for an update)."""
+        name = f"name/{shadow}/" if shadow else ""
+        size = len(f"$aws/things/{thing}/shadow/{name}{action}") + _TOKEN_PAYLOAD
+        if state is not None:
+            size += len(json.dumps({"state": state}, separators=(",", ":"), default=str))
+        if uses_awscrt_flow_control(self.broker):
+            # Counted as awscrt's own limiter will (the request and the PUBACKs of its
+            # replies, each a whole I/O message), so that requests wait here, not in its queue.
+            size = max(size, AWSCRT_PACKET_COST) + _REPLY_PACKETS * AWSCRT_PACKET_COST
+        return size
 
     def _shadow_client(self) -> iotshadow.IotShadowClientV2:
         if self._shadow is None:
