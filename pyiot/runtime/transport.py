@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import serial
+from serial.urlhandler import protocol_socket as serial_socket
 
 from pyiot.errors import PyiotError
 
@@ -306,8 +307,13 @@ class SerialLink:
             with contextlib.suppress(Exception):
                 # types-pyserial declares it on Serial, not SerialBase; every port class has it.
                 port.reset_output_buffer()  # type: ignore[attr-defined]
-            with contextlib.suppress(Exception):
-                port.close()
+            if isinstance(port, serial_socket.Serial):
+                # pyserial's socket:// close sleeps 0.3 s after closing the socket ("give the
+                # server some time"): a blocking call that would stall every device on the
+                # loop. The socket is shut down before the sleep, so let a thread wait it out.
+                threading.Thread(target=_quietly_close, args=(port,), daemon=True).start()
+                return
+            _quietly_close(port)
             return
         # A descriptor-less port may sit in a blocking call of its own: close it from a
         # daemon thread and wait a moment at most.
@@ -315,6 +321,11 @@ class SerialLink:
         closed = threading.Thread(target=port.close, name=f"close {self.url}", daemon=True)
         closed.start()
         await asyncio.get_running_loop().run_in_executor(None, closed.join, CLOSE_GRACE)
+
+
+def _quietly_close(port: Any) -> None:
+    with contextlib.suppress(Exception):
+        port.close()
 
 
 # `.iot` transport settings -> pyserial keyword arguments.
