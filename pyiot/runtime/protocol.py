@@ -198,6 +198,22 @@ class DeviceProtocol:
         thens += [r for g in self.device.groups.values() for r in g.reply_then]
         return any(r.compile(self.args).search(line) for r in thens)
 
+    def then_lines(self, request: Request) -> list[Any]:
+        """The lines that end a query's answer after its reply (`then /^OK$/`), compiled.
+
+        Only queries have them: the file's `then` follows a reply to a query (a set's answer
+        is its reply or acknowledgement alone)."""
+        if request.kind == "group" and request.group is not None:
+            key, thens = f"group {request.group.name}", getattr(request.group, "reply_then", [])
+        elif request.kind == "query" and request.prop is not None:
+            key, thens = request.prop.name, request.prop.reply_then
+        else:
+            return []
+        cache = self.__dict__.setdefault("_thens", {})
+        if key not in cache:
+            cache[key] = [then.compile(self.args) for then in thens]
+        return cache[key]
+
     def expects_answer(self, request: Request) -> bool:
         """Whether anything on the wire can complete this request (else it is write-only)."""
         if not request.is_set:
