@@ -28,6 +28,9 @@ IDLE = "idle"
 # commands (done once `sent`).
 GREETING = "connect-greeting"
 CONNECT_SEND = "connect-send"
+# After a set nothing answers, on a device with an error queue (SCPI): its query, which says
+# whether the set was taken (`+0,"No error"`) or not (`-222,"Data out of range"`).
+CHECK_ERRORS = "check-errors"
 
 # Triggers the engine fires from what happens on the link.
 CONNECT, CONNECTED, CONNECT_FAILED = "connect", "connected", "connect_failed"
@@ -117,6 +120,7 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
     for (source, trigger), (dest, _) in zip(steps, [*steps[1:], (IDLE, "")], strict=True):
         transitions.append({"trigger": trigger, "source": source, "dest": dest})
     polled = _polled(device)
+    queue = getattr(device, "error_queue", None) if synchronous is None else None
 
     def exchange(state: str, timeout: float, command: str, reply: str | None) -> None:
         states.append({"name": state, "timeout": timeout, "on_timeout": EXPIRE})
@@ -137,6 +141,8 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
             ]
         )
 
+    if queue is not None:
+        exchange(CHECK_ERRORS, device.timeout, queue.query, repr(queue.empty))
     for group in device.groups.values():
         state = query_state(group.name)
         exchange(state, device.timeout, group.query, _pattern(group.reply))
@@ -160,10 +166,12 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
                 set_timeout = prop.set_timeout or timeout
                 exchange(state, set_timeout, prop.set_format, _pattern(prop.ack or prop.reply))
             else:
-                # A command nothing answers (a write-only property) is done once written.
+                # A command nothing answers (a write-only property) is done once written, or
+                # once the error queue says it was taken.
                 states.append({"name": state})
                 exchanges[state] = {"command": prop.set_format, "reply": None}
-                transitions.append({"trigger": SENT, "source": state, "dest": IDLE})
+                after = CHECK_ERRORS if queue is not None else IDLE
+                transitions.append({"trigger": SENT, "source": state, "dest": after})
             transitions.append({"trigger": write_trigger(prop.name), "source": IDLE, "dest": state})
     if synchronous is not None:
         state = query_state(STATUS_QUERY)

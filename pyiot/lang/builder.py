@@ -28,9 +28,11 @@ from pyiot.lang.model import (
     Convert,
     Device,
     Endpoint,
+    ErrorQueue,
     GroupQuery,
     Import,
     IotFile,
+    JointSet,
     ModeHold,
     Modes,
     ModeTransition,
@@ -170,11 +172,25 @@ class ModelBuilder(ValueRules, Transformer):
         texts = [unquote(item, self.path) for item in items]
         return ("connect_commands", texts, self._at(items[0]))
 
+    def joint_set(self, items: list[Token]) -> JointSet:
+        text, *names = items
+        return JointSet([str(n) for n in names], unquote(text, self.path), self._at(text))
+
+    def error_queue(self, items: list[Token]) -> tuple:
+        texts = [unquote(item, self.path) for item in items]
+        texts += [""] * (4 - len(texts))
+        return ("error_queue", ErrorQueue(*texts), self._at(items[0]))
+
     def greeting(self, items: list[Token]) -> tuple:
         return ("greeting", unquote(items[0], self.path), self._at(items[0]))
 
     def set_timeout(self, items: list[Token]) -> tuple:
         return ("set_timeout", seconds(items[0], self.path), self._at(items[0]))
+
+    def set_answered(self, items: list[Token]) -> tuple:
+        item = items[0]
+        after = seconds(item, self.path) if item.type == "DURATION" else str(item)
+        return ("set_answered", after, self._at(item))
 
     def reply_format(self, items: list[Token]) -> tuple:
         return ("reply_format", unquote(items[0], self.path), self._at(items[0]))
@@ -328,10 +344,20 @@ class ModelBuilder(ValueRules, Transformer):
                 if item.name in device.groups:
                     raise self._error(item.pos, f"query '{item.name}' is declared twice")
                 device.groups[item.name] = item
+            elif isinstance(item, JointSet):
+                device.joint_sets.append(item)
             else:
                 statements.append(item)
         renamed = [("ack_reply", *s[1:]) if s[0] == "ack" else s for s in statements]
         self._apply(device, renamed, f"device '{name}'")
+        for joint in device.joint_sets:
+            for prop_name in joint.props:
+                prop = device.properties.get(prop_name)
+                if prop is None:
+                    raise self._error(
+                        joint.pos, f"command sets '{prop_name}', no property of {name}"
+                    )
+                prop.joint.append(joint.name)
         return device
 
     def _apply(self, target: Device | Property, statements: list[tuple], owner: str) -> None:

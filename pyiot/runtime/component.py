@@ -250,7 +250,8 @@ class ComponentEngine:
         prop = request.prop
         assert prop is not None
         if self.modes is not None:
-            await self.modes.sent(prop_name, request.value)  # type: ignore[arg-type]
+            if not request.modes_told:
+                await self.modes.sent(prop_name, request.value)  # type: ignore[arg-type]
             if prop_name == self.modes.modes.source and confirmed is None:
                 # Acknowledged only: the mode entered says what the device is now
                 # (PWR ON -> warming), when it names a value of the property.
@@ -614,11 +615,15 @@ class ComponentEngine:
                 if request.write_error is not None:
                     raise LinkClosed(request.write_error)
                 self.trigger(T.SENT)  # type: ignore[attr-defined]
+                if self.state == T.CHECK_ERRORS:
+                    await self._check_errors(request)
                 if self.assume_sets:
                     self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
             while True:
                 await self._send_current()
+                if prop is not None and prop.set_timeout and request.is_set:
+                    await self._tell_modes(request)
                 outcome = await self._outcome
                 if outcome is _RESEND:
                     continue
@@ -633,6 +638,40 @@ class ComponentEngine:
         finally:
             self._current = None
             self._outcome = None
+
+    async def _check_errors(self, request: Request) -> None:
+        """`check-errors`: ask the error queue whether a set nothing answered was taken.
+
+        Its answer is the oldest queued error: the empty answer (`+0,"No error"`) lets the set
+        stand; any other fails it as the device's refusal, naming the error."""
+        queue = self.device.error_queue
+        assert queue is not None
+        check = Request("errors", queue.query)
+        check.value = request.text  # type: ignore[assignment] # named in the refusal
+        self._current = check
+        self._tries = 0
+        self._outcome = asyncio.get_running_loop().create_future()
+        while True:
+            await self._send_current()
+            if check.write_error is not None:
+                raise LinkClosed(check.write_error)
+            outcome = await self._outcome
+            if outcome is _RESEND:
+                continue
+            if outcome is _GAVE_UP:
+                raise DeviceError(f"no reply to {quote(check.text)} after {self._tries} tries")
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome is not None:
+                return
+
+    async def _tell_modes(self, request: Request) -> None:
+        """A set that may take long to be answered (its `set timeout`: ESC/VP21's colon comes
+        after the warm-up) moves the modes once written, so the warm-up shows while it lasts."""
+        if self.modes is None or request.modes_told or request.write_error is not None:
+            return
+        request.modes_told = True
+        await self.modes.sent(request.prop.name, request.value)  # type: ignore[union-attr,arg-type]
 
     def _exchange(self, request: Request) -> tuple[str, str]:
         """The machine state of a request's exchange, and the trigger that enters it."""
@@ -671,7 +710,7 @@ class ComponentEngine:
     async def _route(self, frame: str | Prompt) -> None:
         """One frame: the outstanding request's answer, an error, a prompt, or unsolicited."""
         current = self._current
-        awaiting = current is not None and self.state.startswith(("query-", "set-"))
+        awaiting = current is not None and self.state.startswith(("query-", "set-", "check-"))
         if self.state == T.GREETING:
             if self._is_greeting(frame):
                 self.trigger(T.GREETED)  # type: ignore[attr-defined]
@@ -685,6 +724,16 @@ class ComponentEngine:
         self._recognised.append(line)  # taken back below if nothing here recognises it
         if awaiting:
             assert current is not None
+            if current.kind == "errors" and self.device.error_queue is not None:
+                # Whatever the instrument says now is the head of its error queue.
+                if line.strip() == self.device.error_queue.empty:
+                    await self._complete({})
+                else:
+                    refusal = DeviceError(
+                        f"device queued {quote(line)} after {quote(str(current.value))}", True
+                    )
+                    await self._complete(refusal)
+                return
             if self._then_left:
                 # After a reply, the lines that end the answer (CoolMasterNet's `OK`).
                 if self._then_left[0].search(line):
@@ -733,7 +782,9 @@ class ComponentEngine:
         if line in self._recognised:
             return True
         current = self._current
-        if current is not None and self.state.startswith(("query-", "set-")):
+        if current is not None and self.state.startswith(("query-", "set-", "check-")):
+            if current.kind == "errors":
+                return True
             if self.device.echo and line.strip() == current.text:
                 return True
             if self._then_left and self._then_left[0].search(line):

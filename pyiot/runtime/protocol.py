@@ -31,6 +31,7 @@ class Request:
     wire: str | None = None  # a set's value as written into the command, for the framing check
     write_error: str | None = None  # why its command could not be written (the link is lost)
     polled: bool = False  # asked for by a poll timer (its trigger is `poll-X`, not `read-X`)
+    modes_told: bool = False  # a long set's modes moved when it was written (component.py)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property

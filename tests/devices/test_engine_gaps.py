@@ -272,8 +272,8 @@ def test_a_set_waits_its_set_timeout_and_a_query_its_own():
 
 
 def test_connect_steps_are_drawn_edges(tmp_path, capsys):
-    """Greeting, connect commands and a greeting that never came: each logged transition is an
-    edge of the machine `pyiot graph --format json` draws."""
+    """Greeting, connect commands, a greeting that never came and a SCPI set's error check:
+    each logged transition is an edge of the machine `pyiot graph --format json` draws."""
     from pyiot.cli import main
     from tests.runtime.test_runtime_machine_trace import Trace
 
@@ -281,6 +281,7 @@ def test_connect_steps_are_drawn_edges(tmp_path, capsys):
     path.write_text(
         (DEVICES / "anthem_mrx.iot").read_text(encoding="utf-8")
         + (DEVICES / "coolmasternet.iot").read_text(encoding="utf-8")
+        + (DEVICES / "keysight_e36300.iot").read_text(encoding="utf-8")
         + GREETED.replace("thing t {", "thing g {"),
         encoding="utf-8",
     )
@@ -297,6 +298,8 @@ def test_connect_steps_are_drawn_edges(tmp_path, capsys):
             await anthem.read("power")
         async with running(model, "bedroom") as (coolmaster, _port):
             await coolmaster.read("power")
+        async with running(model, "psu") as (psu, _port):
+            await psu.set("output", True)
         async with scripted({}, greeting=b"") as (number, _heard):
             silent = _engine(GREETED, "Greeted", number)
             await silent.start()
@@ -323,3 +326,5 @@ def test_connect_steps_are_drawn_edges(tmp_path, capsys):
     assert ("receiver", ("connect-send", "idle", "sent")) in seen
     assert ("bedroom", ("connect-greeting", "idle", "greeted")) in seen
     assert ("p", ("connect-greeting", "offline", "connect_failed")) in seen
+    assert ("psu", ("set-output", "check-errors", "sent")) in seen
+    assert ("psu", ("check-errors", "idle", "reply")) in seen
