@@ -173,6 +173,17 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
                 after = CHECK_ERRORS if queue is not None else IDLE
                 transitions.append({"trigger": SENT, "source": state, "dest": after})
             transitions.append({"trigger": write_trigger(prop.name), "source": IDLE, "dest": state})
+    for joint in getattr(device, "joint_sets", []):
+        # One command setting several properties: an exchange of its own, `set-level-fade`.
+        state = set_state(joint.name)
+        if device.ack_reply or device.prompt:
+            exchange(state, device.timeout, joint.format, _pattern(device.ack_reply))
+        else:
+            states.append({"name": state})
+            exchanges[state] = {"command": joint.format, "reply": None}
+            after = CHECK_ERRORS if queue is not None else IDLE
+            transitions.append({"trigger": SENT, "source": state, "dest": after})
+        transitions.append({"trigger": write_trigger(joint.name), "source": IDLE, "dest": state})
     if synchronous is not None:
         state = query_state(STATUS_QUERY)
         if synchronous:

@@ -232,7 +232,26 @@ class ComponentEngine:
         Raises `BadValue` for a value that does not fit, `DeviceError` when the device
         refuses it (its error reply, or a mode that rejects it) or never answers.
         """
-        request = self.protocol.set_request(prop_name, value)
+        prop = self.device.properties.get(prop_name)
+        if prop is not None and prop.set_format is None and prop.joint:
+            # Set only with others (a fade time): their command, with their current values.
+            request = self.protocol.joint_request({prop_name: value}, self.values)
+        else:
+            request = self.protocol.set_request(prop_name, value)
+        return await self._run_set(request)
+
+    async def set_together(self, values: dict[str, object]) -> dict[str, Value | None]:
+        """Send the device's one command that sets all of `values` (`command "..." sets level,
+        fade`; its other properties go with their current values); return what each is now.
+
+        Raises as `set` does, and `BadValue` when no command of the device sets them together.
+        """
+        request = self.protocol.joint_request(values, self.values)
+        await self._run_set(request)
+        return {name: self.values.get(name) for name in values}
+
+    async def _run_set(self, request: Request) -> Value:
+        prop_name = request.prop.name  # type: ignore[union-attr]
         if request.wire is not None:
             # The framing decides what would split a command in two or not reach the wire.
             problem = self._framer.value_problem(request.wire)
@@ -240,7 +259,8 @@ class ComponentEngine:
                 raise BadValue(f"{prop_name}: {problem}; not sent")
         if self.modes is not None:
             try:
-                await self.modes.allowed(prop_name)
+                for name in request.together or [prop_name]:
+                    await self.modes.allowed(name)
             except ModeRefused as err:
                 raise DeviceError(f"{self.name}: {err}", refused=True) from None
         # A user's command goes ahead of any queued poll.
@@ -618,7 +638,7 @@ class ComponentEngine:
                 if self.state == T.CHECK_ERRORS:
                     await self._check_errors(request)
                 if self.assume_sets:
-                    self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
+                    self._store(request.together or {request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
             while True:
                 await self._send_current()
@@ -676,7 +696,7 @@ class ComponentEngine:
     def _exchange(self, request: Request) -> tuple[str, str]:
         """The machine state of a request's exchange, and the trigger that enters it."""
         if request.is_set:
-            name = request.prop.name  # type: ignore[union-attr]
+            name = request.joint or request.prop.name  # type: ignore[union-attr]
             return T.set_state(name), T.write_trigger(name)
         if request.group is None:
             name = request.prop.name  # type: ignore[union-attr]
@@ -694,6 +714,9 @@ class ComponentEngine:
         prop = request.prop
         if prop is None:
             return None
+        if request.is_set and request.together and self.assume_sets:
+            # Taken: every value the command carried, as far as the answer did not say.
+            self._store({k: v for k, v in request.together.items() if k not in values})
         if request.is_set and prop.name not in values:
             if self.modes is not None and prop.name == self.modes.modes.source:
                 return None  # decided by the mode it moves to, in `set`

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from pyiot.compiler.modes import ModeModel
-from pyiot.lang.model import Device, GroupQuery, Property, Regex, Value
+from pyiot.lang.model import Device, GroupQuery, JointSet, Property, Regex, Value
 from pyiot.lang.values import BadValue, coerce, render_value
 from pyiot.sim.patterns import fit, format_to_regex, render
 from pyiot.sim.wire import decode_set, for_replies, initial_value, reply_texts, set_value_regex
@@ -87,6 +87,20 @@ class DeviceSimulator:
             (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}, flags))
             for p in device.properties.values()
             if p.set_format
+        ]
+        # Commands setting several properties at once (`command "P{power}B{brightness:03d}"
+        # sets power, brightness`): each property's text is a group named after it.
+        props = device.properties
+        self._joint_sets = [
+            (
+                joint,
+                format_to_regex(
+                    joint.format,
+                    {**arg_regex, **{n: set_value_regex(props[n]) for n in joint.props}},
+                    flags,
+                ),
+            )
+            for joint in device.joint_sets
         ]
         if device.commands_any_case:
             self._queries = {k.casefold(): v for k, v in self._queries.items()}
@@ -183,6 +197,10 @@ class DeviceSimulator:
                 prop = self.device.properties[target.name]
                 then = self._then(prop.reply_then, {"value": prop})
                 return [self.report(target.name), *then]
+            for joint, pattern in self._joint_sets:
+                found = pattern.fullmatch(line)
+                if found is not None:
+                    return self._take_joint(joint, found)
             for prop, pattern in self._sets:
                 found = pattern.fullmatch(line)
                 if found is not None and "value" not in pattern.groupindex:
@@ -298,6 +316,19 @@ class DeviceSimulator:
             self._store(prop, value)
             self._follow(prop, now)
         return self._set_reply(prop, line)
+
+    def _take_joint(self, joint: JointSet, found: re.Match[str]) -> list[str]:
+        """A command setting several properties: each takes its value, or none does."""
+        props = [self.device.properties[name] for name in joint.props]
+        texts = {p.name: self._spelt(p, found.group(p.name)) for p in props}
+        for prop in props:
+            try:
+                decode_set(prop, texts[prop.name])
+            except BadValue as err:
+                _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, texts[prop.name], err)
+                return self.error(prop)
+        replies = [self._take_set(prop, texts[prop.name]) for prop in props]
+        return replies[0]
 
     def _then(self, regexes: list[Regex], fields: dict[str, Property]) -> list[str]:
         """The lines that follow a reply (`then /^OK$/`), written with the same values."""
