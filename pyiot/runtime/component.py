@@ -358,7 +358,7 @@ class ComponentEngine:
         elif trigger == T.CONNECT_FAILED and source == T.GREETING:
             self._greeting_failed = True
             # The reader hears LinkClosed; the connection loop counts a failed connect.
-            asyncio.get_running_loop().create_task(self._abort_link())
+            self._connect_task = asyncio.get_running_loop().create_task(self._abort_link())
         if dest == T.IDLE and source in (T.CONNECTING, T.GREETING, T.CONNECT_SEND):
             self._ready()
         if trigger == T.RESEND:
