@@ -32,9 +32,11 @@ from pyiot.lang.model import (
     Convert,
     Device,
     Endpoint,
+    ErrorQueue,
     GroupQuery,
     Import,
     IotFile,
+    JointSet,
     ModeHold,
     Modes,
     ModeTransition,
@@ -194,11 +196,25 @@ class ModelBuilder(ValueRules, Transformer):
     def greeting(self, items: list[Token]) -> Statement[str]:
         return S.GREETING.at(unquote(items[0], self.path), self._at(items[0]))
 
+    def joint_set(self, items: list[Token]) -> JointSet:
+        text, *names = items
+        return JointSet([str(n) for n in names], unquote(text, self.path), self._at(text))
+
+    def error_queue(self, items: list[Token]) -> Statement[ErrorQueue]:
+        texts = [unquote(item, self.path) for item in items]
+        texts += [""] * (4 - len(texts))
+        return S.ERROR_QUEUE.at(ErrorQueue(*texts), self._at(items[0]))
+
     def set_timeout(self, items: list[Token]) -> Statement[float]:
         return S.SET_TIMEOUT.at(seconds(items[0], self.path), self._at(items[0]))
 
     def reply_end(self, items: list[Token]) -> Statement[str]:
         return S.REPLY_END.at(unquote(items[0], self.path), self._at(items[0]))
+
+    def set_answered(self, items: list[Token]) -> Statement[float | str]:
+        item = items[0]
+        after = seconds(item, self.path) if item.type == "DURATION" else str(item)
+        return S.SET_ANSWERED.at(after, self._at(item))
 
     def reply_format(self, items: list[Token]) -> Statement[str]:
         return S.REPLY_FORMAT.at(unquote(items[0], self.path), self._at(items[0]))
@@ -358,9 +374,18 @@ class ModelBuilder(ValueRules, Transformer):
                     self._twice(item.pos, f"query '{item.name}'", device.groups[item.name])
                 else:
                     device.groups[item.name] = item
+            elif isinstance(item, JointSet):
+                device.joint_sets.append(item)
             else:
                 statements.append(item)
         self._apply(device, statements, f"device '{name}'")
+        for joint in device.joint_sets:
+            for prop_name in joint.props:
+                prop = device.properties.get(prop_name)
+                if prop is None:
+                    self._problem(joint.pos, f"command sets '{prop_name}', no property of {name}")
+                else:
+                    prop.joint.append(joint.name)
         return device
 
     def _apply(self, target: Device | Property, statements: list[Statement], owner: str) -> None:

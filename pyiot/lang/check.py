@@ -74,6 +74,14 @@ def check_device(device: Device) -> list[Diagnostic]:
     names = {p.name for p in device.params}
     for text in device.connect_commands:
         problems += format_problems(text, at("connect_commands", device.pos), names)
+    for joint in device.joint_sets:
+        problems += format_problems(joint.format, joint.pos, names | set(joint.props))
+        fields = {f for _, f, _, _ in _fields(joint.format)}
+        for prop_name in joint.props:
+            if prop_name not in fields:
+                problems.append(
+                    Diagnostic(joint.pos, f"command sets {prop_name} but has no {{{prop_name}}}")
+                )
     if device.greeting == "":
         problems.append(Diagnostic(at("greeting", device.pos), "a greeting must not be empty"))
     if device.prompt == "":
@@ -118,6 +126,20 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems.append(
             Diagnostic(at("set_timeout", prop.pos), f"'{prop.name}' has a set timeout but no set")
         )
+    if prop.set_answered is not None and prop.set_format is None:
+        problems.append(
+            Diagnostic(at("set_answered", prop.pos), f"'{prop.name}' has no set to answer")
+        )
+    if isinstance(prop.set_answered, str):
+        modes = device.modes.names if device.modes is not None else []
+        if prop.set_answered not in modes:
+            problems.append(
+                Diagnostic(
+                    at("set_answered", prop.pos),
+                    f"'{prop.set_answered}' is no mode of {device.name}"
+                    + (f" (modes: {', '.join(modes)})" if modes else " (it declares none)"),
+                )
+            )
     if prop.initial is not None:
         problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
     if prop.adjusts is not None:
@@ -397,6 +419,13 @@ def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> lis
         Diagnostic(pos, f"reply pattern has no group named '{name}': write (?P<{name}>...)")
         for name in sorted(missing)
     ]
+
+
+def _fields(fmt: str) -> list[tuple]:
+    try:
+        return list(string.Formatter().parse(fmt))
+    except ValueError:  # reported by format_problems
+        return []
 
 
 def format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagnostic]:

@@ -169,6 +169,9 @@ class Property:
     # (`reply /.../ end "\r\n"`); the runtime reads every such end as a line end.
     reply_end: str | None = None
     set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer
+    # When a simulated device answers a set: seconds, or the name of the mode whose end it waits
+    # for (`set answered after warming`: the ESC/VP21 colon once the lamp is lit).
+    set_answered: float | str | None = None
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
     # the step per value of this one ("" for a button without a value).
@@ -180,9 +183,40 @@ class Property:
     def readable(self) -> bool:
         return self.reply is not None or self.group is not None
 
+    # `command "..." sets level, fade`: the device's command(s) that set this property with others.
+    joint: list[str] = field(default_factory=list)
+
     @property
     def writable(self) -> bool:
-        return self.set_format is not None
+        return self.set_format is not None or bool(self.joint)
+
+
+@dataclass
+class JointSet:
+    """One command setting several properties (`command "#OUTPUT,{id},1,{level},{fade}" sets
+    level, fade`).
+
+    Its machine state is `set-level-fade`; properties not given a value take their current one.
+    """
+
+    props: list[str]
+    format: str
+    pos: SourcePos
+
+    @property
+    def name(self) -> str:
+        return "-".join(self.props)
+
+
+@dataclass
+class ErrorQueue:
+    """A device's error queue (SCPI): the query that pops it and what it answers when empty;
+    what a simulated device queues for a command it cannot parse and for a value it refuses."""
+
+    query: str
+    empty: str
+    unknown: str = ""
+    refused: str = ""
 
 
 @dataclass
@@ -303,6 +337,8 @@ class Device:
     # `on connect send "ECH1"`: commands sent once each time the link opens, in order.
     connect_commands: list[str] = field(default_factory=list)
     greeting: str | None = None  # what the device sends when a connection opens
+    error_queue: ErrorQueue | None = None  # `errors queue "SYST:ERR?" empty ...` (SCPI)
+    joint_sets: list[JointSet] = field(default_factory=list)  # `command "..." sets a, b`
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling

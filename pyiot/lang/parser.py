@@ -206,8 +206,8 @@ def _expected(names: set[str]) -> str:
         {_TERMINAL_WORDS.get(n) or _keyword(n) for n in names},
         key=lambda w: (w not in ("'}'", "')'"), w),
     )
-    if len(words) > 14:
-        words = words[:14] + ["..."]
+    if len(words) > 18:  # every statement a device block may start with still fits
+        words = words[:18] + ["..."]
     return ", ".join(words) if len(words) < 2 else "one of " + ", ".join(words)
 
 

@@ -21,6 +21,7 @@ from pyiot.lang.model import (
     Convert,
     Device,
     Endpoint,
+    ErrorQueue,
     Modes,
     Param,
     Property,
@@ -98,6 +99,7 @@ BACKOFF = Field[float]("backoff", device="backoff")
 ERROR_REPLY = Field[Regex]("error", device="error_reply")
 CONNECT_SEND = Field[list[str]]("send ... on connect", device="connect_commands")
 GREETING = Field[str]("greeting", device="greeting")
+ERROR_QUEUE = Field[ErrorQueue]("errors queue", device="error_queue")
 MODES = Field[Modes]("modes", device="modes")
 
 # Device and property statements.
@@ -117,6 +119,7 @@ SET = Field[str]("set", prop="set_format")
 SET_MAP = Field[list[tuple[Value, str]]]("set ... with", prop="set_map")
 SET_UNANSWERED = Field[bool]("without reply", prop="set_unanswered")
 SET_TIMEOUT = Field[float]("set timeout", prop="set_timeout")
+SET_ANSWERED = Field[float | str]("set answered after", prop="set_answered")
 VALUE_MAP = Field[dict[str, Value]]("map", prop="value_map")
 GROUP = Field[str]("from", prop="group")
 GROUP_FIELD = Field[str]("from", prop="group_field")

@@ -138,9 +138,7 @@ class SerialLink:
         loop = asyncio.get_running_loop()
         kwargs = {_SERIAL_SETTINGS[k]: v for k, v in self.settings.items()}
         # Opening an rfc2217:// port negotiates over the network: keep it off the loop.
-        port = await loop.run_in_executor(
-            None, lambda: serial.serial_for_url(self.url, timeout=0, **kwargs)
-        )
+        port = await loop.run_in_executor(None, lambda: _open_serial(self.url, kwargs))
         self._port = port
         self._queue = asyncio.Queue()
         sock = getattr(port, "_socket", None)
@@ -373,6 +371,16 @@ def endpoint_refusal(kind: str, address: str) -> str | None:
         f"a file may name a device path, {allowed} or host:port. Run with --allow-python if "
         "you trust this file, or give the port yourself with --device"
     )
+
+
+def _open_serial(url: str, kwargs: dict[str, Any]) -> Any:
+    port = serial.serial_for_url(url, timeout=0, do_not_open=True, **kwargs)
+    if url.startswith("socket://"):
+        # pyserial empties the input on opening: over TCP that is no stale byte but what the
+        # device said on this connection (a PJLink or CoolMasterNet greeting), kept.
+        port.reset_input_buffer = lambda: None  # type: ignore[method-assign]  # this port only
+    port.open()
+    return port
 
 
 def open_link(

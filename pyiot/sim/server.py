@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pyiot.lang.model import IotFile, Value
 from pyiot.runtime.framing import Framer, PacketFramer, device_framer
 from pyiot.runtime.transport import set_nodelay
-from pyiot.sim.device import DeviceSimulator
+from pyiot.sim.device import Deferred, DeviceSimulator
 
 
 class PortSimulator:
@@ -77,9 +77,10 @@ class PortSimulator:
 
     def respond(self, line: str) -> bytes:
         """Everything the device sends back for one received line: echo, reply lines, prompt."""
+        earlier = self._due_answers()  # held-back set answers go before this one
         answer = self.answer(line)
         if not self.echo:
-            data = self._encode(answer)
+            data = b"" if isinstance(answer, Deferred) else self._encode(answer)
         else:
             # The echo is the command with its own terminator, then the reply terminator where
             # it differs, then the prompt; the answer follows with its own prompt. Monoprice:
@@ -91,7 +92,13 @@ class PortSimulator:
             if answer:
                 data += self._encode(answer)
         self._arm_timer()
-        return data
+        return earlier + data
+
+    def _due_answers(self) -> bytes:
+        """The set answers held back (`set answered after`) whose time has come, encoded."""
+        return b"".join(
+            self._encode(lines) for sim in self.sims.values() for lines in sim.due_answers()
+        )
 
     def _encode(self, lines: list[str]) -> bytes:
         framer = device_framer(self.device)
@@ -127,6 +134,10 @@ class PortSimulator:
             self._timer.cancel()
         delays = [d for sim in self.sims.values() if (d := sim.next_timer()) is not None]
         self._timer = None
+        if any(sim.answers_pending for sim in self.sims.values()):
+            # A held-back answer is sent on time even when the device's clock runs faster
+            # than the loop's (a test's scaled clock): look again soon.
+            delays.append(0.05)
         if delays:
             self._timer = self._loop.call_later(max(min(delays), 0.01), self._timer_fired)
 
@@ -134,6 +145,11 @@ class PortSimulator:
         self._timer = None
         for sim in self.sims.values():
             sim.tick()
+        data = self._due_answers()
+        if data:
+            for writer in list(self._writers):
+                writer.write(data)
+            self._write_pty(data)
         self._arm_timer()
 
     def _splitter(self) -> Framer:

@@ -113,3 +113,51 @@ def test_pyvisa_drives_the_simulated_supply():
         assert port.sims["psu"].values["output"] is True
 
     asyncio.run(scenario())
+
+
+def test_the_error_queue_holds_what_the_supply_could_not_take(psu):
+    """Not parsed: nothing answered, -113 queued; out of range: -222; SYST:ERR? pops the oldest."""
+    assert psu.respond("VOLTS 3,(@1)") == b""
+    assert psu.respond("VOLT 30,(@1)") == b""  # above the 25 V of the file's range
+    assert psu.respond("SYST:ERR?") == b'-113,"Undefined header"\n'
+    assert psu.respond("SYST:ERR?") == b'-222,"Data out of range"\n'
+    assert psu.respond("SYST:ERR?") == b'+0,"No error"\n'
+
+
+def test_runtime_reads_the_error_queue_after_a_set():
+    """The file says 0..25 V (the widest model); an E36312A's output 1 takes 0..6 V and queues
+    -222 for 12 V: the set fails with that error, a good one stands."""
+    from pyiot.compiler import Program
+    from pyiot.lang import load
+    from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
+    from pyiot.runtime.transport import open_link
+    from tests.devices.conftest import DEVICES
+
+    text = (DEVICES / f"{NAME}.iot").read_text(encoding="utf-8")
+    assert "property voltage: float 0..25" in text
+    model = load(text, "psu.iot")
+    small = load(text.replace("property voltage: float 0..25", "property voltage: float 0..6"),
+                 "e36312a.iot")
+
+    async def scenario() -> None:
+        port = simulator_for(small, "psu")
+        url = await port.serve_tcp()
+        program = Program.from_model(model)
+        engine = ComponentEngine(
+            EngineConfig.of(program, model.things["bench"].components["psu"]),
+            open_link("serial", url),
+        )
+        await engine.start()
+        try:
+            await eventually(lambda: engine.status.online)
+            assert await engine.set("voltage", 5.0) == 5.0
+            with pytest.raises(DeviceError, match=r'queued \'-222,"Data out of range"\'') as err:
+                await engine.set("voltage", 12.0)
+            assert err.value.refused
+            assert port.sims["psu"].values["voltage"] == 5.0
+            assert engine.values["voltage"] == 5.0
+        finally:
+            await engine.stop()
+            await port.close()
+
+    asyncio.run(scenario())
