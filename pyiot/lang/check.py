@@ -85,6 +85,23 @@ def check_device(device: Device) -> list[Diagnostic]:
     return problems
 
 
+def _bound_problems(prop: Property, device: Device) -> list[Diagnostic]:
+    """A range's top from a parameter (`0..{inputs}`) names a numeric parameter."""
+    name = prop.type.maximum_param
+    if name is None:
+        return []
+    params = {p.name: p for p in device.params}
+    if name not in params:
+        known = ", ".join(params) or "none"
+        message = f"the range of '{prop.name}' ends at unknown parameter '{name}'"
+        return [Diagnostic(prop.pos, f"{message} (parameters: {known})")]
+    if params[name].type.kind not in ("int", "float"):
+        kind = params[name].type.kind
+        message = f"the range of '{prop.name}' ends at '{name}', a {kind}, not a number"
+        return [Diagnostic(prop.pos, message)]
+    return []
+
+
 def _check_property(prop: Property, device: Device, params: set[str]) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     at = prop.positions.get
@@ -92,6 +109,7 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
     low, high = prop.type.minimum, prop.type.maximum
     if low is not None and high is not None and low > high:
         problems.append(Diagnostic(prop.pos, f"range {low:g}..{high:g} is empty"))
+    problems += _bound_problems(prop, device)
     if prop.reply is not None:
         problems += regex_problems(prop.reply, at("reply", prop.pos), {"value"})
     if prop.group is not None:

@@ -29,6 +29,9 @@ class ValueType:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None  # allowed values: minimum (or 0) plus whole steps
+    # `int 0..{inputs}`: the maximum is the component's parameter `inputs` (bound per
+    # component by `pyiot.lang.bind`; None until then, as for no maximum).
+    maximum_param: str | None = None
     base: int = 10  # `int 0..100 hex`: the wire writes the number in hexadecimal
     # enum: value name -> wire code, in declaration order.
     choices: dict[str, str] = field(default_factory=dict)
@@ -37,7 +40,9 @@ class ValueType:
         if self.kind == "enum":
             return "enum {" + ", ".join(self.choices) + "}"
         text = self.kind
-        if self.minimum is not None and self.maximum is not None:
+        if self.minimum is not None and self.maximum_param is not None:
+            text += f" {self.minimum:g}..{{{self.maximum_param}}}"
+        elif self.minimum is not None and self.maximum is not None:
             text += f" {self.minimum:g}..{self.maximum:g}"
         if self.step is not None:
             text += f" step {self.step:g}"

@@ -25,6 +25,7 @@ from typing import Any
 from pyiot.compiler import tables as T
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
+from pyiot.lang.bind import bind
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
@@ -139,6 +140,7 @@ class ComponentEngine:
     def __init__(self, config: EngineConfig, link: Link, turns: PortTurns | None = None):
         self.config = config
         name, device, table, modes = config.name, config.device, config.table, config.modes
+        device = bind(device, config.args)  # ranges topped by a parameter: `0..{inputs}`
         self.name = name
         self.device = device
         self.args = dict(config.args)
