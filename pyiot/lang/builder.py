@@ -31,6 +31,7 @@ from pyiot.lang.model import (
     GroupQuery,
     Import,
     IotFile,
+    Login,
     ModeHold,
     Modes,
     ModeTransition,
@@ -172,6 +173,16 @@ class ModelBuilder(ValueRules, Transformer):
 
     def greeting(self, items: list[Token]) -> tuple:
         return ("greeting", unquote(items[0], self.path), self._at(items[0]))
+
+    def login(self, items: list[Token]) -> tuple:
+        digest, fmt, greeting, *refused = items
+        login = Login(
+            str(digest),
+            unquote(fmt, self.path),
+            regex_token(greeting, self.path),
+            unquote(refused[0], self.path) if refused else None,
+        )
+        return ("login", login, self._at(digest))
 
     def set_timeout(self, items: list[Token]) -> tuple:
         return ("set_timeout", seconds(items[0], self.path), self._at(items[0]))

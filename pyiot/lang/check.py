@@ -11,6 +11,7 @@ import string
 
 from pyiot.lang import expr, limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
+from pyiot.lang.login import secret_names, variable
 from pyiot.lang.model import (
     Condition,
     Device,
@@ -62,6 +63,8 @@ def check_device(device: Device) -> list[Diagnostic]:
         problems += format_problems(text, at("connect_commands", device.pos), names)
     if device.greeting == "":
         problems.append(Diagnostic(at("greeting", device.pos), "a greeting must not be empty"))
+    if device.login is not None:
+        problems += _login_problems(device)
     if device.prompt == "":
         problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
     for key in ("error_reply", "ack_reply"):
@@ -82,6 +85,30 @@ def check_device(device: Device) -> list[Diagnostic]:
         problems += _check_property(prop, device, params)
     if device.modes is not None:
         problems += _check_modes(device.modes, device)
+    return problems
+
+
+def _login_problems(device: Device) -> list[Diagnostic]:
+    """The greeting must compile; a secret may not be a parameter (it would be in the file)."""
+    login = device.login
+    assert login is not None
+    pos = device.positions.get("login", device.pos)
+    problems = regex_problems(login.greeting, pos, set())
+    if problems:
+        return problems
+    secrets = secret_names(login)
+    params = {p.name for p in device.params}
+    for name in secrets:
+        if name in params:
+            problems.append(
+                Diagnostic(
+                    pos,
+                    f"'{name}' is a parameter, so its value would be in the file; a login's "
+                    f"secret comes from the environment ({variable(name)})",
+                )
+            )
+    if not secrets:
+        problems.append(Diagnostic(pos, "a login's format names no secret (e.g. {password})"))
     return problems
 
 

@@ -255,6 +255,17 @@ class Modes:
 
 
 @dataclass
+class Login:
+    """`login md5 "{random}{password}" after /^PJLINK 1 (?P<random>[0-9a-fA-F]{8})$/ refused
+    "PJLINK ERRA"`: the digest that starts the first command after a greeting of this form."""
+
+    digest: str  # a hashlib name: md5, sha1, sha256
+    format: str  # fields: the greeting's named groups, then secrets (PYIOT_SECRET_<NAME>)
+    greeting: Regex
+    refused: str | None = None  # what the device answers a wrong digest with
+
+
+@dataclass
 class Param:
     name: str
     type: ValueType
@@ -296,6 +307,7 @@ class Device:
     # `on connect send "ECH1"`: commands sent once each time the link opens, in order.
     connect_commands: list[str] = field(default_factory=list)
     greeting: str | None = None  # what the device sends when a connection opens
+    login: Login | None = None  # a password handshake after a greeting (PJLink class 1)
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling
