@@ -164,6 +164,10 @@ class ModelBuilder(ValueRules, Transformer):
             statements.append(("reply_then", then, self._at(items[0])))
         return statements + [item for item in items[1:] if isinstance(item, tuple)]
 
+    @v_args(meta=True)
+    def reply_only(self, meta: Any, items: list) -> tuple:
+        return ("reply_only", True, self._meta_at(meta))
+
     def reply_then(self, items: list[Token]) -> Regex:
         return regex_token(items[0], self.path)
 

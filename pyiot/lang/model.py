@@ -165,6 +165,9 @@ class Property:
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
     reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
+    # `reply /.../ to the query only`: the line says nothing of whose value it is (SCPI), so it
+    # answers this property's query in flight and is never taken as a report.
+    reply_only: bool = False
     # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
     reply_then: list[Regex] = field(default_factory=list)
     set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer

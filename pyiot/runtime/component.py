@@ -646,6 +646,8 @@ class ComponentEngine:
         login = self.device.login
         if login is not None and login.refused is not None and line == login.refused:
             names = ", ".join(variable(n) for n in secret_names(login))
+            if secrets_for(login, self.name) is None:  # its greeting came late, or not at all
+                raise LinkClosed(f"the device asks for a password: set {names}")
             raise LinkClosed(f"the device refused the password ({line}); check {names}")
         self._recognised.append(line)  # taken back below if nothing here recognises it
         if awaiting:
