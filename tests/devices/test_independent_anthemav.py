@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 
+from pyiot.runtime.protocol import DeviceProtocol
 from pyiot.sim import simulator_for
 from tests.devices.conftest import device_file
 from tests.waiting import eventually
@@ -52,3 +53,20 @@ def test_anthemav_drives_the_simulated_receiver():
             await port.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("line", "values"),
+    [
+        ("IDMMRX 1120", {"model": "MRX 1120"}),
+        ("IDMMRX 520", {"model": "MRX 520"}),
+        ("Z1VOL-42", {"volume": -42}),
+        ("Z1POW1", {"power": True}),
+        ("Z1POW0", {"power": False}),
+    ],
+)
+def test_the_driver_reads_the_messages_of_anthemavs_own_tests(line: str, values: dict) -> None:
+    """anthemav's tests (tests/test_protocol.py) feed its parser these receiver messages; the
+    file's driver reads the same lines, unasked, as the receiver's reports."""
+    device = device_file("anthem_mrx").devices["AnthemMRX"]
+    assert DeviceProtocol(device, {}).unsolicited(line) == values
