@@ -17,6 +17,7 @@ import pytest
 from pyiot.compiler import Program
 from pyiot.lang import IotError, load
 from pyiot.lang.login import digest, secrets_for
+from pyiot.probe import probe
 from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
@@ -297,3 +298,20 @@ def test_runtime_says_when_the_password_is_wrong_or_missing(monkeypatch):
     assert "refused the password (PJLINK ERRA); check PYIOT_SECRET_PASSWORD" in wrong
     missing = asyncio.run(status_error(PASSWORD, None))
     assert "the device asks for a password: set PYIOT_SECRET_PASSWORD" in missing
+
+
+def test_probe_logs_in_with_the_password(monkeypatch):
+    """`pyiot probe` against a projector with a password: every query matched."""
+    monkeypatch.setenv("PYIOT_SECRET_PASSWORD", PASSWORD)
+
+    async def scenario():
+        port = simulator_for(device_file(NAME))
+        url = await port.serve_tcp()
+        try:
+            return await probe(device_file(NAME), "projector", url)
+        finally:
+            await port.close()
+
+    report = asyncio.run(scenario())
+    assert {o.status for o in report.outcomes} == {"matched"}, report.outcomes
+    assert not report.stray
