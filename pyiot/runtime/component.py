@@ -460,6 +460,7 @@ class ComponentEngine:
                         names = ", ".join(variable(n) for n in secret_names(login))
                         raise LinkClosed(f"the device asks for a password: set {names}")
                     groups = {k: v for k, v in found.groupdict().items() if v is not None}
+                    _LOGGER.info("%s: the device asks for a password; logging in", self.name)
                     return digest(login, groups, secrets)
 
         try:

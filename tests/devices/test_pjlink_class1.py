@@ -315,3 +315,39 @@ def test_probe_logs_in_with_the_password(monkeypatch):
     report = asyncio.run(scenario())
     assert {o.status for o in report.outcomes} == {"matched"}, report.outcomes
     assert not report.stray
+
+
+def test_pyiot_run_simulate_with_a_password_comes_online_and_never_prints_it(
+    tmp_path, mosquitto_path
+):
+    """`pyiot run --simulate` with PYIOT_SECRET_PASSWORD: the simulated projector asks for it
+    (`PJLINK 1`), the engine logs in, the projector's shadow says online; the password is in
+    none of pyiot's output."""
+    from tests.e2e.conftest import ROOT, CliProcess
+    from tests.e2e.test_simulate_all import ShadowReader
+    from tests.waiting import PATIENCE, wait_until
+
+    path = ROOT / "devices" / f"{NAME}.iot"
+    run = CliProcess(
+        "run", str(path), "--simulate", "--data", str(tmp_path / "data"), "-v",
+        env={"PYIOT_SECRET_PASSWORD": PASSWORD},
+    )
+    try:
+        broker = run.wait_for(r"(mqtt://[0-9.]+:\d+)", PATIENCE).group(1)
+        run.wait_for(r"^ready", PATIENCE)
+        reader = ShadowReader(broker)
+        try:
+
+            def online() -> bool:
+                states = (reader.get("boardroom").get("pyiot") or {}).get("components") or {}
+                return bool((states.get("projector") or {}).get("online")) and (
+                    reader.get("boardroom").get("power") == "standby"
+                )
+
+            wait_until(online, PATIENCE, "the projector online, its power read")
+        finally:
+            reader.close()
+    finally:
+        run.stop()
+    assert any("projector: the device asks for a password; logging in" in line for line in run.lines)
+    assert not any(PASSWORD in line for line in run.lines)
