@@ -9,6 +9,7 @@ import ast
 import difflib
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Token
@@ -32,6 +33,13 @@ _TYPE_ALIASES = {
     "text": "string",
     "char": "string",
 }
+
+
+@dataclass(frozen=True)
+class ParamBound:
+    """`{inputs}` as a range's top: the parameter's name token (its position for errors)."""
+
+    name: Token
 
 
 class BuildError(PyiotError):
@@ -211,14 +219,19 @@ class ValueRules:
     def _numeric(self, kind: str, items: list) -> ValueType:
         low, high = (None, None)
         step = None
+        bound = None
         for item in items:
             if isinstance(item, tuple):
                 low, high = item
+                if isinstance(high, ParamBound):
+                    bound, high = str(high.name), None
             else:
                 step = number_at(item, self.path)
                 if step == 0:
                     raise self._error(self._at(item), "a step must be above zero")
-        return ValueType(kind, low, high, step)
+        value_type = ValueType(kind, low, high, step)
+        value_type.maximum_param = bound
+        return value_type
 
     def step(self, items: list[Token]) -> Token:
         return items[0]
@@ -252,6 +265,9 @@ class ValueRules:
 
     def range(self, items: list) -> tuple:
         return (items[0], items[1])
+
+    def param_bound(self, items: list[Token]) -> ParamBound:
+        return ParamBound(items[0])
 
     # expressions (convert) ------------------------------------------------------------------------
     def num(self, items: list[Token]) -> list:

@@ -37,6 +37,7 @@ from pyiot.lang.model import (
     Import,
     IotFile,
     JointSet,
+    Login,
     ModeHold,
     Modes,
     ModeTransition,
@@ -186,6 +187,10 @@ class ModelBuilder(ValueRules, Transformer):
             statements.append(S.REPLY_THEN.at(then, self._at(items[0])))
         return statements + [item for item in items[1:] if isinstance(item, Statement)]
 
+    @v_args(meta=True)
+    def reply_only(self, meta: Any, items: list) -> Statement[bool]:
+        return S.REPLY_ONLY.at(True, self._meta_at(meta))
+
     def reply_then(self, items: list[Token]) -> Regex:
         return regex_token(items[0], self.path)
 
@@ -199,6 +204,16 @@ class ModelBuilder(ValueRules, Transformer):
     def joint_set(self, items: list[Token]) -> JointSet:
         text, *names = items
         return JointSet([str(n) for n in names], unquote(text, self.path), self._at(text))
+
+    def login(self, items: list[Token]) -> Statement[Login]:
+        digest, fmt, greeting, *refused = items
+        login = Login(
+            str(digest),
+            unquote(fmt, self.path),
+            regex_token(greeting, self.path),
+            unquote(refused[0], self.path) if refused else None,
+        )
+        return S.LOGIN.at(login, self._at(digest))
 
     def error_queue(self, items: list[Token]) -> Statement[ErrorQueue]:
         texts = [unquote(item, self.path) for item in items]

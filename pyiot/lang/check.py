@@ -11,6 +11,7 @@ import string
 
 from pyiot.lang import expr, limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
+from pyiot.lang.login import secret_names, variable
 from pyiot.lang.model import (
     Condition,
     Device,
@@ -84,6 +85,8 @@ def check_device(device: Device) -> list[Diagnostic]:
                 )
     if device.greeting == "":
         problems.append(Diagnostic(at("greeting", device.pos), "a greeting must not be empty"))
+    if device.login is not None:
+        problems += _login_problems(device)
     if device.prompt == "":
         problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
     for key in ("error_reply", "ack_reply"):
@@ -107,6 +110,47 @@ def check_device(device: Device) -> list[Diagnostic]:
     return problems
 
 
+def _login_problems(device: Device) -> list[Diagnostic]:
+    """The greeting must compile; a secret may not be a parameter (it would be in the file)."""
+    login = device.login
+    assert login is not None
+    pos = device.positions.get("login", device.pos)
+    problems = regex_problems(login.greeting, pos, set())
+    if problems:
+        return problems
+    secrets = secret_names(login)
+    params = {p.name for p in device.params}
+    for name in secrets:
+        if name in params:
+            problems.append(
+                Diagnostic(
+                    pos,
+                    f"'{name}' is a parameter, so its value would be in the file; a login's "
+                    f"secret comes from the environment ({variable(name)})",
+                )
+            )
+    if not secrets:
+        problems.append(Diagnostic(pos, "a login's format names no secret (e.g. {password})"))
+    return problems
+
+
+def _bound_problems(prop: Property, device: Device) -> list[Diagnostic]:
+    """A range's top from a parameter (`0..{inputs}`) names a numeric parameter."""
+    name = prop.type.maximum_param
+    if name is None:
+        return []
+    params = {p.name: p for p in device.params}
+    if name not in params:
+        known = ", ".join(params) or "none"
+        message = f"the range of '{prop.name}' ends at unknown parameter '{name}'"
+        return [Diagnostic(prop.pos, f"{message} (parameters: {known})")]
+    if params[name].type.kind not in ("int", "float"):
+        kind = params[name].type.kind
+        message = f"the range of '{prop.name}' ends at '{name}', a {kind}, not a number"
+        return [Diagnostic(prop.pos, message)]
+    return []
+
+
 def _check_property(prop: Property, device: Device, params: set[str]) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     at = prop.positions.get
@@ -114,6 +158,7 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
     low, high = prop.type.minimum, prop.type.maximum
     if low is not None and high is not None and low > high:
         problems.append(Diagnostic(prop.pos, f"range {low:g}..{high:g} is empty"))
+    problems += _bound_problems(prop, device)
     if prop.reply is not None:
         problems += regex_problems(prop.reply, at("reply", prop.pos), {"value"})
     if prop.group is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyiot.lang.bind import bound_problems
 from pyiot.lang.check import RESERVED_SHADOW_KEYS
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Component, Device, IotFile, Thing
@@ -85,6 +86,9 @@ def _check_args(component: Component, device: Device, pos: SourcePos) -> list[Di
             problems.append(Diagnostic(pos, f"parameter '{name}': {err}"))
     for name in params.keys() - component.args.keys():
         problems.append(Diagnostic(pos, f"missing parameter '{name}' for device '{device.name}'"))
+    if not problems:
+        for message in bound_problems(device, component.args):
+            problems.append(Diagnostic(pos, message))
     return problems
 
 

@@ -30,6 +30,9 @@ class ValueType:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None  # allowed values: minimum (or 0) plus whole steps
+    # `int 0..{inputs}`: the maximum is the component's parameter `inputs` (bound per
+    # component by `pyiot.lang.bind`; None until then, as for no maximum).
+    maximum_param: str | None = None
     base: int = 10  # `int 0..100 hex`: the wire writes the number in hexadecimal
     # enum: value name -> wire code, in declaration order.
     choices: dict[str, str] = field(default_factory=dict)
@@ -38,7 +41,9 @@ class ValueType:
         if self.kind == "enum":
             return "enum {" + ", ".join(self.choices) + "}"
         text = self.kind
-        if self.minimum is not None and self.maximum is not None:
+        if self.minimum is not None and self.maximum_param is not None:
+            text += f" {self.minimum:g}..{{{self.maximum_param}}}"
+        elif self.minimum is not None and self.maximum is not None:
             text += f" {self.minimum:g}..{self.maximum:g}"
         if self.step is not None:
             text += f" step {self.step:g}"
@@ -163,6 +168,9 @@ class Property:
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
     reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
+    # `reply /.../ to the query only`: the line says nothing of whose value it is (SCPI), so it
+    # answers this property's query in flight and is never taken as a report.
+    reply_only: bool = False
     # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
     reply_then: list[Regex] = field(default_factory=list)
     # How the device ends this reply's lines, when not as the framing's first reply end
@@ -290,6 +298,17 @@ class Modes:
 
 
 @dataclass
+class Login:
+    """`login md5 "{random}{password}" after /^PJLINK 1 (?P<random>[0-9a-fA-F]{8})$/ refused
+    "PJLINK ERRA"`: the digest that starts the first command after a greeting of this form."""
+
+    digest: str  # a hashlib name: md5, sha1, sha256
+    format: str  # fields: the greeting's named groups, then secrets (PYIOT_SECRET_<NAME>)
+    greeting: Regex
+    refused: str | None = None  # what the device answers a wrong digest with
+
+
+@dataclass
 class Param:
     name: str
     type: ValueType
@@ -339,6 +358,7 @@ class Device:
     greeting: str | None = None  # what the device sends when a connection opens
     error_queue: ErrorQueue | None = None  # `errors queue "SYST:ERR?" empty ...` (SCPI)
     joint_sets: list[JointSet] = field(default_factory=list)  # `command "..." sets a, b`
+    login: Login | None = None  # a password handshake after a greeting (PJLink class 1)
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling

@@ -22,6 +22,7 @@ from pyiot.lang.model import (
     Device,
     Endpoint,
     ErrorQueue,
+    Login,
     Modes,
     Param,
     Property,
@@ -100,6 +101,7 @@ ERROR_REPLY = Field[Regex]("error", device="error_reply")
 CONNECT_SEND = Field[list[str]]("send ... on connect", device="connect_commands")
 GREETING = Field[str]("greeting", device="greeting")
 ERROR_QUEUE = Field[ErrorQueue]("errors queue", device="error_queue")
+LOGIN = Field[Login]("login", device="login")
 MODES = Field[Modes]("modes", device="modes")
 
 # Device and property statements.
@@ -114,6 +116,7 @@ QUERY = Field[str]("query", prop="query")
 REPLY = Field[Regex]("reply", prop="reply")
 REPLY_THEN = Field[list[Regex]]("reply ... then", prop="reply_then")
 REPLY_END = Field[str]("reply ... end", prop="reply_end")
+REPLY_ONLY = Field[bool]("to the query only", prop="reply_only")
 REPLY_FORMAT = Field[str]("format", prop="reply_format")
 SET = Field[str]("set", prop="set_format")
 SET_MAP = Field[list[tuple[Value, str]]]("set ... with", prop="set_map")

@@ -26,6 +26,8 @@ from pyiot.compiler import tables as T
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
 from pyiot.errors import PyiotError
+from pyiot.lang.bind import bind
+from pyiot.lang.login import digest, secret_names, secrets_for, variable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
@@ -142,6 +144,7 @@ class ComponentEngine:
     def __init__(self, config: EngineConfig, link: Link, turns: PortTurns | None = None):
         self.config = config
         name, device, table, modes = config.name, config.device, config.table, config.modes
+        device = bind(device, config.args)  # ranges topped by a parameter: `0..{inputs}`
         self.name = name
         self.device = device
         self.args = dict(config.args)
@@ -178,6 +181,7 @@ class ComponentEngine:
         self._poll_timers: list[asyncio.TimerHandle] = []
         self._timer: asyncio.TimerHandle | None = None  # the state timer (compiler/machine.py)
         self._tries = 0  # writes of the current request
+        self._login_prefix: str | None = None  # a `login` digest the next command starts with
         self._retries = 0  # retries the current request may have
         self.reconnect_delay = RECONNECT_MIN  # offline's timer: the machine reads it
         self.table = table
@@ -430,8 +434,9 @@ class ComponentEngine:
         # (no answer could come in time after it anyway), and ends before the state's own
         # timer fires, so the machine hears of a lost link, not of a timeout.
         limit = WRITE_SHARE * self._timeout
+        text, self._login_prefix = (self._login_prefix or "") + self._current.text, None
         try:
-            data = self._framer.encode(self._current.text)
+            data = self._framer.encode(text)
             nowait = getattr(self.link, "write_nowait", None)
             if nowait is None or not nowait(data):
                 await self._write_within(data, limit)
@@ -474,6 +479,7 @@ class ComponentEngine:
             self._connect_due.clear()
             try:
                 await self.link.open()
+                self._login_prefix = await self._log_in()  # PJLink's password: `login`
             except Exception as err:  # pyserial and sockets raise many kinds; all mean "not now"
                 if not self._lost_logged:
                     _LOGGER.warning("%s: cannot open %s: %s", self.name, self._where(), err)
@@ -527,6 +533,42 @@ class ComponentEngine:
             # Listeners hear of the loss once, from `offline`, with its cause.
             self.status.last_error = error
             self.trigger(T.LINK_LOST)  # type: ignore[attr-defined]
+
+    async def _log_in(self) -> str | None:
+        """A `login` device's greeting read; the digest the next command must start with.
+
+        None when the device has no login, no password is set (PYIOT_SECRET_PASSWORD), or it
+        greets without asking for one (PJLink `PJLINK 0`). The frames before the greeting, and
+        the greeting itself, are nobody's answer.
+        """
+        login = self.device.login
+        secrets = secrets_for(login, self.name) if login is not None else None
+        if login is None:
+            return None
+        pattern = login.greeting.compile()
+
+        async def greeting() -> str | None:
+            while True:
+                for frame in self._framer.feed(await self.link.read()):
+                    found = pattern.fullmatch(str(frame)) if frame is not PROMPT else None
+                    if found is None:
+                        if str(frame) == (self.device.greeting or "").strip("\r\n"):
+                            return None  # no password on this device
+                        continue
+                    if secrets is None:
+                        names = ", ".join(variable(n) for n in secret_names(login))
+                        raise LinkClosed(f"the device asks for a password: set {names}")
+                    groups = {k: v for k, v in found.groupdict().items() if v is not None}
+                    _LOGGER.info("%s: the device asks for a password; logging in", self.name)
+                    return digest(login, groups, secrets)
+
+        try:
+            return await asyncio.wait_for(greeting(), self.device.timeout)
+        except asyncio.TimeoutError:
+            return None  # no greeting at all: commands go out plain
+        except LinkClosed:
+            await self.link.close()  # opened, but of no use without the password
+            raise
 
     def _where(self) -> str:
         return getattr(self.link, "url", None) or repr(self.link)
@@ -748,6 +790,12 @@ class ComponentEngine:
                 await self._finish(outcome)
             return
         line = str(frame)
+        login = self.device.login
+        if login is not None and login.refused is not None and line == login.refused:
+            names = ", ".join(variable(n) for n in secret_names(login))
+            if secrets_for(login, self.name) is None:  # its greeting came late, or not at all
+                raise LinkClosed(f"the device asks for a password: set {names}")
+            raise LinkClosed(f"the device refused the password ({line}); check {names}")
         self._recognised.append(line)  # taken back below if nothing here recognises it
         if awaiting:
             assert current is not None

@@ -229,9 +229,12 @@ class DeviceProtocol:
             if values is not None:
                 return values
         for name, pattern in self.replies.items():
+            prop = self.device.properties[name]
+            if prop.reply_only:
+                continue  # `to the query only`: it names nobody, so it is nobody's report
             found = pattern.search(line)
             if found is not None:
-                return self._decoded(self.device.properties[name], found.group("value"))
+                return self._decoded(prop, found.group("value"))
         return None
 
     def recognises(self, line: str) -> bool:

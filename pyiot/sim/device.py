@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from pyiot.compiler.modes import ModeModel
+from pyiot.lang.bind import bind
 from pyiot.lang.model import Device, GroupQuery, JointSet, Property, Regex, Value
 from pyiot.lang.values import BadValue, coerce, render_value
 from pyiot.sim.patterns import fit, format_to_regex, render
@@ -62,8 +63,8 @@ class DeviceSimulator:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.name = name
-        self.device = device
         self.args = dict(args or {})
+        self.device = device = bind(device, self.args)  # `0..{inputs}`: this unit's range
         self.on_change: Callable[[str, str, Value], None] | None = None
         self._clock = clock
         self._values = {p.name: initial_value(p) for p in device.properties.values()}

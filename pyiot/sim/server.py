@@ -21,11 +21,14 @@ import re
 import time
 import tty
 from collections.abc import Callable
+from secrets import token_hex
 
+from pyiot.lang.login import digest, secrets_for
 from pyiot.lang.model import IotFile, Value
 from pyiot.runtime.framing import Framer, PacketFramer, device_framer
 from pyiot.runtime.transport import set_nodelay
 from pyiot.sim.device import Deferred, DeviceSimulator
+from pyiot.sim.patterns import render
 
 
 class PortSimulator:
@@ -51,6 +54,10 @@ class PortSimulator:
         ]
         self.prompt = device.prompt
         self.echo = device.echo
+        # A login (PJLink with a password) applies when its secrets are in the environment, as
+        # for pyiot's side of the link; a test may set them here before serving.
+        login = device.login
+        self.secrets = secrets_for(login, sims[0].name) if login is not None else None
         self.url: str | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._client_tasks: set[asyncio.Task] = set()
@@ -173,7 +180,11 @@ class PortSimulator:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         set_nodelay(writer.get_extra_info("socket"))
         self._writers.add(writer)
-        if self.device.greeting is not None:
+        expected = None  # the digest the first command must start with (a login)
+        if self.device.login is not None and self.secrets is not None:
+            greeting, expected = self._login_greeting()
+            writer.write(greeting.encode("latin-1", errors="replace"))
+        elif self.device.greeting is not None:
             # What the device says when a connection opens (PJLink `PJLINK 0`, a prompt).
             writer.write(self.device.greeting.encode("latin-1", errors="replace"))
         task = asyncio.current_task()
@@ -183,14 +194,38 @@ class PortSimulator:
         try:
             while data := await reader.read(4096):
                 for line in lines.feed(data):
-                    if isinstance(line, str):  # commands hold no prompt
-                        writer.write(self.respond(line))
+                    if not isinstance(line, str):  # commands hold no prompt
+                        continue
+                    if expected is not None:
+                        if not line.startswith(expected):
+                            # A wrong or missing digest: the device says so and hangs up.
+                            refused = self.device.login.refused  # type: ignore[union-attr]
+                            if refused is not None:
+                                writer.write((refused + self.terminator).encode("latin-1"))
+                            await writer.drain()
+                            return
+                        line, expected = line[len(expected) :], None
+                    writer.write(self.respond(line))
         except (ConnectionError, OSError):
             pass
         finally:
             self._writers.discard(writer)
             self._client_tasks.discard(task)
             writer.close()
+
+    def _login_greeting(self) -> tuple[str, str]:
+        """A fresh greeting (its random text new for each connection) and the digest it asks."""
+        login = self.device.login
+        assert login is not None and self.secrets is not None
+        pattern = login.greeting.compile_python()
+        groups = {name: token_hex(4) for name in pattern.groupindex}
+        text = render(pattern, groups)
+        found = pattern.fullmatch(text)
+        if found is None:  # the greeting's random is not hex: its first allowed text then
+            text = render(pattern, {})
+            found = pattern.fullmatch(text)
+        taken = {k: v for k, v in (found.groupdict() if found else {}).items() if v is not None}
+        return text + self.terminator, digest(login, taken, self.secrets)
 
     async def serve_pty(self) -> str:
         """Open a pseudo-terminal; return the path of its device end (`/dev/pts/N`)."""

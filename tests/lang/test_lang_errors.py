@@ -128,7 +128,7 @@ def test_wrong_keyword_names_the_token_and_the_choices():
     assert (err.line, err.column) == (2, 5)
     message = err.diagnostics[0].message
     assert "unexpected name 'propery'" in message
-    assert "'property'" in message and "'timeout'" in message
+    assert "'property'" in message and "'poll'" in message
 
 
 def test_unknown_device_in_file_without_devices():
