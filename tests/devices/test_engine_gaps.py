@@ -298,7 +298,7 @@ def test_connect_steps_are_drawn_edges(tmp_path, capsys):
             await anthem.read("power")
         async with running(model, "bedroom") as (coolmaster, _port):
             await coolmaster.read("power")
-        async with running(model, "psu") as (psu, _port):
+        async with running(model, "out1") as (psu, _port):
             await psu.set("output", True)
         async with scripted({}, greeting=b"") as (number, _heard):
             silent = _engine(GREETED, "Greeted", number)
@@ -326,5 +326,5 @@ def test_connect_steps_are_drawn_edges(tmp_path, capsys):
     assert ("receiver", ("connect-send", "idle", "sent")) in seen
     assert ("bedroom", ("connect-greeting", "idle", "greeted")) in seen
     assert ("p", ("connect-greeting", "offline", "connect_failed")) in seen
-    assert ("psu", ("set-output", "check-errors", "sent")) in seen
-    assert ("psu", ("check-errors", "idle", "reply")) in seen
+    assert ("out1", ("set-output", "check-errors", "sent")) in seen
+    assert ("out1", ("check-errors", "idle", "reply")) in seen
