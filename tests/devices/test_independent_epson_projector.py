@@ -3,7 +3,7 @@ integration uses, over its serial connection (`Projector(url, type="serial")`).
 
 On opening the line it sends the ESC/VP21 hello, a bare CR, and waits for the projector's
 `:`; each request is then `PWR?` CR and everything up to the next `:` is the answer
-(`PWR=01`), each command `PWR ON` CR and its colon. The simulated projector is served on a
+(`PWR=01`), each command `PWR ON` CR and its colon, which comes when the warm-up ends. The simulated projector is served on a
 pseudo-terminal, a real serial line as pyserial opens it.
 """
 
@@ -15,6 +15,7 @@ import pytest
 
 from pyiot.sim import simulator_for
 from tests.devices.conftest import Clock, device_file
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,16 +31,19 @@ def test_epson_projector_drives_the_simulated_projector():
         first = epson.Projector(host=path, type="serial")
         try:
             assert await first.get_power() == "00"  # standby
-            assert await first.send_command("PWR ON") == ""  # the colon alone: done
-            # The library then holds itself busy for the warm-up (40 s of its own clock):
-            # a new connection, as Home Assistant's next start would, asks the projector.
-            assert sim.values["power"] == "warming"
+            # The colon after PWR ON comes when the warm-up ends (the library waits up to
+            # 40 s for it): the projector warms meanwhile, then the clock moves on.
+            power_on = asyncio.ensure_future(first.send_command("PWR ON"))
+            await eventually(lambda: sim.values["power"] == "warming")
+            assert not power_on.done()
+            clock.advance(40)
+            assert await power_on == ""  # the colon alone: done
         finally:
             first.close()
+        # The library then holds itself busy for the warm-up (40 s of its own clock): a new
+        # connection, as Home Assistant's next start would, asks the projector.
         second = epson.Projector(host=path, type="serial")
         try:
-            assert await second.get_power() == "02"  # warming up
-            clock.advance(40)
             assert await second.get_power() == "01"
             assert await second.send_command("SOURCE A0") == ""
             assert sim.values["source"] == "hdmi2"
