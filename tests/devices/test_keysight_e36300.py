@@ -190,8 +190,9 @@ def test_the_error_queue_holds_what_the_supply_could_not_take(psu):
 
 
 def test_runtime_reads_the_error_queue_after_a_set():
-    """The file says 0..25 V (the widest model); an E36312A's output 1 takes 0..6 V and queues
-    -222 for 12 V: the set fails with that error, a good one stands."""
+    """pyiot believes output 1 takes 0..25 V (a file written for another model); the
+    E36312A's output 1 takes 0..6 V and queues -222 for 12 V: the set fails with that error,
+    a good one stands."""
     from pyiot.compiler import Program
     from pyiot.lang import load
     from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
@@ -199,17 +200,16 @@ def test_runtime_reads_the_error_queue_after_a_set():
     from tests.devices.conftest import DEVICES
 
     text = (DEVICES / f"{NAME}.iot").read_text(encoding="utf-8")
-    assert "property voltage: float 0..25" in text
-    model = load(text, "psu.iot")
-    small = load(text.replace("property voltage: float 0..25", "property voltage: float 0..6"),
-                 "e36312a.iot")
+    assert "out1: KeysightE36300(ch = 1, volts = 6," in text
+    model = load(text.replace("(ch = 1, volts = 6,", "(ch = 1, volts = 25,"), "psu.iot")
+    device = load(text, "e36312a.iot")
 
     async def scenario() -> None:
-        port = simulator_for(small, "psu")
+        port = simulator_for(device, "out1")
         url = await port.serve_tcp()
         program = Program.from_model(model)
         engine = ComponentEngine(
-            EngineConfig.of(program, model.things["bench"].components["psu"]),
+            EngineConfig.of(program, model.things["bench"].components["out1"]),
             open_link("serial", url),
         )
         await engine.start()
@@ -219,7 +219,7 @@ def test_runtime_reads_the_error_queue_after_a_set():
             with pytest.raises(DeviceError, match=r'queued \'-222,"Data out of range"\'') as err:
                 await engine.set("voltage", 12.0)
             assert err.value.refused
-            assert port.sims["psu"].values["voltage"] == 5.0
+            assert port.sims["out1"].values["voltage"] == 5.0
             assert engine.values["voltage"] == 5.0
         finally:
             await engine.stop()
