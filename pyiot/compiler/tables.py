@@ -108,10 +108,13 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
     exchanges: dict[str, dict] = {}
     # The steps from an open link to `idle`, each left by its own trigger.
     steps: list[tuple[str, str]] = [(CONNECTING, CONNECTED)]
-    if device.greeting is not None:
+    if device.greeting is not None or device.login is not None:
         states.append({"name": GREETING, "timeout": device.timeout, "on_timeout": CONNECT_FAILED})
         transitions.append({"trigger": CONNECT_FAILED, "source": GREETING, "dest": OFFLINE})
-        exchanges[GREETING] = {"command": "(listen)", "reply": repr(device.greeting)}
+        greetings = [repr(device.greeting)] if device.greeting is not None else []
+        if device.login is not None:  # a greeting that asks for a password (PJLink class 1)
+            greetings.append(f"/{device.login.greeting.source}/")
+        exchanges[GREETING] = {"command": "(listen)", "reply": " or ".join(greetings)}
         steps.append((GREETING, GREETED))
     if device.connect_commands:
         states.append({"name": CONNECT_SEND})

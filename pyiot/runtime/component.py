@@ -479,7 +479,7 @@ class ComponentEngine:
             self._connect_due.clear()
             try:
                 await self.link.open()
-                self._login_prefix = await self._log_in()  # PJLink's password: `login`
+                self._login_prefix = None  # set in `connect-greeting` when the device asks
             except Exception as err:  # pyserial and sockets raise many kinds; all mean "not now"
                 if not self._lost_logged:
                     _LOGGER.warning("%s: cannot open %s: %s", self.name, self._where(), err)
@@ -534,41 +534,25 @@ class ComponentEngine:
             self.status.last_error = error
             self.trigger(T.LINK_LOST)  # type: ignore[attr-defined]
 
-    async def _log_in(self) -> str | None:
-        """A `login` device's greeting read; the digest the next command must start with.
+    def _login_digest(self, frame: str | Prompt) -> str | None:
+        """The digest a `login` greeting asks for (PJLink `PJLINK 1 <random>`), else None.
 
-        None when the device has no login, no password is set (PYIOT_SECRET_PASSWORD), or it
-        greets without asking for one (PJLink `PJLINK 0`). The frames before the greeting, and
-        the greeting itself, are nobody's answer.
+        Raises LinkClosed when the device asks for a password and none is set
+        (PYIOT_SECRET_PASSWORD): without it the connection is of no use.
         """
         login = self.device.login
-        secrets = secrets_for(login, self.name) if login is not None else None
-        if login is None:
+        if login is None or frame is PROMPT:
             return None
-        pattern = login.greeting.compile()
-
-        async def greeting() -> str | None:
-            while True:
-                for frame in self._framer.feed(await self.link.read()):
-                    found = pattern.fullmatch(str(frame)) if frame is not PROMPT else None
-                    if found is None:
-                        if str(frame) == (self.device.greeting or "").strip("\r\n"):
-                            return None  # no password on this device
-                        continue
-                    if secrets is None:
-                        names = ", ".join(variable(n) for n in secret_names(login))
-                        raise LinkClosed(f"the device asks for a password: set {names}")
-                    groups = {k: v for k, v in found.groupdict().items() if v is not None}
-                    _LOGGER.info("%s: the device asks for a password; logging in", self.name)
-                    return digest(login, groups, secrets)
-
-        try:
-            return await asyncio.wait_for(greeting(), self.device.timeout)
-        except asyncio.TimeoutError:
-            return None  # no greeting at all: commands go out plain
-        except LinkClosed:
-            await self.link.close()  # opened, but of no use without the password
-            raise
+        found = login.greeting.compile().fullmatch(str(frame))
+        if found is None:
+            return None
+        secrets = secrets_for(login, self.name)
+        if secrets is None:
+            names = ", ".join(variable(n) for n in secret_names(login))
+            raise LinkClosed(f"the device asks for a password: set {names}")
+        groups = {k: v for k, v in found.groupdict().items() if v is not None}
+        _LOGGER.info("%s: the device asks for a password; logging in", self.name)
+        return digest(login, groups, secrets)
 
     def _where(self) -> str:
         return getattr(self.link, "url", None) or repr(self.link)
@@ -782,6 +766,9 @@ class ComponentEngine:
         awaiting = current is not None and self.state.startswith(("query-", "set-", "check-"))
         if self.state == T.GREETING:
             if self._is_greeting(frame):
+                self.trigger(T.GREETED)  # type: ignore[attr-defined]
+            elif (prefix := self._login_digest(frame)) is not None:
+                self._login_prefix = prefix  # the next command starts with it
                 self.trigger(T.GREETED)  # type: ignore[attr-defined]
             return  # anything before the greeting is no answer to anything
         if frame is PROMPT:
