@@ -129,6 +129,8 @@ def main() -> None:
                     stack.url,
                     "--device",
                     f"relay1={found.group(1)}",
+                    # Nor pyiot's own pacing to AWS's 100 publishes a second per connection.
+                    "--no-aws-limits",
                 ],
                 r"^ready",
             )

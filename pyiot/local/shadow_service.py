@@ -171,6 +171,7 @@ class ShadowService(Service):
         # A restarted broker should find the service back at once: things re-read their
         # shadows as soon as they reconnect, and a request sent before the service is back
         # goes unanswered until the client's timeout.
+        # paho's annotations say int; it sleeps for any number of seconds.
         self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)  # type: ignore[arg-type]
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect
@@ -241,11 +242,12 @@ class ShadowService(Service):
             _LOGGER.warning("shadow service lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)  # paho types it bytes | bytearray; bytes costs no copy
         try:
             if msg.topic.startswith("pyiot/will/"):
-                self.apply_will(msg.payload)
+                self.apply_will(payload)
             else:
-                self.handle(msg.topic, msg.payload)
+                self.handle(msg.topic, payload)
         except Exception:  # never let one request kill paho's network thread
             _LOGGER.exception("shadow request on %s failed", msg.topic)
 
@@ -270,8 +272,8 @@ class ShadowService(Service):
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
         except Exception:
             _LOGGER.exception("internal error handling %s", topic)
-            err = ShadowError(500, "Internal service failure")
-            self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
+            failure = ShadowError(500, "Internal service failure")
+            self._publish(f"{topic}/rejected", failure.payload(now, lenient_client_token(payload)))
 
     def apply_will(self, payload: bytes) -> None:
         """Write offline the components a gateway's last will names (see the module doc)."""

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from pyiot.runtime.documents import merge
 from pyiot.runtime.rejections import Rejections
-from pyiot.runtime.shadow_client import ShadowConnection, ShadowError
+from pyiot.runtime.shadow_client import ShadowConnection, ShadowError, ShadowTimeout
 
 _LOGGER = logging.getLogger("pyiot.runtime.thing")
 
@@ -53,7 +53,7 @@ UPDATE_TIMEOUT = 3.0
 THROTTLED_RETRY = 0.25
 # Answers of the service to a document it will never take as it is: malformed (400, e.g. too
 # deep) or too large (413).
-TOO_BIG = ("400", "413")
+TOO_BIG = (400, 413)
 
 
 class Budget(Protocol):
@@ -77,11 +77,10 @@ def _size(reported: dict[str, Any], desired: dict[str, Any]) -> int:
     return len(json.dumps(state, separators=(",", ":"))) + 64
 
 
-def error_code(err: BaseException) -> str:
-    """The service's status code of a refused request ("413"), "" if none: the error's `code`
-    field when it has one, else the head of its message ("413 The payload ...")."""
+def error_code(err: BaseException) -> int | None:
+    """The service's status code of a refused request (413), None if it did not answer."""
     code = getattr(err, "code", None)
-    return str(code) if code is not None else str(err)[:3]
+    return code if isinstance(code, int) else None
 
 
 class Outbox:
@@ -260,7 +259,7 @@ class Outbox:
             self._timer = self._loop.call_later(UPDATE_TIMEOUT, self._unanswered, token)
             return
         self._end_inflight()
-        lost = ShadowError(f"no answer within {UPDATE_TIMEOUT:g} s")
+        lost = ShadowTimeout(f"no answer within {UPDATE_TIMEOUT:g} s")
         self._failed(inflight[1], inflight[2], lost)
 
     def _end_inflight(self) -> None:
@@ -269,7 +268,7 @@ class Outbox:
             self._timer.cancel()
             self._timer = None
 
-    def on_answer(self, token: str, code: str | None, message: str) -> None:
+    def on_answer(self, token: str, code: int | None, message: str) -> None:
         """The service answered an update (`code` None: accepted). Others' tokens are ignored."""
         inflight = self._inflight
         if inflight is None or inflight[0] != token or self._closed:
@@ -283,7 +282,7 @@ class Outbox:
                 self._failing = False
             self._pump(urgent=True)  # what came meanwhile goes out together, now
             return
-        err = ShadowError(f"{code} {message}")
+        err = ShadowError(f"{code} {message}", code=code)
         if code in TOO_BIG:
             # The service will never take this document as it is: send it smaller.
             self._shrink(reported, desired, err)
@@ -292,12 +291,12 @@ class Outbox:
         self._failed(reported, desired, err, code)
 
     def _failed(
-        self, reported: dict, desired: dict, err: BaseException, code: str | None = None
+        self, reported: dict, desired: dict, err: BaseException, code: int | None = None
     ) -> None:
         # Keep what was not sent; newer values win.
         self._reported = merge(reported, self._reported)
         self._desired = merge(desired, self._desired)
-        if code == "429":
+        if code == 429:
             # Throttled (too many requests to this thing this second): soon again.
             _LOGGER.debug("%s: shadow update throttled; retrying", self.thing)
             self._hold_for(THROTTLED_RETRY, breakable=False)
@@ -372,7 +371,7 @@ class Outbox:
                 code = error_code(err)
                 if code in TOO_BIG:
                     attempts.pop(0)
-                elif code == "429":
+                elif code == 429:
                     left = max(0.0, deadline - self._loop.time())
                     await asyncio.sleep(min(THROTTLED_RETRY, left))
                 else:
@@ -394,15 +393,15 @@ class Outbox:
         try:
             code, message = await asyncio.wait_for(answered, timeout)
         except asyncio.TimeoutError:
-            raise ShadowError(f"no answer within {timeout:g} s") from None
+            raise ShadowTimeout(f"no answer within {timeout:g} s") from None
         finally:
             self._final_waiting = None
         if code is not None:
-            raise ShadowError(f"{code} {message}")
+            raise ShadowError(f"{code} {message}", code=code)
 
     _final_waiting: tuple[str, asyncio.Future] | None = None
 
-    def answer(self, token: str, code: str | None, message: str) -> None:
+    def answer(self, token: str, code: int | None, message: str) -> None:
         """Route a service answer (from `ShadowConnection.watch_updates`)."""
         waiting = self._final_waiting
         if waiting is not None and waiting[0] == token:

@@ -47,7 +47,7 @@ from pyiot.runtime.documents import Path, diff, lookup, merge, nest, parents_of,
 from pyiot.runtime.outbox import REPORT_WINDOW, STATUS_KEY, Budget, Outbox
 from pyiot.runtime.reconciler import Reconciler
 from pyiot.runtime.rejections import Rejections
-from pyiot.runtime.shadow_client import ShadowConnection, ShadowError
+from pyiot.runtime.shadow_client import ShadowConnection, ShadowError, ShadowTimeout
 
 __all__ = ["MAX_VERSION_JUMP", "REPORT_WINDOW", "STATUS_KEY", "STOPPED", "ThingRuntime"]
 
@@ -156,7 +156,7 @@ class ThingRuntime:
                 log("%s: reading the shadow failed (%s); retrying", self.name, err)
                 self._resync_again = True
                 attempt += 1
-                if not str(err).startswith("no answer"):
+                if not isinstance(err, ShadowTimeout):
                     # Refused at once (throttled, not connected): do not spin on it.
                     await asyncio.sleep(min(RETRY_MIN * 2 ** (attempt - 1), RETRY_MAX))
 
