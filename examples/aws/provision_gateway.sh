@@ -64,8 +64,8 @@ if [[ $print_only -eq 0 ]]; then
 fi
 
 # The policy document: Connect as the gateway's client ids; Publish get/update requests and
-# the connections' wills; Subscribe/Receive the replies (awsiotsdk subscribes `get/+`, a
-# literal `+` in a topicfilter resource, and the four update/... topics).
+# the connections' wills; Subscribe/Receive the replies (`get/accepted` and `get/rejected`
+# for a get, `update/+` for the rest: `*` is the policy wildcard, `+` would be literal).
 policy_json() {
     python3 - "${region:-REGION}" "${account:-ACCOUNT}" "$gateway" "$list" "${things[@]}" <<'PY'
 import json, sys
@@ -81,7 +81,7 @@ statement = [
      "Resource": [f"{arn}:topic/{s}/{a}" for s in shadow for a in ("get", "update")]
      + [f"{arn}:topic/pyiot/will/{gateway}", f"{arn}:topic/pyiot/will/{gateway}-*"]},
     {"Effect": "Allow", "Action": "iot:Subscribe",
-     "Resource": [f"{arn}:topicfilter/{s}/{a}" for s in shadow for a in ("get/+", "update/*")]},
+     "Resource": [f"{arn}:topicfilter/{s}/{a}" for s in shadow for a in ("get/*", "update/*")]},
     {"Effect": "Allow", "Action": "iot:Receive",
      "Resource": [f"{arn}:topic/{s}/{a}" for s in shadow for a in ("get/*", "update/*")]},
 ]

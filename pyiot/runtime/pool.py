@@ -2,9 +2,9 @@
 
 AWS IoT Core allows one connection 50 subscriptions (a SUBSCRIBE beyond is answered by a
 disconnect), 100 publishes and 512 KB a second, and one CONNECT a second per client id.
-awsiotsdk's shadow client subscribes five topic filters per thing and keeps them (see
-`pyiot.runtime.shadow_client.SUBSCRIPTIONS_PER_THING`), so a connection serves at most
-50 // 5 = 10 things; a gateway of N things opens ceil(N / 10) connections, the things
+A thing costs four subscriptions (its one `update/+` stream and room for three request
+subscriptions: see `pyiot.runtime.shadow_client.SUBSCRIPTIONS_PER_THING`), so a connection
+serves at most 50 // 4 = 12 things; a gateway of N things opens ceil(N / 12) connections, the things
 spread evenly over them in the order the files declare them.
 
 Each connection has its own client id: the base id alone when one connection is enough (a

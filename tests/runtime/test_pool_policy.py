@@ -44,7 +44,9 @@ def shadow_topics(thing: str) -> list[tuple[str, str]]:
     return [
         ("iot:Publish", f"{ARN}:topic/{base}/get"),
         ("iot:Publish", f"{ARN}:topic/{base}/update"),
-        ("iot:Subscribe", f"{ARN}:topicfilter/{base}/get/+"),
+        ("iot:Subscribe", f"{ARN}:topicfilter/{base}/get/accepted"),
+        ("iot:Subscribe", f"{ARN}:topicfilter/{base}/get/rejected"),
+        ("iot:Subscribe", f"{ARN}:topicfilter/{base}/update/+"),
         *[
             (action, f"{ARN}:{kind}/{base}/update/{reply}")
             for reply in ("accepted", "rejected", "delta", "documents")
