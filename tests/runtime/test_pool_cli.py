@@ -38,7 +38,7 @@ def rack_file(directory: Path) -> Path:
     return path
 
 
-def test_pyiot_run_of_12_things_opens_two_numbered_connections(
+def test_pyiot_run_of_13_things_opens_two_numbered_connections(
     stack: LocalStack, tmp_path: Path
 ) -> None:
     apps = [ShadowApp(stack.url, THINGS[0]), ShadowApp(stack.url, THINGS[-1])]
