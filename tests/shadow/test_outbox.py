@@ -107,7 +107,16 @@ def test_a_confirmed_command_is_one_update(stack, thing_name):
         updates = asyncio.run(scenario())
     finally:
         exchanges.close()
-    assert updates == [{"reported": {"volume": 21}, "desired": {"volume": None}}]
+    # Other values may be reported meanwhile (a slow first refresh on a loaded machine); the
+    # volume goes out once, with its desired key cleared in the same update.
+    about_volume = [
+        state
+        for state in updates
+        if "volume" in state.get("reported", {}) or "volume" in (state.get("desired") or {})
+    ]
+    assert len(about_volume) == 1, updates
+    assert about_volume[0]["reported"]["volume"] == 21
+    assert about_volume[0]["desired"] == {"volume": None}
 
 
 def test_a_throttled_report_is_sent_again_with_the_newest_values(stack, thing_name):
