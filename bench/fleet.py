@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,11 @@ def run(count: int, timeout: float) -> dict[str, Any]:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "pyiot", "run", str(path), "--simulate",
                  "--broker", stack.url, "--log-format", "text"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             )  # fmt: skip
+            output: deque[str] = deque(maxlen=3)
+            assert gateway.stdout is not None
+            threading.Thread(target=output.extend, args=(gateway.stdout,), daemon=True).start()
             cold = observer.wait(count, started, timeout)
             cold_reported = observer.reported_since(started)
             stats = stack.front.stats()
@@ -122,7 +126,9 @@ def run(count: int, timeout: float) -> dict[str, Any]:
             warm = observer.wait(count, restarted, timeout)
             warm_reported = observer.reported_since(restarted)
             final = stack.front.stats()
+            exited = gateway.poll()
             return {
+                "exited": None if exited is None else f"exit {exited}: {list(output)[-1:]}",
                 "things": count,
                 "connections": stats["connections"] - 1,  # less the observer
                 "connections_seen": final["connections_seen"],
@@ -137,7 +143,14 @@ def run(count: int, timeout: float) -> dict[str, Any]:
         finally:
             if gateway is not None:
                 gateway.terminate()
-                gateway.wait()
+                try:
+                    gateway.wait(15)
+                except subprocess.TimeoutExpired:
+                    # Seen with a gateway the front keeps disconnecting (too many
+                    # subscriptions): `pyiot run` does not end on SIGTERM then.
+                    print(f"  (pyiot run ignored SIGTERM for 15 s with {count} things; killed)")
+                    gateway.kill()
+                    gateway.wait()
             observer.close()
             stack.stop()
 
@@ -171,6 +184,8 @@ def main() -> None:
             f" {violations}" + (f" ({detail})" if detail else ""),
             flush=True,
         )
+        if result["exited"]:
+            print(f"  pyiot run ended early ({result['exited']})", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ _PROPERTY_SIZES: dict[int, int | str] = {
     0x29: 1, 0x2A: 1,
 }  # fmt: skip
 _TOPIC_ALIAS = 0x23
+# Topic aliases remembered per connection at most (mosquitto grants 10 by default).
+_MAX_ALIASES = 1024
 
 
 class Malformed(ValueError):
@@ -240,6 +242,9 @@ class _Session(asyncio.Protocol):
             self.refuse(err.quota, err.value)
         except _Closed:
             pass
+        except Exception:  # a bug here must cost one client, never the front
+            _LOGGER.exception("front: closing client %r after an internal error", self.client_id)
+            self.close()
 
     def pause_writing(self) -> None:
         if self.upstream is not None and self.upstream.transport is not None:
@@ -360,6 +365,8 @@ class _Session(asyncio.Protocol):
             alias, at = _properties(data, at, end)
             if alias is not None:
                 if topic:
+                    if alias not in self.aliases and len(self.aliases) >= _MAX_ALIASES:
+                        raise Malformed(f"more than {_MAX_ALIASES} topic aliases")
                     self.aliases[alias] = topic
                 else:
                     topic = self.aliases.get(alias, b"")

@@ -397,3 +397,24 @@ def test_malformed_packets_close_that_client_only(stack, clients) -> None:
                 continue
             assert sock.recv(16) == b""  # closed by the front
     bystander.still_connected()
+
+
+def test_random_bytes_never_break_the_front(stack, clients, caplog) -> None:
+    """Hostile input: 200 connections of random bytes (some after a valid CONNECT) end
+    without an internal error in the front, and it serves the next client."""
+    import random
+    import socket
+
+    connect_packet = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x1e\x00\x04fuzz"
+    chance = random.Random(16)
+    with caplog.at_level(logging.WARNING, logger="pyiot.local.front"):
+        for n in range(200):
+            blob = bytes(chance.getrandbits(8) for _ in range(chance.randint(1, 300)))
+            if n % 2:
+                blob = connect_packet + bytes([chance.choice([0x30, 0x82, 0xA2])]) + blob
+            with socket.create_connection((stack.host, stack.port)) as sock:
+                sock.sendall(blob)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    client = connect(stack, clients)
+    assert client.connected.result(PATIENCE) == 0
+    client.still_connected()
