@@ -124,6 +124,31 @@ def free_port(preferred: int | None) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, exclude: Iterable[int] = ()) -> list[int]:
+    """`count` different ports free on 127.0.0.1 now, none in `exclude`.
+
+    The probe sockets stay bound until all are picked: ports picked one after another can
+    come back the same (the OS may hand out a just-closed port again), and one broker
+    cannot listen twice on a port.
+    """
+    taken = set(exclude)
+    probes: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(sock)
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port not in taken:
+                taken.add(port)
+                ports.append(port)
+    finally:
+        for sock in probes:
+            sock.close()
+    return ports
+
+
 def exact_port(port: int, host: str = "127.0.0.1") -> int:
     """Return ``port`` if it is free on ``host``, else raise :class:`PortInUse` (one line)."""
     probe_host = "127.0.0.1" if is_wildcard(host) else host

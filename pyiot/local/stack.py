@@ -50,6 +50,7 @@ from pyiot.local.mosquitto import (
     PortInUse,  # noqa: F401 (raised by start(); imported from here)
     exact_port,
     free_port,
+    free_ports,
 )
 from pyiot.local.service import Service
 from pyiot.local.shadow_service import ShadowService
@@ -269,6 +270,7 @@ class LocalStack(Service):
         """The broker to start, with its ports picked now: (mosquitto, main port, the shadow
         service's listener)."""
         port = self._choose_port(self.host)
+        service_port, broker_port = free_ports(2, exclude={port})
         # The service's own loopback listener: its login only, and only there may a client
         # publish the service's replies.
         service_passwords = workdir / "service-passwords"
@@ -276,7 +278,7 @@ class LocalStack(Service):
         service_acl = workdir / "service.acl"
         write_private(service_acl, service_acl_text())
         service_listener = Listener(
-            free_port(None),
+            service_port,
             HOST,
             password_file=service_passwords,
             acl_file=service_acl,
@@ -303,7 +305,7 @@ class LocalStack(Service):
             extra.append(Listener(tls_port, self.listen, tls=self.tls, acl_file=acl_file))
         # With the quota front on the plain port, mosquitto's plain listener is internal.
         mosquitto = Mosquitto(
-            free_port(None) if self.aws_limits else port,
+            broker_port if self.aws_limits else port,
             host=HOST if self.aws_limits else self.host,
             workdir=workdir,
             password_file=password_file,
