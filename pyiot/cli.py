@@ -831,8 +831,10 @@ def _parser() -> argparse.ArgumentParser:
         "--no-aws-limits",
         dest="aws_limits",
         action="store_false",
-        help="let the local shadow service take any request rate (by default it throttles each "
-        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+        help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
+        "quotas: 50 subscriptions and 100 publishes/s per connection, 8 filters per SUBSCRIBE, "
+        "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
+        "passes here passes on AWS)",
     )
     p.set_defaults(func=cmd_broker)
 
@@ -878,8 +880,10 @@ def _parser() -> argparse.ArgumentParser:
         "--no-aws-limits",
         dest="aws_limits",
         action="store_false",
-        help="let the local shadow service take any request rate (by default it throttles each "
-        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+        help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
+        "quotas: 50 subscriptions and 100 publishes/s per connection, 8 filters per SUBSCRIBE, "
+        "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
+        "passes here passes on AWS)",
     )
     p.add_argument(
         "--allow-python",
