@@ -246,8 +246,12 @@ class Mosquitto(Service):
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
         persistent_client_expiration: str = PERSISTENT_CLIENT_EXPIRATION,
+        file_tag: int | None = None,
     ) -> None:
         self.port = port
+        # Names its files (mosquitto-TAG.conf, .log): the port clients use, when a front
+        # takes that port and mosquitto listens on another.
+        self.file_tag = port if file_tag is None else file_tag
         self.host = host
         if anonymous is None:  # a password file alone means: logins only
             anonymous = password_file is None
@@ -270,16 +274,16 @@ class Mosquitto(Service):
 
     @property
     def config_path(self) -> Path:
-        return self._require_workdir() / f"mosquitto-{self.port}.conf"
+        return self._require_workdir() / f"mosquitto-{self.file_tag}.conf"
 
     @property
     def log_path(self) -> Path:
-        return self._require_workdir() / f"mosquitto-{self.port}.log"
+        return self._require_workdir() / f"mosquitto-{self.file_tag}.log"
 
     @property
     def _output_path(self) -> Path:
         # mosquitto writes to stderr before it opens its log file (bad config, bind errors).
-        return self._require_workdir() / f"mosquitto-{self.port}.out"
+        return self._require_workdir() / f"mosquitto-{self.file_tag}.out"
 
     def _require_workdir(self) -> Path:
         if self._workdir is None:

@@ -312,6 +312,7 @@ class LocalStack(Service):
             anonymous=not self.login_required,
             acl_file=acl_file if self.login_required else open_acl,
             extra_listeners=extra,
+            file_tag=port,
             **self.limits,  # type: ignore[arg-type]
         )
         return mosquitto, port, service_listener

@@ -6,6 +6,10 @@ Found by the scale benchmark (bench/scale.py), which therefore measures the comp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
@@ -19,7 +23,17 @@ pytestmark = TIMEOUT
 THINGS = 20
 
 
-def test_twenty_things_on_one_connection(own_stack: LocalStack) -> None:
+@pytest.fixture
+def unlimited_stack(mosquitto_path: str, tmp_path: Path) -> Iterator[LocalStack]:
+    """A stack without AWS IoT's quotas: 20 things take ~80 subscriptions on one connection
+    while starting, beyond AWS's 50, until the gateway spreads things over connections
+    (issue 16 item 1; then this test should use `own_stack` again)."""
+    with LocalStack(port=None, data_dir=tmp_path / "stack", aws_limits=False) as running:
+        yield running
+
+
+def test_twenty_things_on_one_connection(unlimited_stack: LocalStack) -> None:
+    own_stack = unlimited_stack
     source = RELAY + "".join(
         f'thing house{n} {{ component relay1: Relay on serial "/dev/null" }}\n'
         for n in range(THINGS)
