@@ -832,7 +832,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="aws_limits",
         action="store_false",
         help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
-        "quotas: 50 subscriptions and 100 publishes/s per connection, 8 filters per SUBSCRIBE, "
+        "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
+        "SUBSCRIBE, "
         "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
         "passes here passes on AWS)",
     )
@@ -881,7 +882,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="aws_limits",
         action="store_false",
         help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
-        "quotas: 50 subscriptions and 100 publishes/s per connection, 8 filters per SUBSCRIBE, "
+        "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
+        "SUBSCRIBE, "
         "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
         "passes here passes on AWS)",
     )

@@ -13,8 +13,11 @@ through as bytes. What it enforces, as AWS does (``AWS IoT Core endpoints and qu
 * topics and topic filters of at most 256 bytes and 7 slashes, not counting the slashes of a
   Basic Ingest prefix ``$aws/rules/NAME/`` (disconnect);
 * a payload of at most 128 KiB (disconnect);
-* 100 publishes a second per connection: publishes beyond are discarded, as AWS documents,
-  and the connection stays up (a token bucket of 100, refilled at 100 a second).
+* 100 publishes a second per connection to ``$aws/`` topics (shadows, jobs, Basic Ingest:
+  what a gateway sends to AWS IoT): publishes beyond are discarded, as AWS documents, and the
+  connection stays up (a token bucket of 100, refilled at 100 a second). Publishes to other
+  topics are not counted: there the local stack is a plain broker (Home Assistant's discovery
+  of a large gateway publishes hundreds of configs at once, and never goes to AWS IoT).
 
 Each refusal is logged as one line naming the client id, the quota and the value, and
 counted in :meth:`QuotaFront.stats`. The front is hostile-input safe: a packet is buffered
@@ -376,7 +379,10 @@ class _Session(asyncio.Protocol):
         if end - at > MAX_PAYLOAD_BYTES:
             raise QuotaExceeded(f"payload larger than {MAX_PAYLOAD_BYTES} bytes", end - at)
         rate = self.front.publish_rate
-        if rate is None:
+        # Only AWS IoT's own topics count: a connection that publishes elsewhere (Home
+        # Assistant's discovery, a dashboard) uses the local broker as a plain MQTT broker,
+        # and nothing it sends there would go to AWS IoT.
+        if rate is None or not topic.startswith(b"$aws/"):
             self.published += 1
             self.front.published += 1
             return True

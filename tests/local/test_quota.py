@@ -241,12 +241,12 @@ def test_a_client_id_over_128_bytes_is_refused(any_stack, clients, caplog) -> No
             assert code == 0
 
 
-def test_a_publish_burst_above_100_a_second_is_thinned(any_stack, clients, caplog) -> None:
+def test_a_publish_burst_above_100_a_second_is_thinned(any_stack, clients, caplog, thing) -> None:
     """AWS discards the publishes of a connection beyond 100 a second and keeps it up."""
     stack, limits = any_stack
     burst = 2000
     listener = connect(stack, clients)
-    topic = f"quota/burst/{uuid.uuid4().hex[:8]}"
+    topic = f"$aws/things/{thing}/shadow/get"  # an AWS IoT topic anonymous clients may use
     assert listener.subscribe(topic).wait(PATIENCE)
     sender = connect(stack, clients)
     assert sender.connected.result(PATIENCE) == 0
@@ -421,3 +421,17 @@ def test_random_bytes_never_break_the_front(stack, clients, caplog) -> None:
     client = connect(stack, clients)
     assert client.connected.result(PATIENCE) == 0
     client.still_connected()
+
+
+def test_a_burst_outside_aws_topics_is_not_thinned(stack, clients) -> None:
+    """Publishes to other topics do not count (Home Assistant's discovery of a large gateway
+    sends hundreds at once to the local broker, and none of it goes to AWS IoT)."""
+    burst = 1000
+    listener = connect(stack, clients)
+    topic = f"homeassistant/quota/{uuid.uuid4().hex[:8]}/config"
+    assert listener.subscribe(topic).wait(PATIENCE)
+    sender = connect(stack, clients)
+    assert sender.connected.result(PATIENCE) == 0
+    for n in range(burst):
+        sender.client.publish(topic, str(n).encode(), qos=1)
+    wait_until(lambda: listener.received(topic) >= burst, what="every publish")
