@@ -156,8 +156,8 @@ class _Closed(Exception):
     """The client was refused and closed already (nothing more to say)."""
 
 
-class _Link(asyncio.Protocol):
-    """One side of a forwarded connection; `peer` is the other side's transport."""
+class _Upstream(asyncio.Protocol):
+    """The connection to mosquitto for one client: its bytes go to the client unread."""
 
     def __init__(self, session: _Session) -> None:
         self.session = session
@@ -169,15 +169,12 @@ class _Link(asyncio.Protocol):
         transport.set_write_buffer_limits(high=_HIGH_WATER)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.session.close()
-
-
-class _Upstream(_Link):
-    """The connection to mosquitto: its bytes go to the client unread."""
+        self.session.close()  # mosquitto closed it (or restarts): so does the client
 
     def data_received(self, data: bytes) -> None:
         self.session.to_client(data)
 
+    # mosquitto takes what the client sends slower than it comes: stop reading the client.
     def pause_writing(self) -> None:
         self.session.pause_client()
 
