@@ -267,7 +267,7 @@ class ShadowService(Service):
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self.receive(msg.topic, msg.payload)
+            self.receive(msg.topic, bytes(msg.payload))
         except Exception:  # never let one request kill paho's network thread
             _LOGGER.exception("shadow request on %s failed", msg.topic)
 
@@ -355,8 +355,8 @@ class ShadowService(Service):
             self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
         except Exception:
             _LOGGER.exception("internal error handling %s", topic)
-            err = ShadowError(500, "Internal service failure")
-            self._publish(f"{topic}/rejected", err.payload(now, lenient_client_token(payload)))
+            failure = ShadowError(500, "Internal service failure")
+            self._publish(f"{topic}/rejected", failure.payload(now, lenient_client_token(payload)))
 
     def apply_will(self, payload: bytes) -> None:
         """Write offline the components a gateway's last will names (see the module doc)."""
