@@ -8,8 +8,12 @@ notes when each poll arrives. Then, each in a fresh process against the same sim
   sleep a second), no pyiot.
 
 For each: CPU (per cent of one core, over the measuring window), RSS at its end, and missed
-polls, counted at the devices: a gap of k seconds between two polls of one relay is k - 1
-missed polls (rounded), a relay never polled in the window misses all.
+polls, counted at the devices: a gap of k periods between two polls of one relay is k - 1
+missed polls (rounded), a relay never polled in the window misses all. "x due" is the polls
+the devices saw over the polls due (N x window / period): above 1, queries were sent again
+(a reply that came later than the device's timeout). Each worker also notes how late its loop
+runs a 50 ms sleep (the longest lag, and how many lags over 0.25 s) and its full (generation 2)
+garbage collections, over the window.
 
     python bench/scale.py [--n 100 1000] [--seconds 20] [--warmup 5] [--period 1]
     python bench/scale.py --n 10000 --period 10 --seconds 60 --warmup 20
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -137,16 +142,43 @@ def run_worker(mode: str, ports: list[int], warmup: float, seconds: float) -> No
 
     async def work() -> None:
         started = await (run_pyiot if mode == "pyiot" else run_baseline)(ports)
+        pauses: list[float] = []
+        gc_began = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_began[0] = time.perf_counter()
+            elif info.get("generation") == 2:
+                pauses.append(time.perf_counter() - gc_began[0])
+
+        gc.callbacks.append(on_gc)
+        lags: list[float] = []
+
+        async def watch_lag() -> None:
+            # How late the loop runs a 50 ms sleep: a stalled loop delays every reply.
+            loop = asyncio.get_running_loop()
+            while True:
+                due = loop.time() + 0.05
+                await asyncio.sleep(0.05)
+                lags.append(loop.time() - due)
+
+        watching = asyncio.create_task(watch_lag())
         await asyncio.sleep(warmup)
+        lags.clear()
+        pauses.clear()
+
         cpu, wall, begin = time.process_time(), time.perf_counter(), time.monotonic()
         await asyncio.sleep(seconds)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        watching.cancel()
         rss, peak = rss_kib()
         result = {
             "cpu": cpu / wall,
             "rss_kib": rss,
             "peak_kib": peak,
             "window": [begin, time.monotonic()],
+            "gc2": [len(pauses), max(pauses, default=0.0)],
+            "lag": [max(lags, default=0.0), sum(lag > 0.25 for lag in lags)],
         }
         if mode == "pyiot":
             result["online"] = sum(engine.status.online for engine in started)
@@ -179,11 +211,13 @@ def missed_polls(
     return polls, missed, longest
 
 
-def measure(count: int, warmup: float, seconds: float) -> dict[str, dict]:
+def measure(
+    count: int, warmup: float, seconds: float, modes: tuple[str, ...] = ("baseline", "pyiot")
+) -> dict[str, dict]:
     python = sys.executable
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        for mode in ("baseline", "pyiot"):
+        for mode in modes:
             # A relay holds two descriptors in its simulator process (listening, connected):
             # more than SIMS_PER_PROCESS relays are served by several processes.
             shares = [min(SIMS_PER_PROCESS, count - n) for n in range(0, count, SIMS_PER_PROCESS)]
@@ -237,6 +271,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--period", type=float, default=None, help="poll period, s (1)")
+    parser.add_argument(
+        "--only", choices=("baseline", "pyiot"), help="run one poller (no comparison)"
+    )
     args = parser.parse_args()
     if args.period is not None and args.period != PERIOD:
         # The period is read at import, here and in the simulator and worker processes.
@@ -245,15 +282,21 @@ def main() -> None:
     print(f"N relays polled every {PERIOD:g} s in one process, {args.seconds:g} s window")
     print(
         f"{'N':>6} {'poller':<10}{'CPU % core':>11}{'RSS MB':>8}{'peak MB':>9}"
-        f"{'polls':>8}{'missed':>8}{'max gap s':>10}"
+        f"{'polls':>8}{'x due':>7}{'missed':>8}{'max gap s':>10}"
     )
     for count in args.n:
-        results = measure(count, args.warmup, args.seconds)
+        modes = (args.only,) if args.only else ("baseline", "pyiot")
+        results = measure(count, args.warmup, args.seconds, modes)
         for mode, r in results.items():
             print(
                 f"{count:>6} {mode:<10}{r['cpu'] * 100:>11.1f}{r['rss_kib'] / 1024:>8.1f}"
-                f"{r['peak_kib'] / 1024:>9.1f}{r['polls']:>8}{r['missed']:>8}{r['gap']:>10.3f}"
+                f"{r['peak_kib'] / 1024:>9.1f}{r['polls']:>8}"
+                f"{r['polls'] / (count * args.seconds / PERIOD):>7.2f}{r['missed']:>8}"
+                f"{r['gap']:>10.3f}   loop lag max {r['lag'][0]:.2f} s, "
+                f"{r['lag'][1]} over 0.25 s; full GCs {r['gc2'][0]}, longest {r['gc2'][1]:.2f} s"
             )
+        if args.only:
+            continue
         ours, base = results["pyiot"], results["baseline"]
         if count >= 1000:
             print(

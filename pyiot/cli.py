@@ -15,18 +15,22 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pyiot import __version__
+from pyiot.errors import PyiotError
 
 _LOGGER = logging.getLogger("pyiot")
 
 DEFAULT_BROKER_PORT = 1883
 
 
-class UsageError(Exception):
+class UsageError(PyiotError):
     """A mistake on the command line or in the environment; the message says what to do."""
+
+    what = "bad command line"
 
 
 class _StopSignals:
@@ -212,10 +216,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
         except GraphvizMissing as err:
             raise UsageError(str(err)) from None
     if args.output:
-        data = outputs[0] if len(outputs) == 1 else "\n".join(outputs)
-        mode = "wb" if isinstance(data, bytes) else "w"
+        # Several outputs are text: svg and png take one component (checked above).
+        texts = [output for output in outputs if isinstance(output, str)]
+        written = outputs[0] if len(outputs) == 1 else "\n".join(texts)
+        mode = "wb" if isinstance(written, bytes) else "w"
         with open(args.output, mode) as handle:
-            handle.write(data)
+            handle.write(written)
         _out(f"wrote {args.output}")
     else:
         _out("\n".join(str(o) for o in outputs))
@@ -418,7 +424,9 @@ def _log_format(requested: str, programs: list) -> str:
     if requested == "json":
         from pyiot.runtime.logformat import NameTagger, use_json_logs
 
-        things = {t.name: list(t.components) for p in programs for t in p.model.things.values()}
+        things: dict[str, Iterable[str]] = {
+            t.name: list(t.components) for p in programs for t in p.model.things.values()
+        }
         use_json_logs(NameTagger(things))
     return requested
 
@@ -474,7 +482,7 @@ def _check_python_allowed(programs: list, endpoints: dict[str, str], allowed: bo
 async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, str], settings):
     from pyiot.local.discovery import check_shadow_service, choose_broker
     from pyiot.runtime.gateway import Gateway, endpoint_for
-    from pyiot.runtime.shadow_client import ShadowConnection
+    from pyiot.runtime.pool import ConnectionPool
     from pyiot.sim import DeviceSimulator, PortSimulator, port_groups
 
     _check_device_options(programs, endpoints)
@@ -507,8 +515,8 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
                     if kind == "custom":
                         # The link is Python the user allowed, a stand-in of its own (GPIO on
                         # mock pins): a simulator's socket cannot take its place.
-                        names = ", ".join(c[0] for c in components)
-                        _out(f"simulator: {names} not simulated: on custom transport {address}")
+                        listed = ", ".join(c[0] for c in components)
+                        _out(f"simulator: {listed} not simulated: on custom transport {address}")
                         continue
                     sim = PortSimulator(
                         [DeviceSimulator(n, model.devices[d], a) for n, d, a in components]
@@ -532,9 +540,15 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
         stack, broker = choice.stack, choice.broker
         if _stopping():
             return
-        # On AWS a policy usually ties the client id to a thing name: use the first thing's.
+        # On AWS a policy usually ties the client id to a thing name: use the first thing's
+        # (with `-1`, `-2`, ... when the things need several connections: docs/aws.md).
         client_id = settings.client_id or (things[0].name if settings.is_tls else None)
-        shadow = ShadowConnection(broker, client_id, things=len(things))
+        shadow = ConnectionPool(
+            broker,
+            [thing.name for thing in things],
+            client_id,
+            aws_limits=settings.is_tls or args.aws_limits,
+        )
         # Built before connecting: a file asking for Python it may not run stops here.
         gateway = Gateway(programs, shadow, endpoints, allow_python=args.allow_python)
         if args.log_format == "live":
@@ -544,8 +558,13 @@ async def _run(args: argparse.Namespace, programs: list, endpoints: dict[str, st
             await view.start()  # the lines below print above the table
         await shadow.connect()
         if settings.is_tls:
-            _out(f"connected to {broker} as {shadow.client_id}")
-        await check_shadow_service(shadow, broker, things[0].name)
+            ids = shadow.client_ids
+            named = ", ".join(ids) if len(ids) <= 3 else f"{ids[0]} ... {ids[-1]}"
+            more = f" ({len(ids)} connections for {len(things)} things)" if len(ids) > 1 else ""
+            _out(f"connected to {broker} as {named}{more}")
+        elif len(shadow.connections) > 1:
+            _out(f"{len(things)} things over {len(shadow.connections)} connections")
+        await check_shadow_service(shadow.connections[0], broker, things[0].name)
         if _stopping():
             return
         await gateway.start()
@@ -592,7 +611,7 @@ async def _shadow(args: argparse.Namespace) -> int:
     from pyiot.runtime.shadow_client import ShadowConnection
 
     settings = settings_from_args(args)
-    desired = {}
+    desired: dict[str, Any] = {}
     if args.action == "set":
         if not args.values:
             raise UsageError("shadow set needs KEY=VALUE ...")
@@ -650,7 +669,10 @@ class _Parser(argparse.ArgumentParser):
 
     _parsing = False
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    # typeshed overloads parse_known_args on the namespace's type; this is its plain form.
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         if self._parsing:  # parse_known_intermixed_args calls back in (Python < 3.12.7)
             return super().parse_known_args(args, namespace)
         self._parsing = True
@@ -883,9 +905,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
         "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
-        "SUBSCRIBE, "
-        "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
-        "passes here passes on AWS)",
+        "SUBSCRIBE, topic size and depth, 20 shadow requests/s and 10 in flight per thing; so "
+        "what passes here passes on AWS), and let pyiot's own connections skip AWS's "
+        "per-connection pacing (never with --endpoint)",
     )
     p.add_argument(
         "--allow-python",

@@ -21,10 +21,13 @@ means: start the local stack.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pyiot.errors import PyiotError
 
 if TYPE_CHECKING:  # awscrt loads slowly: only commands that connect import it
     from pyiot.runtime.broker import Broker
@@ -48,8 +51,10 @@ HA_KEYS: dict[str, type] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(PyiotError, ValueError):
     """Settings that contradict each other, or a config file pyiot cannot use."""
+
+    what = "unusable settings"
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,11 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def load_config(path: Path) -> dict[str, Any]:
     """The settings of a TOML config file, paths made absolute; unknown keys are an error."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ModuleNotFoundError:
             raise ConfigError(f"reading {path} needs Python 3.11 or `pip install tomli`") from None
     try:

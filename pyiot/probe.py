@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyiot.lang.login import digest, secrets_for
 from pyiot.lang.model import Device, GroupQuery, IotFile, Property, Value
 from pyiot.lang.values import BadValue, render_value
 from pyiot.runtime.framing import PROMPT, Framer, framer_for
@@ -216,8 +217,17 @@ class Report:
 class Prober:
     """One device on one open link: requests one at a time, every frame accounted for."""
 
-    def __init__(self, device: Device, args: dict[str, Value], link: Link, framer: Framer):
+    def __init__(
+        self,
+        device: Device,
+        args: dict[str, Value],
+        link: Link,
+        framer: Framer,
+        component: str = "",
+    ):
         self.device = device
+        self.component = component
+        self._login_prefix = ""  # a `login` digest the first command starts with
         self.protocol = DeviceProtocol(device, args)
         self.link = link
         self.framer = framer
@@ -231,7 +241,29 @@ class Prober:
     async def __aenter__(self) -> Prober:
         await self.link.open()
         self._reader = asyncio.create_task(self._read())
+        await self._log_in()
         return self
+
+    async def _log_in(self) -> None:
+        """A `login` device (PJLink with a password): read its greeting, keep the digest for
+        the first command. Without the password set, the probe goes on and the device's
+        refusal (`PJLINK ERRA`) shows among the lines no pattern matched."""
+        login = self.device.login
+        secrets = secrets_for(login, self.component) if login is not None else None
+        if login is None or secrets is None:
+            return
+        pattern = login.greeting.compile()
+
+        async def greeting() -> str:
+            while (frame := await self._frames.get()) is not None:
+                found = pattern.fullmatch(str(frame)) if frame is not PROMPT else None
+                if found is not None:
+                    groups = {k: v for k, v in found.groupdict().items() if v is not None}
+                    return digest(login, groups, secrets)
+            return ""
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            self._login_prefix = await asyncio.wait_for(greeting(), self.device.timeout)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:
@@ -270,7 +302,8 @@ class Prober:
         """Send one request and wait for what answers it, up to `timeout` seconds."""
         self._drain()
         started = time.monotonic()
-        await self.link.write(self.framer.encode(request.text))
+        prefix, self._login_prefix = self._login_prefix, ""
+        await self.link.write(self.framer.encode(prefix + request.text))
         outcome = Outcome(name, request.text, "timeout")
         if not self.protocol.expects_answer(request):
             outcome.status = "sent"
@@ -372,7 +405,7 @@ async def probe(
     if transcript is not None:
         transcript.notes.update({"component": f"{component} ({device.name})", "url": url})
         link = RecordingLink(link, transcript)
-    async with Prober(device, args, link, framer_for(device)) as prober:
+    async with Prober(device, args, link, framer_for(device), component) as prober:
         return await prober.run(sets)
 
 

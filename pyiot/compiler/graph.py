@@ -13,12 +13,13 @@ from typing import Any
 
 from pyiot.compiler.machine import build_graph_machine, edges
 from pyiot.compiler.tables import MachineTable
+from pyiot.errors import PyiotError
 
-FORMATS = ("mermaid", "dot", "svg", "png", "json")
 
-
-class GraphvizMissing(RuntimeError):
+class GraphvizMissing(PyiotError, RuntimeError):
     """Graphviz (the `dot` program or the `graphviz` Python package) is not installed."""
+
+    what = "Graphviz not installed"
 
 
 def as_data(

@@ -89,7 +89,13 @@ class DeviceMachine(Machine):
 
     def _expire(self, model: Any, state: str, trigger: str) -> None:
         model._timer = None
-        if getattr(model, "state", None) == state:
+        # One loop iteration later: after a stalled loop (a full GC, thousands of replies at
+        # once), asyncio runs due timers in the iteration that also wakes the readers holding
+        # the replies that came meanwhile; those replies must count before the timeout does.
+        asyncio.get_running_loop().call_soon(self._expired, model, state, trigger)
+
+    def _expired(self, model: Any, state: str, trigger: str) -> None:
+        if model._timer is None and getattr(model, "state", None) == state:
             model.trigger(trigger)
 
 

@@ -23,9 +23,18 @@ MachineTable = dict[str, Any]
 OFFLINE = "offline"
 CONNECTING = "connecting"
 IDLE = "idle"
+# Between the link opening and `idle`, when the device file asks for them: waiting for the
+# device's `greeting` (its timer is a failed connect), then writing the `send ... on connect`
+# commands (done once `sent`).
+GREETING = "connect-greeting"
+CONNECT_SEND = "connect-send"
+# After a set nothing answers, on a device with an error queue (SCPI): its query, which says
+# whether the set was taken (`+0,"No error"`) or not (`-222,"Data out of range"`).
+CHECK_ERRORS = "check-errors"
 
 # Triggers the engine fires from what happens on the link.
 CONNECT, CONNECTED, CONNECT_FAILED = "connect", "connected", "connect_failed"
+GREETED = "greeted"
 LINK_LOST = "link_lost"
 REPLY, ERROR_REPLY, SENT, EXPIRE, RESEND = "reply", "error_reply", "sent", "expire", "resend"
 
@@ -76,7 +85,12 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
     the state's timer fires `expire`, which moves to `retry-X` while a retry is left (its timer
     is the backoff, doubling; it fires `resend`, back to `query-X`) and gives up to `idle`
     otherwise. `write-P` enters `set-P` the same way; a set nothing answers is done once `sent`.
-    `offline`'s timer is the reconnect backoff; it fires `connect`.
+    `offline`'s timer is the reconnect backoff; it fires `connect`. A set waits its property's
+    `set timeout` when it has one (a projector's colon after warm-up), a query its `timeout`.
+
+    `connected` leads to `idle` through `connect-greeting` when the device has a `greeting`
+    (`greeted` leaves it; its timer, the device's timeout, fires `connect_failed`) and through
+    `connect-send` when it has `send ... on connect` commands (`sent` leaves it).
 
     `synchronous` is for the Python API's components (pyiot.legacy): a synchronous one's
     commands are all answered, an asynchronous one's none, and its `queryStatus()` texts share
@@ -89,11 +103,27 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
     ]
     transitions: list[dict] = [
         {"trigger": CONNECT, "source": OFFLINE, "dest": CONNECTING},
-        {"trigger": CONNECTED, "source": CONNECTING, "dest": IDLE},
         {"trigger": CONNECT_FAILED, "source": CONNECTING, "dest": OFFLINE},
     ]
     exchanges: dict[str, dict] = {}
+    # The steps from an open link to `idle`, each left by its own trigger.
+    steps: list[tuple[str, str]] = [(CONNECTING, CONNECTED)]
+    if device.greeting is not None or device.login is not None:
+        states.append({"name": GREETING, "timeout": device.timeout, "on_timeout": CONNECT_FAILED})
+        transitions.append({"trigger": CONNECT_FAILED, "source": GREETING, "dest": OFFLINE})
+        greetings = [repr(device.greeting)] if device.greeting is not None else []
+        if device.login is not None:  # a greeting that asks for a password (PJLink class 1)
+            greetings.append(f"/{device.login.greeting.source}/")
+        exchanges[GREETING] = {"command": "(listen)", "reply": " or ".join(greetings)}
+        steps.append((GREETING, GREETED))
+    if device.connect_commands:
+        states.append({"name": CONNECT_SEND})
+        exchanges[CONNECT_SEND] = {"command": "; ".join(device.connect_commands), "reply": None}
+        steps.append((CONNECT_SEND, SENT))
+    for (source, trigger), (dest, _) in zip(steps, [*steps[1:], (IDLE, "")], strict=True):
+        transitions.append({"trigger": trigger, "source": source, "dest": dest})
     polled = _polled(device)
+    queue = getattr(device, "error_queue", None) if synchronous is None else None
 
     def exchange(state: str, timeout: float, command: str, reply: str | None) -> None:
         states.append({"name": state, "timeout": timeout, "on_timeout": EXPIRE})
@@ -114,6 +144,8 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
             ]
         )
 
+    if queue is not None:
+        exchange(CHECK_ERRORS, device.timeout, queue.query, repr(queue.empty))
     for group in device.groups.values():
         state = query_state(group.name)
         exchange(state, device.timeout, group.query, _pattern(group.reply))
@@ -134,13 +166,27 @@ def machine_table(device: Device, synchronous: bool | None = None) -> MachineTab
             state = set_state(prop.name)
             answered = _answered(device, prop) if synchronous is None else synchronous
             if answered:
-                exchange(state, timeout, prop.set_format, _pattern(prop.ack or prop.reply))
+                set_timeout = prop.set_timeout or timeout
+                exchange(state, set_timeout, prop.set_format, _pattern(prop.ack or prop.reply))
             else:
-                # A command nothing answers (a write-only property) is done once written.
+                # A command nothing answers (a write-only property) is done once written, or
+                # once the error queue says it was taken.
                 states.append({"name": state})
                 exchanges[state] = {"command": prop.set_format, "reply": None}
-                transitions.append({"trigger": SENT, "source": state, "dest": IDLE})
+                after = CHECK_ERRORS if queue is not None else IDLE
+                transitions.append({"trigger": SENT, "source": state, "dest": after})
             transitions.append({"trigger": write_trigger(prop.name), "source": IDLE, "dest": state})
+    for joint in getattr(device, "joint_sets", []):
+        # One command setting several properties: an exchange of its own, `set-level-fade`.
+        state = set_state(joint.name)
+        if device.ack_reply or device.prompt:
+            exchange(state, device.timeout, joint.format, _pattern(device.ack_reply))
+        else:
+            states.append({"name": state})
+            exchanges[state] = {"command": joint.format, "reply": None}
+            after = CHECK_ERRORS if queue is not None else IDLE
+            transitions.append({"trigger": SENT, "source": state, "dest": after})
+        transitions.append({"trigger": write_trigger(joint.name), "source": IDLE, "dest": state})
     if synchronous is not None:
         state = query_state(STATUS_QUERY)
         if synchronous:
@@ -205,11 +251,6 @@ def _condition_text(condition: Any) -> str | None:
     if condition is None:
         return None
     return " and ".join(f"{c.prop}{c.op}{_text(c.value)}" for c in condition.comparisons)
-
-
-def exchange_of(prop: Property) -> str:
-    """The query state that reads `prop` (its group's, when it is read through one)."""
-    return query_state(prop.group or prop.name)
 
 
 def mode_table(device: Device) -> MachineTable | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from pyiot.lang import limits
 from pyiot.lang.check import check
@@ -29,8 +30,9 @@ __all__ = [
 
 def load(source: str, path: str = "<string>") -> IotFile:
     """Parse and check source text (no imports); raise `IotError` with every problem found."""
-    model = parse(source, path)
-    problems = _checked(model)
+    problems: list[Diagnostic] = []
+    model = parse(source, path, problems)
+    problems += _checked(model)
     if problems:
         raise IotError(problems, source, path)
     return model
@@ -46,9 +48,10 @@ def load_file(path: str | Path) -> IotFile:
     """
     path = Path(path)
     source = read_source(path)
-    model = parse(source, str(path))
+    problems: list[Diagnostic] = []
+    model = parse(source, str(path), problems)
     sources: dict[str, str] = {}
-    problems = _merge_imports(model, path, {path.resolve()}, sources, depth=1)
+    problems += _merge_imports(model, path, {path.resolve()}, sources, depth=1)
     problems += _checked(model)
     if problems:
         raise IotError(problems, source, str(path), sources)
@@ -81,7 +84,8 @@ def _merge_imports(
         shown = str(path.parent / name)
         try:
             text = read_source(target)
-            imported = parse(text, shown)
+            # Another kind of file: any problem is "not .iot source" (below), never its text.
+            imported = parse(text, shown, problems if shown.endswith(".iot") else None)
         except SourceError as err:
             problems.append(Diagnostic(pos, f"cannot import {name!r}: {err.reason}"))
             continue
@@ -99,16 +103,23 @@ def _merge_imports(
         if shown.endswith(".iot"):
             sources[shown] = text
         problems += _merge_imports(imported, target, seen, sources, depth + 1)
-        for table, kind in ((model.devices, "device"), (model.things, "thing")):
-            incoming = imported.devices if kind == "device" else imported.things
-            for item_name, item in incoming.items():
-                if item_name in table:
-                    problems.append(
-                        Diagnostic(
-                            item.pos,
-                            f"{kind} '{item_name}' is also declared in {table[item_name].pos}",
-                        )
-                    )
-                else:
-                    table[item_name] = item
+        problems += _adopt("device", model.devices, imported.devices)
+        problems += _adopt("thing", model.things, imported.things)
+    return problems
+
+
+_Declared = TypeVar("_Declared", Device, Thing)
+
+
+def _adopt(
+    kind: str, table: dict[str, _Declared], incoming: dict[str, _Declared]
+) -> list[Diagnostic]:
+    """Add an imported file's declarations; a name declared already is an error at the second."""
+    problems = []
+    for name, item in incoming.items():
+        if name in table:
+            message = f"{kind} '{name}' is also declared in {table[name].pos}"
+            problems.append(Diagnostic(item.pos, message))
+        else:
+            table[name] = item
     return problems

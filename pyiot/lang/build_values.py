@@ -9,10 +9,12 @@ import ast
 import difflib
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Token
 
+from pyiot.errors import PyiotError
 from pyiot.lang import limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Comparison, Condition, Regex, ValueType
@@ -33,9 +35,25 @@ _TYPE_ALIASES = {
 }
 
 
-class BuildError(Exception):
+@dataclass(frozen=True)
+class ParamBound:
+    """`{inputs}` as a range's top: the parameter's name token (its position for errors)."""
+
+    name: Token
+
+
+class BuildError(PyiotError):
+    what = "bad .iot value"
+
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
+
+
+def token_pos(token: Token, path: str) -> SourcePos:
+    """Where a token starts. Tokens from the parser always know (`line` is None only on a
+    Token made by hand)."""
+    assert token.line is not None and token.column is not None, token
+    return SourcePos(path, token.line, token.column)
 
 
 def unquote(token: Token, path: str) -> str:
@@ -46,7 +64,7 @@ def unquote(token: Token, path: str) -> str:
     except (SyntaxError, ValueError) as err:
         reason = getattr(err, "msg", None) or str(err)
         raise BuildError(
-            Diagnostic(SourcePos(path, token.line, token.column), f"bad string {token}: {reason}")
+            Diagnostic(token_pos(token, path), f"bad string {token}: {reason}")
         ) from None
 
 
@@ -149,7 +167,7 @@ class ValueRules:
     path: str
 
     def _at(self, item: Token | Any) -> SourcePos:
-        return SourcePos(self.path, item.line, item.column)
+        return token_pos(item, self.path)
 
     def _error(self, pos: SourcePos, message: str) -> BuildError:
         return BuildError(Diagnostic(pos, message))
@@ -201,14 +219,19 @@ class ValueRules:
     def _numeric(self, kind: str, items: list) -> ValueType:
         low, high = (None, None)
         step = None
+        bound = None
         for item in items:
             if isinstance(item, tuple):
                 low, high = item
+                if isinstance(high, ParamBound):
+                    bound, high = str(high.name), None
             else:
                 step = number_at(item, self.path)
                 if step == 0:
                     raise self._error(self._at(item), "a step must be above zero")
-        return ValueType(kind, low, high, step)
+        value_type = ValueType(kind, low, high, step)
+        value_type.maximum_param = bound
+        return value_type
 
     def step(self, items: list[Token]) -> Token:
         return items[0]
@@ -242,6 +265,9 @@ class ValueRules:
 
     def range(self, items: list) -> tuple:
         return (items[0], items[1])
+
+    def param_bound(self, items: list[Token]) -> ParamBound:
+        return ParamBound(items[0])
 
     # expressions (convert) ------------------------------------------------------------------------
     def num(self, items: list[Token]) -> list:

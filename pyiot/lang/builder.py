@@ -1,8 +1,10 @@
 """Lark parse tree -> model: one method per grammar rule, bottom-up.
 
-Statements come back as `(key, value, position)` triples and are applied to their device or
-property, so "given twice" is caught in one place. Mistakes found here (a duplicate, a bad
-string escape) raise `BuildError` carrying a positioned diagnostic.
+Body statements come back typed (`statements.TIMEOUT.at(seconds, pos)`, see
+`pyiot/lang/statements.py`) and are applied to their device or property in one place, `_apply`.
+A duplicate (two `timeout`s, a property declared twice) is a positioned diagnostic in
+`problems`; the first one stays, so the rest of the file is still built and checked. Mistakes
+that leave nothing to build with (a bad string escape) raise `BuildError`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any
 from lark import Token, Transformer, v_args
 
 from pyiot.lang import limits
+from pyiot.lang import statements as S
 from pyiot.lang.build_values import (
     BuildError,
     ValueRules,
     count_at,
     regex_token,
     seconds,
+    token_pos,
     unquote,
 )
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
@@ -28,9 +32,12 @@ from pyiot.lang.model import (
     Convert,
     Device,
     Endpoint,
+    ErrorQueue,
     GroupQuery,
     Import,
     IotFile,
+    JointSet,
+    Login,
     ModeHold,
     Modes,
     ModeTransition,
@@ -43,18 +50,22 @@ from pyiot.lang.model import (
     ShadowName,
     Thing,
     Transport,
+    Value,
 )
+from pyiot.lang.statements import Statement
 
 
 class ModelBuilder(ValueRules, Transformer):
-    """Bottom-up: each rule returns a small tagged tuple or a model object."""
+    """Bottom-up: each rule returns a typed statement, a small record or a model object."""
 
     def __init__(self, path: str):
         super().__init__()
         self.path = path
+        #: Duplicates found while building; the first of each stays in the model.
+        self.problems: list[Diagnostic] = []
 
     def _at(self, item: Token | Any) -> SourcePos:
-        return SourcePos(self.path, item.line, item.column)
+        return token_pos(item, self.path)
 
     def _meta_at(self, meta: Any) -> SourcePos:
         return SourcePos(self.path, meta.line, meta.column)
@@ -62,79 +73,90 @@ class ModelBuilder(ValueRules, Transformer):
     def _error(self, pos: SourcePos, message: str) -> BuildError:
         return BuildError(Diagnostic(pos, message))
 
+    def _problem(self, pos: SourcePos, message: str) -> None:
+        self.problems.append(Diagnostic(pos, message))
+
     # device statements ----------------------------------------------------------------------------
     @v_args(meta=True)
     def param(self, meta: Any, items: list) -> Param:
         return Param(str(items[0]), items[1], self._meta_at(meta))
 
-    def params(self, items: list) -> tuple:
-        return ("params", items)
+    def params(self, items: list[Param]) -> S.Params:
+        return S.Params(items)
 
-    def setting(self, items: list) -> tuple:
+    def setting(self, items: list) -> tuple[str, Value]:
         return (str(items[0]), items[1])
 
-    def transport(self, items: list) -> tuple:
-        return ("transport", Transport(str(items[0]), dict(items[1:])), self._at(items[0]))
+    def transport(self, items: list) -> Statement[Transport]:
+        return S.TRANSPORT.at(Transport(str(items[0]), dict(items[1:])), self._at(items[0]))
 
-    def prompt(self, items: list[Token]) -> tuple:
-        return ("prompt", unquote(items[0], self.path), self._at(items[0]))
-
-    @v_args(meta=True)
-    def echo(self, meta: Any, items: list) -> tuple:
-        return ("echo", True, self._meta_at(meta))
+    def prompt(self, items: list[Token]) -> Statement[str]:
+        return S.PROMPT.at(unquote(items[0], self.path), self._at(items[0]))
 
     @v_args(meta=True)
-    def any_case(self, meta: Any, items: list) -> tuple:
-        return ("commands_any_case", True, self._meta_at(meta))
+    def echo(self, meta: Any, items: list) -> Statement[bool]:
+        return S.ECHO.at(True, self._meta_at(meta))
 
-    def framing(self, items: list) -> list[tuple]:
+    @v_args(meta=True)
+    def any_case(self, meta: Any, items: list) -> Statement[bool]:
+        return S.ANY_CASE.at(True, self._meta_at(meta))
+
+    def framing(self, items: list) -> list[Statement]:
         terminator = items[0]
-        return [
-            ("line_terminator", unquote(terminator, self.path), self._at(terminator)),
-            *items[1:],
-        ]
+        line = S.LINE_FRAMING.at(unquote(terminator, self.path), self._at(terminator))
+        return [line, *items[1:]]
 
-    def packet_framing(self, items: list) -> list[tuple]:
+    def packet_framing(self, items: list) -> list[Statement]:
         template = items[0]
-        statements = [("packet", unquote(template, self.path), self._at(template))]
-        statements += items[1:]
-        return statements
+        packet = S.PACKET_FRAMING.at(unquote(template, self.path), self._at(template))
+        return [packet, *items[1:]]
 
-    def packet_end(self, items: list[Token]) -> tuple:
-        return ("packet_end", unquote(items[0], self.path), self._at(items[0]))
+    def packet_end(self, items: list[Token]) -> Statement[str]:
+        return S.PACKET_END.at(unquote(items[0], self.path), self._at(items[0]))
 
-    def packet_reply_end(self, items: list[Token]) -> tuple:
-        return ("packet_reply_end", unquote(items[0], self.path), self._at(items[0]))
+    def packet_reply_end(self, items: list[Token]) -> Statement[str]:
+        return S.PACKET_REPLY_END.at(unquote(items[0], self.path), self._at(items[0]))
 
-    def reply_terminators(self, items: list[Token]) -> tuple:
+    def packet_reply(self, items: list[Token]) -> Statement[str]:
+        return S.PACKET_REPLY.at(unquote(items[0], self.path), self._at(items[0]))
+
+    def line_counted(self, items: list[Token]) -> Statement[Regex]:
+        return S.LINE_COUNTED.at(regex_token(items[0], self.path), self._at(items[0]))
+
+    def line_before(self, items: list[Token]) -> Statement[str]:
+        return S.LINE_BEFORE.at(unquote(items[0], self.path), self._at(items[0]))
+
+    def reply_terminators(self, items: list[Token]) -> Statement[list[str]]:
         texts = [unquote(item, self.path) for item in items]
-        return ("reply_terminators", texts, self._at(items[0]))
+        return S.REPLY_TERMINATORS.at(texts, self._at(items[0]))
 
-    def command_terminators(self, items: list[Token]) -> tuple:
+    def command_terminators(self, items: list[Token]) -> Statement[list[str]]:
         texts = [unquote(item, self.path) for item in items]
-        return ("command_terminators", texts, self._at(items[0]))
+        return S.COMMAND_TERMINATORS.at(texts, self._at(items[0]))
 
-    def timeout(self, items: list[Token]) -> tuple:
-        return ("timeout", seconds(items[0], self.path), self._at(items[0]))
+    def timeout(self, items: list[Token]) -> Statement[float]:
+        return S.TIMEOUT.at(seconds(items[0], self.path), self._at(items[0]))
 
-    def retries(self, items: list[Token]) -> tuple:
+    def retries(self, items: list[Token]) -> Statement[int]:
         retries = count_at(items[0], self.path, "retries", limits.MAX_RETRIES)
-        return ("retries", retries, self._at(items[0]))
+        return S.RETRIES.at(retries, self._at(items[0]))
 
-    def backoff(self, items: list[Token]) -> tuple:
-        return ("backoff", seconds(items[0], self.path), self._at(items[0]))
+    def backoff(self, items: list[Token]) -> Statement[float]:
+        return S.BACKOFF.at(seconds(items[0], self.path), self._at(items[0]))
 
-    def poll(self, items: list) -> list[tuple]:
-        statements = [("poll_every", seconds(items[0], self.path), self._at(items[0]))]
+    def poll(self, items: list) -> list[Statement]:
+        statements: list[Statement] = [
+            S.POLL_EVERY.at(seconds(items[0], self.path), self._at(items[0]))
+        ]
         if len(items) > 1:
-            statements.append(("poll_when", items[1], items[1].comparisons[0].pos))
+            statements.append(S.POLL_WHEN.at(items[1], items[1].comparisons[0].pos))
         return statements
 
-    def error_reply(self, items: list[Token]) -> tuple:
-        return ("error_reply", regex_token(items[0], self.path), self._at(items[0]))
+    def error_reply(self, items: list[Token]) -> Statement[Regex]:
+        return S.ERROR_REPLY.at(regex_token(items[0], self.path), self._at(items[0]))
 
-    def ack_reply(self, items: list[Token]) -> tuple:
-        return ("ack", regex_token(items[0], self.path), self._at(items[0]))
+    def ack_reply(self, items: list[Token]) -> Statement[Regex]:
+        return S.ACK.at(regex_token(items[0], self.path), self._at(items[0]))
 
     def group_query(self, items: list) -> GroupQuery:
         name, text, *rest = items
@@ -153,63 +175,95 @@ class ModelBuilder(ValueRules, Transformer):
         return group
 
     # properties -----------------------------------------------------------------------------------
-    def query(self, items: list[Token]) -> tuple:
-        return ("query", unquote(items[0], self.path), self._at(items[0]))
+    def query(self, items: list[Token]) -> Statement[str]:
+        return S.QUERY.at(unquote(items[0], self.path), self._at(items[0]))
 
-    def reply(self, items: list) -> list[tuple]:
-        statements = [("reply", regex_token(items[0], self.path), self._at(items[0]))]
+    def reply(self, items: list) -> list[Statement]:
+        statements: list[Statement] = [
+            S.REPLY.at(regex_token(items[0], self.path), self._at(items[0]))
+        ]
         then = [item for item in items[1:] if isinstance(item, Regex)]
         if then:
-            statements.append(("reply_then", then, self._at(items[0])))
-        return statements + [item for item in items[1:] if isinstance(item, tuple)]
+            statements.append(S.REPLY_THEN.at(then, self._at(items[0])))
+        return statements + [item for item in items[1:] if isinstance(item, Statement)]
+
+    @v_args(meta=True)
+    def reply_only(self, meta: Any, items: list) -> Statement[bool]:
+        return S.REPLY_ONLY.at(True, self._meta_at(meta))
 
     def reply_then(self, items: list[Token]) -> Regex:
         return regex_token(items[0], self.path)
 
-    def connect_send(self, items: list[Token]) -> tuple:
+    def connect_send(self, items: list[Token]) -> Statement[list[str]]:
         texts = [unquote(item, self.path) for item in items]
-        return ("connect_commands", texts, self._at(items[0]))
+        return S.CONNECT_SEND.at(texts, self._at(items[0]))
 
-    def greeting(self, items: list[Token]) -> tuple:
-        return ("greeting", unquote(items[0], self.path), self._at(items[0]))
+    def greeting(self, items: list[Token]) -> Statement[str]:
+        return S.GREETING.at(unquote(items[0], self.path), self._at(items[0]))
 
-    def set_timeout(self, items: list[Token]) -> tuple:
-        return ("set_timeout", seconds(items[0], self.path), self._at(items[0]))
+    def joint_set(self, items: list[Token]) -> JointSet:
+        text, *names = items
+        return JointSet([str(n) for n in names], unquote(text, self.path), self._at(text))
 
-    def reply_format(self, items: list[Token]) -> tuple:
-        return ("reply_format", unquote(items[0], self.path), self._at(items[0]))
+    def login(self, items: list[Token]) -> Statement[Login]:
+        digest, fmt, greeting, *refused = items
+        login = Login(
+            str(digest),
+            unquote(fmt, self.path),
+            regex_token(greeting, self.path),
+            unquote(refused[0], self.path) if refused else None,
+        )
+        return S.LOGIN.at(login, self._at(digest))
 
-    def set_command(self, items: list) -> list[tuple]:
-        statements = [("set_format", unquote(items[0], self.path), self._at(items[0]))]
+    def error_queue(self, items: list[Token]) -> Statement[ErrorQueue]:
+        texts = [unquote(item, self.path) for item in items]
+        texts += [""] * (4 - len(texts))
+        return S.ERROR_QUEUE.at(ErrorQueue(*texts), self._at(items[0]))
+
+    def set_timeout(self, items: list[Token]) -> Statement[float]:
+        return S.SET_TIMEOUT.at(seconds(items[0], self.path), self._at(items[0]))
+
+    def reply_end(self, items: list[Token]) -> Statement[str]:
+        return S.REPLY_END.at(unquote(items[0], self.path), self._at(items[0]))
+
+    def set_answered(self, items: list[Token]) -> Statement[float | str]:
+        item = items[0]
+        after = seconds(item, self.path) if item.type == "DURATION" else str(item)
+        return S.SET_ANSWERED.at(after, self._at(item))
+
+    def reply_format(self, items: list[Token]) -> Statement[str]:
+        return S.REPLY_FORMAT.at(unquote(items[0], self.path), self._at(items[0]))
+
+    def set_command(self, items: list) -> list[Statement]:
+        statements: list[Statement] = [S.SET.at(unquote(items[0], self.path), self._at(items[0]))]
         for item in items[1:]:
-            if item[0] == "set_unanswered":
-                statements.append(item)
+            if isinstance(item, Statement):
+                statements.append(item)  # `without reply`
             else:
-                entries, pos = item
-                statements.append(("set_map", [(k, _wire(v)) for k, v in entries], pos))
+                wires = [(k, _wire(v)) for k, v in item.entries]
+                statements.append(S.SET_MAP.at(wires, item.pos))
         return statements
 
     @v_args(meta=True)
-    def unanswered(self, meta: Any, items: list) -> tuple:
-        return ("set_unanswered", True, self._meta_at(meta))
+    def unanswered(self, meta: Any, items: list) -> Statement[bool]:
+        return S.SET_UNANSWERED.at(True, self._meta_at(meta))
 
     inline_set = set_command
 
     @v_args(meta=True)
-    def set_map(self, meta: Any, items: list) -> tuple:
-        entries, _ = items[0]
-        return (entries, self._meta_at(meta))
+    def set_map(self, meta: Any, items: list[S.MapLiteral]) -> S.MapLiteral:
+        return S.MapLiteral(items[0].entries, self._meta_at(meta))
 
     @v_args(meta=True)
-    def value_map(self, meta: Any, items: list) -> tuple:
-        entries, _ = items[0]
-        return ("value_map", {str(k): v for k, v in entries}, self._meta_at(meta))
+    def value_map(self, meta: Any, items: list[S.MapLiteral]) -> Statement[dict[str, Value]]:
+        values = {str(k): v for k, v in items[0].entries}
+        return S.VALUE_MAP.at(values, self._meta_at(meta))
 
     @v_args(meta=True)
-    def mapping(self, meta: Any, items: list) -> tuple:
-        return (items, self._meta_at(meta))
+    def mapping(self, meta: Any, items: list) -> S.MapLiteral:
+        return S.MapLiteral(items, self._meta_at(meta))
 
-    def map_entry(self, items: list) -> tuple:
+    def map_entry(self, items: list) -> tuple[Value, Value]:
         key = items[0]
         if isinstance(key, Token):
             if key.type == "STRING":
@@ -220,40 +274,45 @@ class ModelBuilder(ValueRules, Transformer):
                 key = str(key)
         return (key, items[1])
 
-    def source(self, items: list[Token]) -> list[tuple]:
-        pos = self._at(items[0])
-        return [("group", str(items[0]), pos), ("group_field", str(items[1]), self._at(items[1]))]
+    def source(self, items: list[Token]) -> list[Statement]:
+        return [
+            S.GROUP.at(str(items[0]), self._at(items[0])),
+            S.GROUP_FIELD.at(str(items[1]), self._at(items[1])),
+        ]
 
     @v_args(meta=True)
-    def confirm(self, meta: Any, items: list) -> tuple:
-        return ("confirm", True, self._meta_at(meta))
+    def confirm(self, meta: Any, items: list) -> Statement[bool]:
+        return S.CONFIRM.at(True, self._meta_at(meta))
 
-    def access(self, items: list[Token]) -> tuple:
-        return ("access", str(items[0]), self._at(items[0]))
+    def access(self, items: list[Token]) -> Statement[str]:
+        return S.ACCESS.at(str(items[0]), self._at(items[0]))
 
-    def unit(self, items: list[Token]) -> tuple:
-        return ("unit", unquote(items[0], self.path), self._at(items[0]))
+    def unit(self, items: list[Token]) -> Statement[str]:
+        return S.UNIT.at(unquote(items[0], self.path), self._at(items[0]))
 
     @v_args(meta=True)
-    def convert(self, meta: Any, items: list) -> tuple:
-        return ("convert", Convert(items[0], items[1]), self._meta_at(meta))
+    def convert(self, meta: Any, items: list) -> Statement[Convert]:
+        return S.CONVERT.at(Convert(items[0], items[1]), self._meta_at(meta))
 
-    def adjust(self, items: list) -> list[tuple]:
+    def adjust(self, items: list) -> list[Statement]:
         target, amount = items
         pos = self._at(target)
         # A mapping gives the button's value -> its step; a number, the step of a plain button.
-        steps = {str(k): v for k, v in amount[0]} if isinstance(amount, tuple) else {"": amount}
-        return [("adjusts", str(target), pos), ("adjust_by", steps, pos)]
+        # A step that is no number is the checks' to report (check.py), with its position.
+        steps: dict[str, Value] = {"": amount}
+        if isinstance(amount, S.MapLiteral):
+            steps = {str(k): v for k, v in amount.entries}
+        return [S.ADJUSTS.at(str(target), pos), S.ADJUST_BY.at(steps, pos)]
 
-    def prop_error(self, items: list[Token]) -> tuple:
-        return ("error", regex_token(items[0], self.path), self._at(items[0]))
+    def prop_error(self, items: list[Token]) -> Statement[Regex]:
+        return S.PROP_ERROR.at(regex_token(items[0], self.path), self._at(items[0]))
 
     @v_args(meta=True)
-    def initial(self, meta: Any, items: list) -> tuple:
-        return ("initial", items[0], self._meta_at(meta))
+    def initial(self, meta: Any, items: list) -> Statement[Value]:
+        return S.INITIAL.at(items[0], self._meta_at(meta))
 
-    def python_hook(self, items: list[Token]) -> tuple:
-        return (f"python:{items[0]}", unquote(items[1], self.path), self._at(items[1]))
+    def python_hook(self, items: list[Token]) -> Statement[str]:
+        return S.hook(str(items[0])).at(unquote(items[1], self.path), self._at(items[1]))
 
     def property(self, items: list) -> Property:
         name, value_type, *statements = items
@@ -290,17 +349,17 @@ class ModelBuilder(ValueRules, Transformer):
     def names(self, items: list[Token]) -> list[str]:
         return [str(i) for i in items]
 
-    def reject_answer(self, items: list[Token]) -> tuple:
-        return ("answer", unquote(items[0], self.path))
+    def reject_answer(self, items: list[Token]) -> S.Answer:
+        return S.Answer(unquote(items[0], self.path))
 
     def _hold(self, action: str, meta: Any, items: list) -> ModeHold:
         props, modes, *rest = items
-        answer = next((item[1] for item in rest if isinstance(item, tuple)), None)
-        reason = [item for item in rest if not isinstance(item, tuple)]
+        answer = next((item.text for item in rest if isinstance(item, S.Answer)), None)
+        reason = [item for item in rest if not isinstance(item, S.Answer)]
         text = unquote(reason[0], self.path) if reason else None
         return ModeHold(action, props, modes, self._meta_at(meta), text, answer)
 
-    def modes(self, items: list) -> tuple:
+    def modes(self, items: list) -> Statement[Modes]:
         source, *statements = items
         modes = Modes(str(source), self._at(source))
         for statement in statements:
@@ -308,7 +367,7 @@ class ModelBuilder(ValueRules, Transformer):
                 modes.transitions.append(statement)
             else:
                 modes.holds.append(statement)
-        return ("modes", modes, self._at(source))
+        return S.MODES.at(modes, self._at(source))
 
     # devices --------------------------------------------------------------------------------------
     def device(self, items: list) -> Device:
@@ -318,53 +377,71 @@ class ModelBuilder(ValueRules, Transformer):
         for item in _flatten(rest):
             if isinstance(item, Token) and item.type == "STRING":
                 device.description = unquote(item, self.path)
-            elif isinstance(item, tuple) and item[0] == "params":
-                device.params = item[1]
+            elif isinstance(item, S.Params):
+                device.params = item.params
             elif isinstance(item, Property):
                 if item.name in device.properties:
-                    raise self._error(item.pos, f"property '{item.name}' is declared twice")
-                device.properties[item.name] = item
+                    self._twice(item.pos, f"property '{item.name}'", device.properties[item.name])
+                else:
+                    device.properties[item.name] = item
             elif isinstance(item, GroupQuery):
                 if item.name in device.groups:
-                    raise self._error(item.pos, f"query '{item.name}' is declared twice")
-                device.groups[item.name] = item
+                    self._twice(item.pos, f"query '{item.name}'", device.groups[item.name])
+                else:
+                    device.groups[item.name] = item
+            elif isinstance(item, JointSet):
+                device.joint_sets.append(item)
             else:
                 statements.append(item)
-        renamed = [("ack_reply", *s[1:]) if s[0] == "ack" else s for s in statements]
-        self._apply(device, renamed, f"device '{name}'")
+        self._apply(device, statements, f"device '{name}'")
+        for joint in device.joint_sets:
+            for prop_name in joint.props:
+                prop = device.properties.get(prop_name)
+                if prop is None:
+                    self._problem(joint.pos, f"command sets '{prop_name}', no property of {name}")
+                else:
+                    prop.joint.append(joint.name)
         return device
 
-    def _apply(self, target: Device | Property, statements: list[tuple], owner: str) -> None:
-        for key, value, pos in statements:
-            if key in target.positions:
-                raise self._error(pos, f"'{key.split(':')[0]}' is given twice in {owner}")
-            target.positions[key] = pos
-            if key.startswith("python:"):
-                target.python[key.split(":", 1)[1]] = value
-            elif not hasattr(target, key):
-                raise self._error(pos, f"'{key}' does not belong in {owner}")
+    def _apply(self, target: Device | Property, statements: list[Statement], owner: str) -> None:
+        """Fill `target` from its body; a second statement of a kind is a problem, not applied."""
+        for statement in statements:
+            kind = statement.kind
+            key = kind.key(target)
+            if key is None:
+                self._problem(statement.pos, f"'{kind.keyword}' does not belong in {owner}")
+            elif key in target.positions:
+                first = target.positions[key]
+                self._problem(
+                    statement.pos,
+                    f"'{kind.keyword}' is given twice in {owner} (first at line {first.line})",
+                )
             else:
-                setattr(target, key, value)
+                target.positions[key] = statement.pos
+                kind.fill(target, statement.value)
+
+    def _twice(self, pos: SourcePos, what: str, first: Any) -> None:
+        self._problem(pos, f"{what} is declared twice (first at line {first.pos.line})")
 
     # things ---------------------------------------------------------------------------------------
-    def arg(self, items: list) -> tuple:
+    def arg(self, items: list) -> tuple[str, Value]:
         return (str(items[0]), items[1])
 
-    def args(self, items: list) -> tuple:
-        return ("args", dict(items))
+    def args(self, items: list[tuple[str, Value]]) -> S.Args:
+        return S.Args(dict(items))
 
     def endpoint(self, items: list[Token]) -> Endpoint:
         return Endpoint(str(items[0]), unquote(items[1], self.path), self._at(items[1]))
 
-    def port_ref(self, items: list[Token]) -> tuple:
-        return ("port", str(items[0]), self._at(items[0]))
+    def port_ref(self, items: list[Token]) -> S.PortRef:
+        return S.PortRef(str(items[0]), self._at(items[0]))
 
-    def port_decl(self, items: list) -> tuple:
-        return ("port_decl", str(items[0]), items[1], self._at(items[0]))
+    def port_decl(self, items: list) -> S.PortDecl:
+        return S.PortDecl(str(items[0]), items[1], self._at(items[0]))
 
     def component(self, items: list) -> Component:
         name, device_name, *rest = items
-        args = rest[0][1] if len(rest) == 2 else {}
+        args = rest[0].values if isinstance(rest[0], S.Args) else {}
         where = rest[-1]
         component = Component(
             str(name),
@@ -377,8 +454,8 @@ class ModelBuilder(ValueRules, Transformer):
             component.endpoint_kind, component.endpoint = where.kind, where.address
             component.positions["endpoint"] = where.pos
         else:
-            component.port = where[1]
-            component.positions["endpoint"] = where[2]
+            component.port = where.name
+            component.positions["endpoint"] = where.pos
         return component
 
     def shadow_path(self, items: list[Token]) -> list[str]:
@@ -390,8 +467,8 @@ class ModelBuilder(ValueRules, Transformer):
     def shadow_nest(self, items: list) -> ShadowName:
         return ShadowName(str(items[0]), "*", items[1], self._at(items[0]))
 
-    def shadow_block(self, items: list[ShadowName]) -> tuple:
-        return ("shadow", items)
+    def shadow_block(self, items: list[ShadowName]) -> S.ShadowBlock:
+        return S.ShadowBlock(items)
 
     def rule_action(self, items: list) -> RuleAction:
         return RuleAction(str(items[0]), str(items[1]), items[2], self._at(items[0]))
@@ -400,8 +477,8 @@ class ModelBuilder(ValueRules, Transformer):
         component, prop, value, *actions = items
         return Rule(str(component), str(prop), value, actions, self._at(component))
 
-    def rule_block(self, items: list[Rule]) -> tuple:
-        return ("rules", items)
+    def rule_block(self, items: list[Rule]) -> S.RuleBlock:
+        return S.RuleBlock(items)
 
     def thing(self, items: list) -> Thing:
         name, *statements = items
@@ -409,16 +486,19 @@ class ModelBuilder(ValueRules, Transformer):
         for item in statements:
             if isinstance(item, Component):
                 if item.name in thing.components:
-                    raise self._error(item.pos, f"component '{item.name}' is declared twice")
-                thing.components[item.name] = item
-            elif item[0] == "port_decl":
-                if item[1] in thing.ports:
-                    raise self._error(item[3], f"port '{item[1]}' is declared twice")
-                thing.ports[item[1]] = item[2]
-            elif item[0] == "shadow":
-                thing.shadow.extend(item[1])
+                    self._twice(item.pos, f"component '{item.name}'", thing.components[item.name])
+                else:
+                    thing.components[item.name] = item
+            elif isinstance(item, S.PortDecl):
+                if item.name in thing.ports:
+                    first = thing.ports[item.name]
+                    self._twice(item.pos, f"port '{item.name}'", first)
+                else:
+                    thing.ports[item.name] = item.endpoint
+            elif isinstance(item, S.ShadowBlock):
+                thing.shadow.extend(item.names)
             else:
-                thing.rules.extend(item[1])
+                thing.rules.extend(item.rules)
         return thing
 
     def import_file(self, items: list[Token]) -> Import:
@@ -430,11 +510,12 @@ class ModelBuilder(ValueRules, Transformer):
             if isinstance(item, Import):
                 model.imports.append(item)
                 continue
-            table = model.devices if isinstance(item, Device) else model.things
+            table: dict[str, Any] = model.devices if isinstance(item, Device) else model.things
             kind = "device" if isinstance(item, Device) else "thing"
             if item.name in table:
-                raise self._error(item.pos, f"{kind} '{item.name}' is declared twice")
-            table[item.name] = item
+                self._twice(item.pos, f"{kind} '{item.name}'", table[item.name])
+            else:
+                table[item.name] = item
         return model
 
 
@@ -442,7 +523,7 @@ def _flatten(items: list) -> list:
     """Rules that yield several statements return lists; splice them in."""
     flat = []
     for item in items:
-        if isinstance(item, list) and item and isinstance(item[0], tuple):
+        if isinstance(item, list) and item and isinstance(item[0], Statement):
             flat.extend(item)
         else:
             flat.append(item)

@@ -11,6 +11,7 @@ import string
 
 from pyiot.lang import expr, limits
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
+from pyiot.lang.login import secret_names, variable
 from pyiot.lang.model import (
     Condition,
     Device,
@@ -45,10 +46,19 @@ def check_device(device: Device) -> list[Diagnostic]:
     at = device.positions.get
     if device.timeout <= 0:
         problems.append(Diagnostic(at("timeout", device.pos), "timeout must be above zero"))
-    if not device.line_terminator:
+    if not device.line_terminator and not device.reply_terminators:
+        # Commands may go without an end (Extron SIS `1*3!`), but replies need one.
         problems.append(
-            Diagnostic(at("line_terminator", device.pos), "line terminator must not be empty")
+            Diagnostic(
+                at("line_terminator", device.pos),
+                "line terminator must not be empty, unless `replies` says how replies end",
+            )
         )
+    if device.line_counted is not None:
+        pos = at("line_counted", device.pos)
+        problems += regex_problems(device.line_counted, pos, {"size"})
+    if "" in device.reply_terminators or "" in device.command_terminators:
+        problems.append(Diagnostic(at("line_terminator", device.pos), "a line end is empty"))
     if device.packet is not None:
         pos = at("packet", device.pos)
         try:
@@ -57,11 +67,26 @@ def check_device(device: Device) -> list[Diagnostic]:
             problems.append(Diagnostic(pos, str(err)))
         if "line_terminator" in device.positions:
             problems.append(Diagnostic(pos, "a device frames by lines or by packets, not both"))
+    if device.packet_reply is not None:
+        try:
+            parse_template(device.packet_reply)
+        except ValueError as err:
+            problems.append(Diagnostic(at("packet_reply", device.pos), f"reply packet: {err}"))
     names = {p.name for p in device.params}
     for text in device.connect_commands:
         problems += format_problems(text, at("connect_commands", device.pos), names)
+    for joint in device.joint_sets:
+        problems += format_problems(joint.format, joint.pos, names | set(joint.props))
+        fields = {f for _, f, _, _ in _fields(joint.format)}
+        for prop_name in joint.props:
+            if prop_name not in fields:
+                problems.append(
+                    Diagnostic(joint.pos, f"command sets {prop_name} but has no {{{prop_name}}}")
+                )
     if device.greeting == "":
         problems.append(Diagnostic(at("greeting", device.pos), "a greeting must not be empty"))
+    if device.login is not None:
+        problems += _login_problems(device)
     if device.prompt == "":
         problems.append(Diagnostic(at("prompt", device.pos), "a prompt must not be empty"))
     for key in ("error_reply", "ack_reply"):
@@ -85,6 +110,47 @@ def check_device(device: Device) -> list[Diagnostic]:
     return problems
 
 
+def _login_problems(device: Device) -> list[Diagnostic]:
+    """The greeting must compile; a secret may not be a parameter (it would be in the file)."""
+    login = device.login
+    assert login is not None
+    pos = device.positions.get("login", device.pos)
+    problems = regex_problems(login.greeting, pos, set())
+    if problems:
+        return problems
+    secrets = secret_names(login)
+    params = {p.name for p in device.params}
+    for name in secrets:
+        if name in params:
+            problems.append(
+                Diagnostic(
+                    pos,
+                    f"'{name}' is a parameter, so its value would be in the file; a login's "
+                    f"secret comes from the environment ({variable(name)})",
+                )
+            )
+    if not secrets:
+        problems.append(Diagnostic(pos, "a login's format names no secret (e.g. {password})"))
+    return problems
+
+
+def _bound_problems(prop: Property, device: Device) -> list[Diagnostic]:
+    """A range's top from a parameter (`0..{inputs}`) names a numeric parameter."""
+    name = prop.type.maximum_param
+    if name is None:
+        return []
+    params = {p.name: p for p in device.params}
+    if name not in params:
+        known = ", ".join(params) or "none"
+        message = f"the range of '{prop.name}' ends at unknown parameter '{name}'"
+        return [Diagnostic(prop.pos, f"{message} (parameters: {known})")]
+    if params[name].type.kind not in ("int", "float"):
+        kind = params[name].type.kind
+        message = f"the range of '{prop.name}' ends at '{name}', a {kind}, not a number"
+        return [Diagnostic(prop.pos, message)]
+    return []
+
+
 def _check_property(prop: Property, device: Device, params: set[str]) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     at = prop.positions.get
@@ -92,6 +158,7 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
     low, high = prop.type.minimum, prop.type.maximum
     if low is not None and high is not None and low > high:
         problems.append(Diagnostic(prop.pos, f"range {low:g}..{high:g} is empty"))
+    problems += _bound_problems(prop, device)
     if prop.reply is not None:
         problems += regex_problems(prop.reply, at("reply", prop.pos), {"value"})
     if prop.group is not None:
@@ -104,12 +171,29 @@ def _check_property(prop: Property, device: Device, params: set[str]) -> list[Di
         problems.append(
             Diagnostic(at("set_timeout", prop.pos), f"'{prop.name}' has a set timeout but no set")
         )
+    if prop.set_answered is not None and prop.set_format is None:
+        problems.append(
+            Diagnostic(at("set_answered", prop.pos), f"'{prop.name}' has no set to answer")
+        )
+    if isinstance(prop.set_answered, str):
+        modes = device.modes.names if device.modes is not None else []
+        if prop.set_answered not in modes:
+            problems.append(
+                Diagnostic(
+                    at("set_answered", prop.pos),
+                    f"'{prop.set_answered}' is no mode of {device.name}"
+                    + (f" (modes: {', '.join(modes)})" if modes else " (it declares none)"),
+                )
+            )
     if prop.initial is not None:
         problems += _value_problems(prop, prop.initial, at("initial", prop.pos))
     if prop.adjusts is not None:
         problems += _adjust_problems(prop, device)
     if prop.reply_format is not None:
         problems += _reply_format_problems(prop)
+    if prop.reply_end is not None and (not prop.reply_end or device.packet is not None):
+        why = "must not be empty" if device.packet is None else "is for lines, not packets"
+        problems.append(Diagnostic(at("reply_end", prop.pos), f"a reply's end {why}"))
     if prop.query is not None and prop.reply is None:
         problems.append(
             Diagnostic(at("query", prop.pos), f"property '{prop.name}' has a query but no reply")
@@ -380,6 +464,13 @@ def regex_problems(regex: Regex, pos: SourcePos, needed_groups: set[str]) -> lis
         Diagnostic(pos, f"reply pattern has no group named '{name}': write (?P<{name}>...)")
         for name in sorted(missing)
     ]
+
+
+def _fields(fmt: str) -> list[tuple]:
+    try:
+        return list(string.Formatter().parse(fmt))
+    except ValueError:  # reported by format_problems
+        return []
 
 
 def format_problems(fmt: str, pos: SourcePos, allowed: set[str]) -> list[Diagnostic]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyiot.lang.bind import bound_problems
 from pyiot.lang.check import RESERVED_SHADOW_KEYS
 from pyiot.lang.diagnostics import Diagnostic, SourcePos
 from pyiot.lang.model import Component, Device, IotFile, Thing
@@ -85,6 +86,9 @@ def _check_args(component: Component, device: Device, pos: SourcePos) -> list[Di
             problems.append(Diagnostic(pos, f"parameter '{name}': {err}"))
     for name in params.keys() - component.args.keys():
         problems.append(Diagnostic(pos, f"missing parameter '{name}' for device '{device.name}'"))
+    if not problems:
+        for message in bound_problems(device, component.args):
+            problems.append(Diagnostic(pos, message))
     return problems
 
 
@@ -104,24 +108,24 @@ def _shadow_problems(thing: Thing, model: IotFile) -> list[Diagnostic]:
             )
     owners: dict[str, tuple[str, str]] = {}
     prefixes: dict[str, tuple[str, str]] = {}
-    for (component, prop), path in shadow_paths(thing, model).items():
-        pos = _shadow_pos(thing, component, prop)
+    for (comp_name, prop), path in shadow_paths(thing, model).items():
+        pos = _shadow_pos(thing, comp_name, prop)
         if path[0] in RESERVED_SHADOW_KEYS:
             problems.append(Diagnostic(pos, f"shadow key '{path[0]}' is reserved for pyiot"))
         name = key(path)
         clash = owners.get(name) or prefixes.get(name)
         for i in range(1, len(path)):
             clash = clash or owners.get(key(path[:i]))
-            prefixes[key(path[:i])] = (component, prop)
+            prefixes[key(path[:i])] = (comp_name, prop)
         if clash is not None:
             problems.append(
                 Diagnostic(
                     pos,
-                    f"shadow key '{name}' of {component}.{prop} collides with "
+                    f"shadow key '{name}' of {comp_name}.{prop} collides with "
                     f"{clash[0]}.{clash[1]}; rename one in a shadow {{ ... }} block",
                 )
             )
-        owners[name] = (component, prop)
+        owners[name] = (comp_name, prop)
     return problems
 
 

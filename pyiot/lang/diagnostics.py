@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyiot.errors import PyiotError
+
 # The widest source excerpt shown under a message; a longer line is cut around the caret.
 _SHOWN_WIDTH = 100
 
@@ -67,8 +69,10 @@ class Diagnostic:
         return f"{head}\n    {text}\n    {caret}"
 
 
-class IotError(Exception):
+class IotError(PyiotError):
     """Raised when a `.iot` file cannot be used; holds every diagnostic found."""
+
+    what = "unusable .iot file"
 
     def __init__(
         self,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
+from pyiot.errors import PyiotError
+
 FUNCTIONS: dict[str, Callable[[float], float]] = {
     "round": round,
     "abs": abs,
@@ -29,8 +31,10 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-class ExprError(ValueError):
+class ExprError(PyiotError, ValueError):
     """An expression that cannot be evaluated (division by zero)."""
+
+    what = "expression failed"
 
 
 def evaluate(expr: list, value: float, digits: int = 0) -> float:

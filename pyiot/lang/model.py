@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.plain import from_plain, to_plain
 
@@ -29,6 +30,9 @@ class ValueType:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None  # allowed values: minimum (or 0) plus whole steps
+    # `int 0..{inputs}`: the maximum is the component's parameter `inputs` (bound per
+    # component by `pyiot.lang.bind`; None until then, as for no maximum).
+    maximum_param: str | None = None
     base: int = 10  # `int 0..100 hex`: the wire writes the number in hexadecimal
     # enum: value name -> wire code, in declaration order.
     choices: dict[str, str] = field(default_factory=dict)
@@ -37,16 +41,20 @@ class ValueType:
         if self.kind == "enum":
             return "enum {" + ", ".join(self.choices) + "}"
         text = self.kind
-        if self.minimum is not None and self.maximum is not None:
+        if self.minimum is not None and self.maximum_param is not None:
+            text += f" {self.minimum:g}..{{{self.maximum_param}}}"
+        elif self.minimum is not None and self.maximum is not None:
             text += f" {self.minimum:g}..{self.maximum:g}"
         if self.step is not None:
             text += f" step {self.step:g}"
         return text
 
 
-class PatternError(ValueError):
+class PatternError(PyiotError, ValueError):
     """A reply pattern pyiot will not match with: `offset` is where in the source, `message`
     says why and what to write instead."""
+
+    what = "unusable reply pattern"
 
     def __init__(self, message: str, offset: int = 0):
         super().__init__(message)
@@ -160,9 +168,18 @@ class Property:
     python: dict[str, str] = field(default_factory=dict)  # "decode"/"encode" -> "module:function"
     error: Regex | None = None  # this property's own refusal (Onkyo `!1MVLN/A`)
     reply_format: str | None = None  # how replies write the number (`format "+.8E"`: NR3)
+    # `reply /.../ to the query only`: the line says nothing of whose value it is (SCPI), so it
+    # answers this property's query in flight and is never taken as a report.
+    reply_only: bool = False
     # Lines that follow the reply and end the answer (`reply /.../ then /^OK$/`).
     reply_then: list[Regex] = field(default_factory=list)
+    # How the device ends this reply's lines, when not as the framing's first reply end
+    # (`reply /.../ end "\r\n"`); the runtime reads every such end as a line end.
+    reply_end: str | None = None
     set_timeout: float | None = None  # `set timeout 100s`: a set's own wait for its answer
+    # When a simulated device answers a set: seconds, or the name of the mode whose end it waits
+    # for (`set answered after warming`: the ESC/VP21 colon once the lamp is lit).
+    set_answered: float | str | None = None
     initial: Value | None = None  # what a simulated device holds at first (`initial "AVM 60"`)
     # A relative command (`adjusts volume by { up = 1, down = -1 }`): the property it moves and
     # the step per value of this one ("" for a button without a value).
@@ -174,9 +191,40 @@ class Property:
     def readable(self) -> bool:
         return self.reply is not None or self.group is not None
 
+    # `command "..." sets level, fade`: the device's command(s) that set this property with others.
+    joint: list[str] = field(default_factory=list)
+
     @property
     def writable(self) -> bool:
-        return self.set_format is not None
+        return self.set_format is not None or bool(self.joint)
+
+
+@dataclass
+class JointSet:
+    """One command setting several properties (`command "#OUTPUT,{id},1,{level},{fade}" sets
+    level, fade`).
+
+    Its machine state is `set-level-fade`; properties not given a value take their current one.
+    """
+
+    props: list[str]
+    format: str
+    pos: SourcePos
+
+    @property
+    def name(self) -> str:
+        return "-".join(self.props)
+
+
+@dataclass
+class ErrorQueue:
+    """A device's error queue (SCPI): the query that pops it and what it answers when empty;
+    what a simulated device queues for a command it cannot parse and for a value it refuses."""
+
+    query: str
+    empty: str
+    unknown: str = ""
+    refused: str = ""
 
 
 @dataclass
@@ -250,6 +298,17 @@ class Modes:
 
 
 @dataclass
+class Login:
+    """`login md5 "{random}{password}" after /^PJLINK 1 (?P<random>[0-9a-fA-F]{8})$/ refused
+    "PJLINK ERRA"`: the digest that starts the first command after a greeting of this form."""
+
+    digest: str  # a hashlib name: md5, sha1, sha256
+    format: str  # fields: the greeting's named groups, then secrets (PYIOT_SECRET_<NAME>)
+    greeting: Regex
+    refused: str | None = None  # what the device answers a wrong digest with
+
+
+@dataclass
 class Param:
     name: str
     type: ValueType
@@ -280,17 +339,26 @@ class Device:
     # What the device appends to a reply's payload when it is not `packet_end` (Onkyo: EOF
     # 0x1A, then CR LF); receivers strip it.
     packet_reply_end: str | None = None
+    # The template of reply frames when their header differs (`replies packet "..."`).
+    packet_reply: str | None = None
     # Line ends of replies when they differ from the commands' (`framing line "\r" replies
     # "\r\n"`); the first is what a simulated device sends. Empty: `line_terminator`.
     reply_terminators: list[str] = field(default_factory=list)
     # Other line ends a device takes from a client besides `line_terminator` (`accepts`).
     command_terminators: list[str] = field(default_factory=list)
+    line_before: str = ""  # text sent before each command (`before "\r"`: NAD, BenQ)
+    # Replies that say their own length (`counted /^product_type=(?P<size>\d\d),/`): after the
+    # pattern come `size` characters and no terminator (Rotel `product_type=07,RC-1570`).
+    line_counted: Regex | None = None
     prompt: str | None = None  # text that ends every reply (Epson ':')
     echo: bool = False  # the device repeats each command before answering
     commands_any_case: bool = False  # `commands in any case`: *POW=ON# is *pow=on# (BenQ)
     # `on connect send "ECH1"`: commands sent once each time the link opens, in order.
     connect_commands: list[str] = field(default_factory=list)
     greeting: str | None = None  # what the device sends when a connection opens
+    error_queue: ErrorQueue | None = None  # `errors queue "SYST:ERR?" empty ...` (SCPI)
+    joint_sets: list[JointSet] = field(default_factory=list)  # `command "..." sets a, b`
+    login: Login | None = None  # a password handshake after a greeting (PJLink class 1)
     timeout: float = 1.0
     retries: int = 2
     backoff: float = 0.0  # extra wait before each retry, doubling

@@ -60,8 +60,15 @@ def _lark() -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
-def parse(source: str, path: str = "<string>") -> IotFile:
-    """Parse source text into an (unchecked) model; raise `IotError` on a syntax error."""
+def parse(
+    source: str, path: str = "<string>", problems: list[Diagnostic] | None = None
+) -> IotFile:
+    """Parse source text into an (unchecked) model; raise `IotError` on a syntax error.
+
+    Mistakes that leave a model to check (a statement or a declaration given twice: the first
+    stays) go to `problems` when given, so that the checks still run on the rest of the file;
+    without it they raise `IotError`.
+    """
     try:
         tree = _lark().parse(source)
     except UnexpectedInput as err:
@@ -69,13 +76,19 @@ def parse(source: str, path: str = "<string>") -> IotFile:
     too_deep = _too_deep(tree, path)
     if too_deep is not None:
         raise IotError([too_deep], source)
+    builder = ModelBuilder(path)
     try:
-        return ModelBuilder(path).transform(tree)
+        model: IotFile = builder.transform(tree)
     except VisitError as err:
         # Lark wraps what a transformer callback raises; a BuildError is the user's mistake.
         if isinstance(err.orig_exc, BuildError):
-            raise IotError([err.orig_exc.diagnostic], source) from None
+            raise IotError([err.orig_exc.diagnostic, *builder.problems], source) from None
         raise
+    if builder.problems and problems is None:
+        raise IotError(builder.problems, source)
+    if problems is not None:
+        problems += builder.problems
+    return model
 
 
 def _too_deep(tree: Tree, path: str) -> Diagnostic | None:
@@ -143,7 +156,8 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
             f"unexpected end of file; expected {_expected(err.expected)}",
         )
     if isinstance(err, UnexpectedCharacters):
-        char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
+        at = err.pos_in_stream if err.pos_in_stream is not None else len(source)
+        char = source[at] if at < len(source) else ""
         if char == '"':
             message = 'unterminated string (a string must close with " on the same line)'
         elif char == "/":
@@ -192,8 +206,8 @@ def _expected(names: set[str]) -> str:
         {_TERMINAL_WORDS.get(n) or _keyword(n) for n in names},
         key=lambda w: (w not in ("'}'", "')'"), w),
     )
-    if len(words) > 14:
-        words = words[:14] + ["..."]
+    if len(words) > 18:  # every statement a device block may start with still fits
+        words = words[:18] + ["..."]
     return ", ".join(words) if len(words) < 2 else "one of " + ", ".join(words)
 
 

@@ -38,7 +38,7 @@ def _build(tp: Any, data: Any) -> Any:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         # Only `X | None` and unions of scalars occur in the model.
         return _build(options[0], data) if len(options) == 1 else data
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         return tp(
             **{

@@ -16,7 +16,7 @@ import re
 import warnings
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+import re2
 
 from pyiot.lang.model import PatternError
 

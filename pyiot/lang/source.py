@@ -11,11 +11,14 @@ import os
 import stat
 from pathlib import Path
 
+from pyiot.errors import PyiotError
 from pyiot.lang import limits
 
 
-class SourceError(OSError):
+class SourceError(PyiotError, OSError):
     """A file that cannot serve as `.iot` source; `reason` says why in a few words."""
+
+    what = "unreadable .iot source"
 
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"cannot read {path}: {reason}")

@@ -10,15 +10,19 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.expr import ExprError, evaluate
 from pyiot.lang.model import Property, Value, ValueType
 
 Hooks = dict[str, Callable]
 
 
-class BadValue(ValueError):
+class BadValue(PyiotError, ValueError):
     """A value that does not fit a property's type (message says why, for the shadow and log)."""
+
+    what = "value does not fit its type"
 
 
 def coerce(value_type: ValueType, value: object, on_step: bool = True) -> Value:
@@ -139,8 +143,13 @@ def decode(prop: Property, wire: str, hooks: Hooks | None = None) -> Value:
     if kind == "string":
         return wire
     try:
-        if prop.type.base != 10:
-            number: float = int(wire, prop.type.base)
+        if prop.reply_format == "c":
+            # A number sent as one byte (Samsung MDC volume 50 is 0x32): the format `c`.
+            if len(wire) != 1:
+                raise ValueError
+            number: float = ord(wire)
+        elif prop.type.base != 10:
+            number = int(wire, prop.type.base)
         else:
             number = int(wire) if kind == "int" and prop.convert is None else float(wire)
     except ValueError:
@@ -180,7 +189,7 @@ def encode(prop: Property, value: Value, hooks: Hooks | None = None) -> Value:
     return value
 
 
-_OPERATORS = {
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,

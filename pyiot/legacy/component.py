@@ -171,10 +171,12 @@ class Component:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is engine.loop:
+        loop = engine.loop
+        if loop is None or running is loop:
+            # In its loop, or not started yet (nothing runs beside us): call it now.
             getattr(engine, action)(*args)
         else:
-            engine.loop.call_soon_threadsafe(getattr(engine, action), *args)
+            loop.call_soon_threadsafe(getattr(engine, action), *args)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.__name__}>"

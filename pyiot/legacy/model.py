@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyiot.compiler.tables import MachineTable, machine_table
+from pyiot.errors import PyiotError
 from pyiot.lang.diagnostics import SourcePos
 from pyiot.lang.model import Device, GroupQuery, Property, Regex, Transport, ValueType
 from pyiot.lang.values import Hooks
@@ -48,8 +49,10 @@ class PythonRegex(Regex):
             bits |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
         return re.compile(self._source(args), bits)
 
-class LegacyModelError(ValueError):
+class LegacyModelError(PyiotError, ValueError):
     """A component class the runtime cannot run (a regex with too few groups, ...)."""
+
+    what = "unusable component class"
 
 
 @dataclass
@@ -100,7 +103,9 @@ def build_model(component: Component) -> LegacyModel:
                 f"{len(targets)} propert{'y' if len(targets) == 1 else 'ies'} {list(targets)}"
             )
         method = func.__get__(component)
-        decoders = {name: functools.partial(method, name) for name in targets}
+        decoders: dict[str, Callable[[str | None], Any]] = {
+            name: functools.partial(method, name) for name in targets
+        }
         first = props[targets[0]]
         if len(targets) == 1 and first.reply is None:
             source, fields = name_groups(regex, ["value"])
@@ -204,11 +209,18 @@ def _pos(func: Callable) -> SourcePos:
     return SourcePos(code.co_filename, code.co_firstlineno, 1)
 
 
-@functools.cache
+# Component and Thing classes -> where they are defined; reading the source is slow. A plain
+# dict, not functools.cache: mypy does not take a class for Hashable.
+_CLASS_POS: dict[type, SourcePos] = {}
+
+
 def class_pos(cls: type) -> SourcePos:
     """Where a class is defined (for positions in the model and in messages)."""
-    try:
-        lines, line = inspect.getsourcelines(cls)
-        return SourcePos(inspect.getsourcefile(cls) or "<python>", max(line, 1), 1)
-    except (OSError, TypeError):
-        return SourcePos(f"<{cls.__module__}>", 1, 1)
+    if cls not in _CLASS_POS:
+        try:
+            _, line = inspect.getsourcelines(cls)
+            pos = SourcePos(inspect.getsourcefile(cls) or "<python>", max(line, 1), 1)
+        except (OSError, TypeError):
+            pos = SourcePos(f"<{cls.__module__}>", 1, 1)
+        _CLASS_POS[cls] = pos
+    return _CLASS_POS[cls]

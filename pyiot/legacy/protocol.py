@@ -93,7 +93,7 @@ class LegacyProtocol(DeviceProtocol):
     def acknowledges(self, request: Request, line: str) -> bool:
         return False
 
-    def is_error(self, line: str) -> bool:
+    def is_error(self, line: str, request: Request | None = None) -> bool:
         # Asked only while a request waits, of a line `answers` did not know.
         return self.synchronous
 

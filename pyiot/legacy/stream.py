@@ -14,14 +14,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import logging
 import threading
 import time
 from typing import Any
 
 from pyiot.runtime.transport import Link, LinkClosed, open_link
-
-_LOGGER = logging.getLogger("pyiot.legacy")
 
 # A stream whose read() returns at once with nothing is asked again after this long.
 IDLE_PAUSE = 0.01

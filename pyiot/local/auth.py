@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyiot.errors import PyiotError
 from pyiot.local.files import write_private
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ _PBKDF2_ITERATIONS = 101
 _SALT_BYTES = 12
 
 
-class InsecureListen(ValueError):
+class InsecureListen(PyiotError, ValueError):
     """Listening beyond loopback without a password file or TLS was asked for."""
+
+    what = "insecure listener"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyiot.errors import PyiotError
 from pyiot.local.files import open_private, write_private
 
 try:
@@ -53,8 +54,10 @@ _PROBE_TIMEOUT_S = 2.0
 SHADOW_PROBE_TIMEOUT_S = 3.0
 
 
-class StackError(RuntimeError):
+class StackError(PyiotError, RuntimeError):
     """No usable local stack, or a second one asked for: the message says what to do."""
+
+    what = "no usable local stack"
 
 
 @dataclass(frozen=True)
@@ -273,21 +276,21 @@ async def check_shadow_service(connection: Any, broker: Any, thing: str) -> None
     """Raise :class:`StackError` at once when no Device Shadow service answers on a plain
     MQTT broker (a system mosquitto, say), instead of a raw timeout on the first request."""
     from pyiot.runtime.broker import BrokerAddress
-    from pyiot.runtime.shadow_client import ShadowError
+    from pyiot.runtime.shadow_client import ShadowError, ShadowTimeout
 
     if not isinstance(broker, BrokerAddress):
         return  # AWS IoT Core always has its shadow service
     try:
         await connection.get(thing, timeout=SHADOW_PROBE_TIMEOUT_S)
     except ShadowError as err:
-        if "PUBLISH_FAILURE" in str(err):
+        if err.client_error == "AWS_ERROR_MQTT_REQUEST_RESPONSE_PUBLISH_FAILURE":
             # MQTT 5: the broker refused the request (its ACL): say so, not awscrt's code.
             raise StackError(
                 f"{broker} refuses shadow requests for {thing} from this client: the login "
                 "must reach that thing (`pyiot broker --grant USER=THING`, or a login or "
                 "certificate named like the thing)"
             ) from None
-        if "no answer" not in str(err):
+        if not isinstance(err, ShadowTimeout):
             return  # answered, with an error: a service is there
         raise StackError(
             f"no Device Shadow service answers on {broker}: is it pyiot's local stack "

@@ -16,9 +16,13 @@ import stat
 import tempfile
 from pathlib import Path
 
+from pyiot.errors import PyiotError
 
-class UnsafePath(RuntimeError):
+
+class UnsafePath(PyiotError, RuntimeError):
     """A folder or file pyiot writes is a link, or belongs to another user."""
+
+    what = "unsafe path"
 
 
 def private_dir(path: Path) -> Path:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.local.auth import Listener, is_wildcard
 from pyiot.local.files import private_dir, write_private
 from pyiot.local.service import Service
@@ -69,12 +70,16 @@ PERSISTENT_CLIENT_EXPIRATION = "1h"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-class PortInUse(RuntimeError):
+class PortInUse(PyiotError, RuntimeError):
     """The port asked for is taken by another program."""
 
+    what = "port in use"
 
-class MosquittoNotFound(RuntimeError):
+
+class MosquittoNotFound(PyiotError, RuntimeError):
     """The mosquitto executable is not installed (or not where pyiot looks for it)."""
+
+    what = "mosquitto not installed"
 
     def __init__(self) -> None:
         super().__init__(
@@ -166,7 +171,7 @@ def _load_prctl() -> Callable[..., int] | None:
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl  # type: ignore[no-any-return]
+        return libc.prctl
     except (OSError, AttributeError):
         return None
 
@@ -347,7 +352,7 @@ class Mosquitto(Service):
             except OSError:
                 taken = False  # e.g. an address not on this host: let mosquitto report it
             if taken:
-                raise RuntimeError(
+                raise PortInUse(
                     f"cannot start mosquitto: {listener.host}:{listener.port} is in use"
                 )
         if self._workdir is None:
@@ -384,9 +389,12 @@ class Mosquitto(Service):
         while True:
             code = self._proc.poll()
             if code is not None:
-                raise RuntimeError(
-                    f"mosquitto exited with status {code} while starting on {self.url}:\n"
-                    + self.log_tail()
+                tail = self.log_tail()
+                # Taken between the check in start() and mosquitto's bind: mosquitto's log says
+                # so (its own words, the one place pyiot reads them).
+                kind = PortInUse if "Address already in use" in tail else RuntimeError
+                raise kind(
+                    f"mosquitto exited with status {code} while starting on {self.url}:\n" + tail
                 )
             try:
                 for listener in self.listeners:

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyiot.errors import PyiotError
+
 JsonObject = dict[str, Any]
 
 MAX_STATE_BYTES = 8 * 1024
@@ -36,8 +38,10 @@ _THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _SHADOW_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,64}")
 
 
-class ShadowError(Exception):
+class ShadowError(PyiotError):
     """A request the Device Shadow service rejects, with its HTTP-style code."""
+
+    what = "shadow request rejected"
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"{code} {message}")

@@ -188,6 +188,7 @@ class ShadowService(Service):
         # A restarted broker should find the service back at once: things re-read their
         # shadows as soon as they reconnect, and a request sent before the service is back
         # goes unanswered until the client's timeout.
+        # paho's annotations say int; it sleeps for any number of seconds.
         self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)  # type: ignore[arg-type]
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect
@@ -266,8 +267,9 @@ class ShadowService(Service):
             _LOGGER.warning("shadow service lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)  # paho types it bytes | bytearray; bytes costs no copy
         try:
-            self.receive(msg.topic, bytes(msg.payload))
+            self.receive(msg.topic, payload)
         except Exception:  # never let one request kill paho's network thread
             _LOGGER.exception("shadow request on %s failed", msg.topic)
 

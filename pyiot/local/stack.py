@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TypedDict
 
 import platformdirs
 
@@ -47,7 +48,7 @@ from pyiot.local.mosquitto import (
     MAX_QUEUED_MESSAGES,
     PERSISTENT_CLIENT_EXPIRATION,
     Mosquitto,
-    PortInUse,  # noqa: F401 (raised by start(); imported from here)
+    PortInUse,  # raised by start(); also imported from here
     exact_port,
     free_port,
     free_ports,
@@ -73,6 +74,14 @@ def default_data_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_data_dir("pyiot"))
+
+
+class _BrokerLimits(TypedDict):
+    """What bounds the broker's memory, handed to :class:`Mosquitto` as they are."""
+
+    max_queued_messages: int
+    max_queued_bytes: int
+    persistent_client_expiration: str
 
 
 class LocalStack(Service):
@@ -116,11 +125,11 @@ class LocalStack(Service):
         self.requested_port = port
         self.prefer_port = prefer_port
         self.grants = {user: list(things) for user, things in (grants or {}).items()}
-        self.limits = {
-            "max_queued_messages": max_queued_messages,
-            "max_queued_bytes": max_queued_bytes,
-            "persistent_client_expiration": persistent_client_expiration,
-        }
+        self.limits = _BrokerLimits(
+            max_queued_messages=max_queued_messages,
+            max_queued_bytes=max_queued_bytes,
+            persistent_client_expiration=persistent_client_expiration,
+        )
         self.port_note = ""  # why the port is not the preferred one, for messages
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.listen = listen
@@ -222,7 +231,7 @@ class LocalStack(Service):
             except RuntimeError as err:
                 self.mosquitto = None
                 mosquitto.stop()
-                if "in use" not in str(err) or attempt == _BIND_ATTEMPTS - 1:
+                if not isinstance(err, PortInUse) or attempt == _BIND_ATTEMPTS - 1:
                     raise
                 _LOGGER.info("a port was taken while mosquitto started; picking again")
         # A wildcard address takes connections on loopback too.
@@ -313,7 +322,7 @@ class LocalStack(Service):
             acl_file=acl_file if self.login_required else open_acl,
             extra_listeners=extra,
             file_tag=port,
-            **self.limits,  # type: ignore[arg-type]
+            **self.limits,
         )
         return mosquitto, port, service_listener
 

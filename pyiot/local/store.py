@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from pyiot.errors import PyiotError
 from pyiot.local.files import UnsafePath, open_private, private_dir
 from pyiot.local.shadow_doc import ShadowDocument, ShadowError
 
@@ -49,8 +50,10 @@ def _key(shadow_name: str | None) -> str:
     return shadow_name or ""
 
 
-class StoreError(RuntimeError):
+class StoreError(PyiotError, RuntimeError):
     """The shadow store cannot be used; the message says which file and what to do."""
+
+    what = "unusable shadow store"
 
 
 def _prepare_file(path: Path) -> None:
@@ -105,7 +108,8 @@ class ShadowStore:
             self._db.execute("SELECT count(*) FROM shadows").fetchone()
         except sqlite3.Error as err:
             self._db.close()
-            if "readonly" in str(err):
+            # SQLite's own code (extended codes keep it in the low byte); Python 3.10 has none.
+            if getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
                 raise StoreError(
                     f"shadow store {self.path} is read-only ({err}): make it writable or pick "
                     "another data folder (--data)"

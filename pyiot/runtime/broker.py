@@ -39,8 +39,20 @@ _LOGGER = logging.getLogger(__name__)
 KEEP_ALIVE_SECONDS = 30
 MQTTS_PORT = 8883
 # Reconnect soon after a broker restart, and never wait longer than this between tries.
-MIN_RECONNECT_MS = 200
+# AWS IoT Core takes one CONNECT a second per client id (more are throttled): with its
+# limits on, tries are at least a second apart, without jitter (awscrt's default "full"
+# jitter may retry at once). Without them (`--no-aws-limits`), 0.2 s doubling.
+MIN_RECONNECT_MS = 1000
+FAST_RECONNECT_MS = 200
 MAX_RECONNECT_MS = 5000
+#: AWS IoT Core: a client id is at most 128 bytes (UTF-8).
+MAX_CLIENT_ID_BYTES = 128
+#: What awscrt's `AWS_IOT_CORE_DEFAULTS` throughput limiter charges for each outbound packet
+#: (a PUBACK too) against its 512 KiB/s: one whole 4 KiB I/O message plus TLS framing for
+#: each of its ethernet frames (aws-c-mqtt, mqtt5_client.c). Measured here on a plain broker:
+#: a shadow round trip (the PUBLISH, and the PUBACKs of its replies) then takes ~40 ms instead
+#: of ~3 ms once its bucket is drained, so it is used on the AWS (TLS) path only.
+AWSCRT_PACKET_COST = 4096 + 4 * 64
 
 
 @dataclass(frozen=True)
@@ -151,14 +163,34 @@ class Lifecycle:
     on_disconnect: Callable[[Any], None]
 
 
+def uses_awscrt_flow_control(broker: Broker) -> bool:
+    """Whether a client for `broker` runs awscrt's `AWS_IOT_CORE_DEFAULTS` (the AWS path)."""
+    return isinstance(broker, TlsEndpoint)
+
+
 def build_client(
     broker: Broker,
     client_id: str,
     lifecycle: Lifecycle,
     things: dict[str, list[str]] | None = None,
+    aws_limits: bool = True,
 ) -> mqtt5.Client:
     """An awscrt MQTT5 client for `broker` (not started); with `things` (name -> component
-    names), a last will that reports them offline."""
+    names), a last will that reports them offline.
+
+    With `aws_limits` (the default, on any broker, so that the local stack behaves as AWS
+    IoT Core) the client reconnects no faster than once a second. On the AWS path (a
+    `TlsEndpoint`) it also uses awscrt's `AWS_IOT_CORE_DEFAULTS`, as awsiotsdk's builders do:
+    it refuses a topic over 256 bytes or 7 slashes, a SUBSCRIBE of more than 8 filters and a
+    client id over 128 bytes before they are sent, and throttles its own output to 100
+    publishes a second and 512 KB/s (see `AWSCRT_PACKET_COST` for why not on a plain broker).
+    """
+    min_reconnect = MIN_RECONNECT_MS if aws_limits else FAST_RECONNECT_MS
+    if uses_awscrt_flow_control(broker):
+        validation = mqtt5.ExtendedValidationAndFlowControlOptions.AWS_IOT_CORE_DEFAULTS
+    else:
+        validation = mqtt5.ExtendedValidationAndFlowControlOptions.NONE
+    jitter = mqtt5.ExponentialBackoffJitterMode.NONE
     connect = mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=KEEP_ALIVE_SECONDS)
     if things:
         connect.will = mqtt5.PublishPacket(
@@ -176,7 +208,9 @@ def build_client(
             ca_filepath=str(broker.ca) if broker.ca else None,
             client_id=client_id,
             connect_options=connect,
-            min_reconnect_delay_ms=MIN_RECONNECT_MS,
+            extended_validation_and_flow_control_options=validation,
+            retry_jitter_mode=jitter,
+            min_reconnect_delay_ms=min_reconnect,
             max_reconnect_delay_ms=MAX_RECONNECT_MS,
             on_lifecycle_connection_success=lifecycle.on_success,
             on_lifecycle_connection_failure=lifecycle.on_failure,
@@ -191,7 +225,9 @@ def build_client(
             host_name=broker.host,
             port=broker.port,
             connect_options=connect,
-            min_reconnect_delay_ms=MIN_RECONNECT_MS,
+            extended_validation_and_flow_control_options=validation,
+            retry_jitter_mode=jitter,
+            min_reconnect_delay_ms=min_reconnect,
             max_reconnect_delay_ms=MAX_RECONNECT_MS,
             on_lifecycle_event_connection_success_fn=lifecycle.on_success,
             on_lifecycle_event_connection_failure_fn=lifecycle.on_failure,

@@ -25,11 +25,14 @@ from typing import Any
 from pyiot.compiler import tables as T
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
+from pyiot.errors import PyiotError
+from pyiot.lang.bind import bind
+from pyiot.lang.login import digest, secret_names, secrets_for, variable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
 from pyiot.runtime.modes import ModeRefused, ModeTracker
-from pyiot.runtime.protocol import DeviceProtocol, PollGroup, Request
+from pyiot.runtime.protocol import BadReply, DeviceProtocol, PollGroup, Request
 from pyiot.runtime.sharing import COMMAND, POLL, PortTurns
 from pyiot.runtime.transport import Link, LinkClosed
 
@@ -66,8 +69,10 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
     return repr(text[:limit]) + f"… ({len(text)} chars)"
 
 
-class DeviceError(Exception):
+class DeviceError(PyiotError):
     """The device refused a request (`refused`) or never answered it."""
+
+    what = "device request failed"
 
     def __init__(self, message: str, refused: bool = False):
         super().__init__(message)
@@ -139,6 +144,7 @@ class ComponentEngine:
     def __init__(self, config: EngineConfig, link: Link, turns: PortTurns | None = None):
         self.config = config
         name, device, table, modes = config.name, config.device, config.table, config.modes
+        device = bind(device, config.args)  # ranges topped by a parameter: `0..{inputs}`
         self.name = name
         self.device = device
         self.args = dict(config.args)
@@ -166,9 +172,16 @@ class ComponentEngine:
         self._bad_logged_at: float | None = None
         self._bad_unlogged = 0
         self._connect_due = asyncio.Event()  # the machine entered `connecting`
+        self._lost_logged = False  # a loss was logged: say when the device is back
+        self._greeting_failed = False  # `connect-greeting`'s timer ran out: a failed connect
+        self._connect_task: asyncio.Task | None = None  # writing `send ... on connect`
+        # A query's `then` lines still to come after its reply, and the reply's values.
+        self._then_left: list[Any] = []
+        self._then_answer: dict[str, Value] = {}
         self._poll_timers: list[asyncio.TimerHandle] = []
         self._timer: asyncio.TimerHandle | None = None  # the state timer (compiler/machine.py)
         self._tries = 0  # writes of the current request
+        self._login_prefix: str | None = None  # a `login` digest the next command starts with
         self._retries = 0  # retries the current request may have
         self.reconnect_delay = RECONNECT_MIN  # offline's timer: the machine reads it
         self.table = table
@@ -193,7 +206,11 @@ class ComponentEngine:
         ]
         loop = asyncio.get_running_loop()
         for index, group in enumerate(self.protocol.poll_groups()):
-            self._poll_timers.append(loop.call_later(group.period, self._poll_due, index, group))
+            # The first timed poll at a random point of the first period (the link's own
+            # poll on connect reads everything at once): thousands of components started
+            # together then poll spread over the period, not all in the same instant.
+            first = group.period * (1.0 - random.random())
+            self._poll_timers.append(loop.call_later(first, self._poll_due, index, group))
         self.trigger(T.CONNECT)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
@@ -207,6 +224,9 @@ class ComponentEngine:
             if not task.cancelled():
                 task.exception()  # retrieved: a crash was already logged by the loop
         self._tasks = []
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
         for timer in self._poll_timers:
             timer.cancel()
         self._poll_timers = []
@@ -217,13 +237,33 @@ class ComponentEngine:
             await self.modes.stop()
         await self.link.close()
 
-    async def set(self, prop_name: str, value: object) -> Value:
-        """Send a property's set command; return the value the device confirms.
+    async def set(self, prop_name: str, value: object) -> Value | None:
+        """Send a property's set command; return the value the device confirms (None: an
+        engine that learns it later, from what the device says: the legacy API's).
 
         Raises `BadValue` for a value that does not fit, `DeviceError` when the device
         refuses it (its error reply, or a mode that rejects it) or never answers.
         """
-        request = self.protocol.set_request(prop_name, value)
+        prop = self.device.properties.get(prop_name)
+        if prop is not None and prop.set_format is None and prop.joint:
+            # Set only with others (a fade time): their command, with their current values.
+            request = self.protocol.joint_request({prop_name: value}, self.values)
+        else:
+            request = self.protocol.set_request(prop_name, value)
+        return await self._run_set(request)
+
+    async def set_together(self, values: dict[str, object]) -> dict[str, Value | None]:
+        """Send the device's one command that sets all of `values` (`command "..." sets level,
+        fade`; its other properties go with their current values); return what each is now.
+
+        Raises as `set` does, and `BadValue` when no command of the device sets them together.
+        """
+        request = self.protocol.joint_request(values, self.values)
+        await self._run_set(request)
+        return {name: self.values.get(name) for name in values}
+
+    async def _run_set(self, request: Request) -> Value:
+        prop_name = request.prop.name  # type: ignore[union-attr]
         if request.wire is not None:
             # The framing decides what would split a command in two or not reach the wire.
             problem = self._framer.value_problem(request.wire)
@@ -231,7 +271,8 @@ class ComponentEngine:
                 raise BadValue(f"{prop_name}: {problem}; not sent")
         if self.modes is not None:
             try:
-                await self.modes.allowed(prop_name)
+                for name in request.together or [prop_name]:
+                    await self.modes.allowed(name)
             except ModeRefused as err:
                 raise DeviceError(f"{self.name}: {err}", refused=True) from None
         # A user's command goes ahead of any queued poll.
@@ -241,7 +282,8 @@ class ComponentEngine:
         prop = request.prop
         assert prop is not None
         if self.modes is not None:
-            await self.modes.sent(prop_name, request.value)  # type: ignore[arg-type]
+            if not request.modes_told:
+                await self.modes.sent(prop_name, request.value)  # type: ignore[arg-type]
             if prop_name == self.modes.modes.source and confirmed is None:
                 # Acknowledged only: the mode entered says what the device is now
                 # (PWR ON -> warming), when it names a value of the property.
@@ -317,6 +359,20 @@ class ComponentEngine:
                 },
             )
         self.status.state = dest
+        source = event.transition.source
+        if dest == T.GREETING and self._shared is not None:
+            # On a shared port the greeting came once, to whoever opened it first.
+            self.trigger(T.GREETED)  # type: ignore[attr-defined]
+        elif dest == T.CONNECT_SEND:
+            self._connect_task = asyncio.get_running_loop().create_task(
+                self._send_connect_commands(), name=f"{self.name}:connect"
+            )
+        elif trigger == T.CONNECT_FAILED and source == T.GREETING:
+            self._greeting_failed = True
+            # The reader hears LinkClosed; the connection loop counts a failed connect.
+            self._connect_task = asyncio.get_running_loop().create_task(self._abort_link())
+        if dest == T.IDLE and source in (T.CONNECTING, T.GREETING, T.CONNECT_SEND):
+            self._ready()
         if trigger == T.RESEND:
             # The worker writes again; a late reply to the last try answers the new one.
             previous = self._outcome
@@ -332,19 +388,59 @@ class ComponentEngine:
         elif dest == T.IDLE:
             self._set_status(online=True)
 
+    def _no_greeting(self) -> str:
+        greeting = self.device.greeting or ""
+        return f"no greeting {quote(greeting)} within {self.device.timeout:g} s of connecting"
+
+    def _ready(self) -> None:
+        """The link is open and the device greeted and told what it needs: serve requests,
+        beginning with a full refresh."""
+        if self._lost_logged:
+            _LOGGER.warning("%s: device back on %s", self.name, self._where())
+            self._lost_logged = False
+        self._set_status(online=True, error=None)
+        self._online.set()
+        self.request_poll()
+
+    async def _abort_link(self) -> None:
+        abort = getattr(self.link, "abort", None)
+        with contextlib.suppress(Exception):
+            await (abort() if abort is not None else self.link.close())
+
+    async def _send_connect_commands(self) -> None:
+        """`connect-send`: write the `send ... on connect` commands, in order, then `sent`.
+
+        Their answers, if any, arrive as reports (Anthem answers `ECH1` with `ECH1`)."""
+        limit = WRITE_SHARE * self.device.timeout
+        for text in self.device.connect_commands:
+            command = text.format(**self.args)
+            _LOGGER.debug("%s -> %s (on connect)", self.name, quote(command))
+            try:
+                await self._write_within(self._framer.encode(command), limit)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a lost or stuck link, reported as lost
+                self._write_failure = f"cannot send {quote(command)} on connecting: {err!r}"
+                await self._abort_link()
+                return
+        if self.state == T.CONNECT_SEND:
+            self.trigger(T.SENT)  # type: ignore[attr-defined]
+
     async def _send_current(self) -> None:
         """Write the current request's command (the machine is in its exchange state)."""
         assert self._current is not None
         _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
+        self._then_left = []
         self._tries += 1
         # A device that stops reading (flow control held, a peer that never reads) must not
         # hold the component, let alone the gateway: the write gets most of the reply timeout
         # (no answer could come in time after it anyway), and ends before the state's own
         # timer fires, so the machine hears of a lost link, not of a timeout.
         limit = WRITE_SHARE * self._timeout
+        text, self._login_prefix = (self._login_prefix or "") + self._current.text, None
         try:
-            data = self._framer.encode(self._current.text)
+            data = self._framer.encode(text)
             nowait = getattr(self.link, "write_nowait", None)
             if nowait is None or not nowait(data):
                 await self._write_within(data, limit)
@@ -382,42 +478,55 @@ class ComponentEngine:
         then doubling up to RECONNECT_MAX.
         """
         delay = RECONNECT_MIN
-        lost_logged = False
         while True:
             await self._connect_due.wait()
             self._connect_due.clear()
             try:
                 await self.link.open()
+                self._login_prefix = None  # set in `connect-greeting` when the device asks
             except Exception as err:  # pyserial and sockets raise many kinds; all mean "not now"
-                if not lost_logged:
+                if not self._lost_logged:
                     _LOGGER.warning("%s: cannot open %s: %s", self.name, self._where(), err)
-                    lost_logged = True
+                    self._lost_logged = True
                 self.reconnect_delay = delay * random.uniform(0.8, 1.2)
                 delay = min(delay * 2, RECONNECT_MAX)
                 self.trigger(T.CONNECT_FAILED)  # type: ignore[attr-defined]
                 self._set_status(online=False, error=f"cannot open device: {err}")
                 continue
-            if lost_logged:
-                _LOGGER.warning("%s: device back on %s", self.name, self._where())
-            lost_logged = False
             self._answered = False
+            self._greeting_failed = False
             self._framer.reset()
+            # Should the greeting not come, `offline`'s timer reads this delay at once.
+            self.reconnect_delay = delay * random.uniform(0.8, 1.2)
+            # `idle` at once, or through the greeting and the connect commands (`_ready`).
             self.trigger(T.CONNECTED)  # type: ignore[attr-defined]
-            self._set_status(online=True, error=None)
-            self._online.set()
-            self.request_poll()
             error = None
             try:
                 await self._reader()
             except LinkClosed as err:
-                cause = self._write_failure or err  # a failed write closed it: say why
-                _LOGGER.warning("%s: device link lost: %s", self.name, cause)
-                lost_logged = True
-                error = f"device link lost: {cause}"
+                if self._greeting_failed:
+                    error = self._no_greeting()
+                    if not self._lost_logged:
+                        _LOGGER.warning("%s: %s", self.name, error)
+                        self._lost_logged = True
+                else:
+                    cause = self._write_failure or err  # a failed write closed it: say why
+                    _LOGGER.warning("%s: device link lost: %s", self.name, cause)
+                    self._lost_logged = True
+                    error = f"device link lost: {cause}"
             self._write_failure = None
             self._online.clear()
+            if self._connect_task is not None:
+                self._connect_task.cancel()
+                self._connect_task = None
             await self.link.close()
             self._resolve_outcome(LinkClosed("device link lost"))
+            if self._greeting_failed:
+                # A device that never greeted is a connect that failed: the backoff doubles
+                # (offline's timer already runs on `reconnect_delay`, set above).
+                delay = min(delay * 2, RECONNECT_MAX)
+                self._set_status(online=False, error=error)
+                continue
             # A link that never carried a byte from the device (one that accepts and then
             # stops reading) does not reset the backoff: it doubles, as for a port that won't open.
             if self._answered:
@@ -428,6 +537,26 @@ class ComponentEngine:
             # Listeners hear of the loss once, from `offline`, with its cause.
             self.status.last_error = error
             self.trigger(T.LINK_LOST)  # type: ignore[attr-defined]
+
+    def _login_digest(self, frame: str | Prompt) -> str | None:
+        """The digest a `login` greeting asks for (PJLink `PJLINK 1 <random>`), else None.
+
+        Raises LinkClosed when the device asks for a password and none is set
+        (PYIOT_SECRET_PASSWORD): without it the connection is of no use.
+        """
+        login = self.device.login
+        if login is None or frame is PROMPT:
+            return None
+        found = login.greeting.compile().fullmatch(str(frame))
+        if found is None:
+            return None
+        secrets = secrets_for(login, self.name)
+        if secrets is None:
+            names = ", ".join(variable(n) for n in secret_names(login))
+            raise LinkClosed(f"the device asks for a password: set {names}")
+        groups = {k: v for k, v in found.groupdict().items() if v is not None}
+        _LOGGER.info("%s: the device asks for a password; logging in", self.name)
+        return digest(login, groups, secrets)
 
     def _where(self) -> str:
         return getattr(self.link, "url", None) or repr(self.link)
@@ -521,6 +650,8 @@ class ComponentEngine:
         self._current = request
         prop = request.prop
         self._timeout = (prop.timeout if prop else None) or self.device.timeout
+        if request.is_set and prop is not None and prop.set_timeout:
+            self._timeout = prop.set_timeout  # its own wait, as its state's timer (tables.py)
         self._retries = (
             prop.retries if prop and prop.retries is not None else self.device.retries
         )
@@ -538,11 +669,15 @@ class ComponentEngine:
                 if request.write_error is not None:
                     raise LinkClosed(request.write_error)
                 self.trigger(T.SENT)  # type: ignore[attr-defined]
+                if self.state == T.CHECK_ERRORS:
+                    await self._check_errors(request)
                 if self.assume_sets:
-                    self._store({request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
+                    self._store(request.together or {request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
             while True:
                 await self._send_current()
+                if prop is not None and prop.set_timeout and request.is_set:
+                    await self._tell_modes(request)
                 outcome = await self._outcome
                 if outcome is _RESEND:
                     continue
@@ -558,10 +693,44 @@ class ComponentEngine:
             self._current = None
             self._outcome = None
 
+    async def _check_errors(self, request: Request) -> None:
+        """`check-errors`: ask the error queue whether a set nothing answered was taken.
+
+        Its answer is the oldest queued error: the empty answer (`+0,"No error"`) lets the set
+        stand; any other fails it as the device's refusal, naming the error."""
+        queue = self.device.error_queue
+        assert queue is not None
+        check = Request("errors", queue.query)
+        check.value = request.text  # named in the refusal
+        self._current = check
+        self._tries = 0
+        self._outcome = asyncio.get_running_loop().create_future()
+        while True:
+            await self._send_current()
+            if check.write_error is not None:
+                raise LinkClosed(check.write_error)
+            outcome = await self._outcome
+            if outcome is _RESEND:
+                continue
+            if outcome is _GAVE_UP:
+                raise DeviceError(f"no reply to {quote(check.text)} after {self._tries} tries")
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome is not None:
+                return
+
+    async def _tell_modes(self, request: Request) -> None:
+        """A set that may take long to be answered (its `set timeout`: ESC/VP21's colon comes
+        after the warm-up) moves the modes once written, so the warm-up shows while it lasts."""
+        if self.modes is None or request.modes_told or request.write_error is not None:
+            return
+        request.modes_told = True
+        await self.modes.sent(request.prop.name, request.value)  # type: ignore[union-attr,arg-type]
+
     def _exchange(self, request: Request) -> tuple[str, str]:
         """The machine state of a request's exchange, and the trigger that enters it."""
         if request.is_set:
-            name = request.prop.name  # type: ignore[union-attr]
+            name = request.joint or request.prop.name  # type: ignore[union-attr]
             return T.set_state(name), T.write_trigger(name)
         if request.group is None:
             name = request.prop.name  # type: ignore[union-attr]
@@ -579,6 +748,9 @@ class ComponentEngine:
         prop = request.prop
         if prop is None:
             return None
+        if request.is_set and request.together and self.assume_sets:
+            # Taken: every value the command carried, as far as the answer did not say.
+            self._store({k: v for k, v in request.together.items() if k not in values})
         if request.is_set and prop.name not in values:
             if self.modes is not None and prop.name == self.modes.modes.source:
                 return None  # decided by the mode it moves to, in `set`
@@ -595,26 +767,67 @@ class ComponentEngine:
     async def _route(self, frame: str | Prompt) -> None:
         """One frame: the outstanding request's answer, an error, a prompt, or unsolicited."""
         current = self._current
-        awaiting = current is not None and self.state.startswith(("query-", "set-"))
+        awaiting = current is not None and self.state.startswith(("query-", "set-", "check-"))
+        if self.state == T.GREETING:
+            if self._is_greeting(frame):
+                self.trigger(T.GREETED)  # type: ignore[attr-defined]
+            elif (prefix := self._login_digest(frame)) is not None:
+                self._login_prefix = prefix  # the next command starts with it
+                self.trigger(T.GREETED)  # type: ignore[attr-defined]
+            return  # anything before the greeting is no answer to anything
         if frame is PROMPT:
             outcome = self._pending or self._prompt_outcome(current)
             if awaiting and outcome is not None:
                 await self._finish(outcome)
             return
         line = str(frame)
+        login = self.device.login
+        if login is not None and login.refused is not None and line == login.refused:
+            names = ", ".join(variable(n) for n in secret_names(login))
+            if secrets_for(login, self.name) is None:  # its greeting came late, or not at all
+                raise LinkClosed(f"the device asks for a password: set {names}")
+            raise LinkClosed(f"the device refused the password ({line}); check {names}")
         self._recognised.append(line)  # taken back below if nothing here recognises it
         if awaiting:
             assert current is not None
-            if self.device.echo and line.strip() == current.text:
-                return  # the device repeating the command back
-            answer = self.protocol.answers(current, line)
-            if answer is None and self.protocol.acknowledges(current, line):
-                answer = {}
-            if answer is not None:
-                self._store(answer)
-                await self._complete(answer)
+            if current.kind == "errors" and self.device.error_queue is not None:
+                # Whatever the instrument says now is the head of its error queue.
+                if line.strip() == self.device.error_queue.empty:
+                    await self._complete({})
+                else:
+                    refusal = DeviceError(
+                        f"device queued {quote(line)} after {quote(str(current.value))}", True
+                    )
+                    await self._complete(refusal)
                 return
-            if self.protocol.is_error(line):
+            if self._then_left:
+                # After a reply, the lines that end the answer (CoolMasterNet's `OK`).
+                if self._then_left[0].search(line):
+                    self._then_left.pop(0)
+                    if not self._then_left:
+                        await self._complete(self._then_answer)
+                    return
+            elif self.device.echo and line.strip() == current.text:
+                return  # the device repeating the command back
+            else:
+                try:
+                    answer = self.protocol.answers(current, line)
+                except BadReply:
+                    if not self.protocol.is_error(line, current):
+                        raise
+                    answer = None  # its refusal, in its reply's shape: an error reply below
+                if answer is None and self.protocol.acknowledges(current, line):
+                    answer = {}
+                if answer is not None:
+                    self._store(answer)
+                    thens = self.protocol.then_lines(current)
+                    if thens:
+                        self._then_left = list(thens)
+                        self._then_answer = answer
+                    else:
+                        await self._complete(answer)
+                    return
+            if self.protocol.is_error(line, current):
                 refusal = DeviceError(
                     f"device answered {quote(line)} to {quote(current.text)}", True
                 )
@@ -635,14 +848,27 @@ class ComponentEngine:
         if line in self._recognised:
             return True
         current = self._current
-        if current is not None and self.state.startswith(("query-", "set-")):
+        if current is not None and self.state.startswith(("query-", "set-", "check-")):
+            if current.kind == "errors":
+                return True
             if self.device.echo and line.strip() == current.text:
                 return True
-            if self.protocol.answers(current, line) is not None or self.protocol.is_error(line):
+            if self._then_left and self._then_left[0].search(line):
+                return True
+            if self.protocol.answers(current, line) is not None:
+                return True
+            if self.protocol.is_error(line, current):
                 return True
             if self.protocol.acknowledges(current, line):
                 return True
         return self.protocol.unsolicited(line) is not None
+
+    def _is_greeting(self, frame: str | Prompt) -> bool:
+        """Whether a frame is the device's greeting (a prompt, when the greeting is one)."""
+        greeting = self.device.greeting or ""
+        if frame is PROMPT:
+            return greeting == self.device.prompt
+        return str(frame).strip("\r\n\x00") == greeting.strip("\r\n\x00")
 
     async def _complete(self, outcome: Any) -> None:
         # With a prompt the answer is complete only once the prompt follows it.

@@ -1,23 +1,25 @@
-"""A gateway: every thing of one or more programs, their engines, and one shared connection.
+"""A gateway: every thing of one or more programs, their engines, and their connections.
 
-One `pyiot run a.iot b.iot` is one MQTT client (one connection, one keep-alive, one client
-certificate on AWS) serving each thing's own shadow. Thing names must be unique across the
-files, as each names a shadow. Components on one port (six amplifier zones on one serial
+One `pyiot run a.iot b.iot` is one MQTT client certificate on AWS serving each thing's own
+shadow, over as few connections as AWS IoT Core's quotas allow (`pyiot.runtime.pool`: up to
+10 things a connection; one thing or ten, one connection). Thing names must be unique across
+the files, as each names a shadow. Components on one port (six amplifier zones on one serial
 line) share one open link.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from pyiot.compiler.program import Program
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Component, Thing
 from pyiot.lang.shadow_names import shadow_paths
 from pyiot.runtime.component import ComponentEngine, EngineConfig
 from pyiot.runtime.hooks import resolve_hooks
+from pyiot.runtime.pool import ConnectionPool
 from pyiot.runtime.rules import RuleRunner
 from pyiot.runtime.shadow_client import ShadowConnection
 from pyiot.runtime.sharing import SharedLink
@@ -25,12 +27,16 @@ from pyiot.runtime.thing import ThingRuntime
 from pyiot.runtime.transport import Link, endpoint_refusal, open_link
 
 
-class DuplicateThing(ValueError):
+class DuplicateThing(PyiotError, ValueError):
     """Two files (or one file twice) declare a thing of the same name."""
 
+    what = "thing declared twice"
 
-class EndpointNotAllowed(ValueError):
+
+class EndpointNotAllowed(PyiotError, ValueError):
     """A `.iot` file names an endpoint that acts (pyserial's `spy://`, `hwgrep://`)."""
+
+    what = "endpoint not allowed"
 
 
 def check_unique_things(programs: Sequence[Program]) -> None:
@@ -97,10 +103,10 @@ def _ports(
                 settings = program.model.devices[comp.device].transport.settings
                 users.setdefault(key, []).append((settings, folder))
     ports: dict[tuple, Link | SharedLink] = {}
-    for (kind, address), settings in users.items():
-        first, folder = settings[0]
+    for (kind, address), sharing in users.items():
+        first, folder = sharing[0]
         link = open_link(kind, address, first, allow_python, folder)
-        ports[(kind, address)] = SharedLink(link) if len(settings) > 1 else link
+        ports[(kind, address)] = SharedLink(link) if len(sharing) > 1 else link
     return ports
 
 
@@ -112,18 +118,24 @@ class Gateway:
     (the same kind and address) share one open link and take turns on it. `allow_python`
     lets files load the Python hooks they name; without it such a file stops the gateway
     before anything connects.
+
+    `shadow` is a `ConnectionPool` (each thing on the connection the pool gives it) or one
+    `ShadowConnection` that serves every thing.
     """
 
     def __init__(
         self,
         programs: Program | Sequence[Program],
-        shadow: ShadowConnection,
+        shadow: ShadowConnection | ConnectionPool,
         endpoints: dict[str, str] | None = None,
         allow_python: bool = False,
     ):
         self.programs = [programs] if isinstance(programs, Program) else list(programs)
         check_unique_things(self.programs)
         self.shadow = shadow
+        names = [name for program in self.programs for name in program.model.things]
+        pool = shadow if isinstance(shadow, ConnectionPool) else ConnectionPool.of(shadow, names)
+        self.pool = pool
         endpoints = endpoints or {}
         # Keyed `thing.component`: two things (or files) may use the same component name.
         self.engines: dict[str, ComponentEngine] = {}
@@ -148,27 +160,31 @@ class Gateway:
                     engines[comp.name] = engine
                     self.engines[f"{thing.name}.{comp.name}"] = engine
                 paths = shadow_paths(thing, model)
-                self.things[thing.name] = ThingRuntime(thing, engines, shadow, paths)
+                connection = self.pool.connection_for(thing.name)
+                self.things[thing.name] = ThingRuntime(thing, engines, connection, paths)
                 self.rules.append(RuleRunner(thing, engines))
 
     async def start(self) -> None:
         """Start the devices, then connect every thing to its shadow."""
         for engine in self.engines.values():
             await engine.start()
-        self.shadow.on_reconnect = self._on_reconnect
+        self.pool.on_reconnect(self._on_reconnect)
         await asyncio.gather(*(thing.start() for thing in self.things.values()))
 
-    def _on_reconnect(self) -> None:
-        # The broker may have restarted: re-read every shadow and report what it lacks.
-        # (Each thing also re-reads once its subscriptions are back, whichever comes last.)
-        for thing in self.things.values():
-            thing.request_resync()
+    def _on_reconnect(self, connection: ShadowConnection) -> None:
+        # The broker may have restarted: re-read the shadows of this connection's things and
+        # report what they lack. (Each thing also re-reads once its subscriptions are back,
+        # whichever comes last.)
+        for name in self.pool.things_of(connection):
+            self.things[name].request_resync()
 
     async def stop(self) -> None:
         for rules in self.rules:
             await rules.stop()
         # Together: each reports its components offline, with a bounded wait of its own.
         await asyncio.gather(*(thing.stop() for thing in self.things.values()))
-        for engine in self.engines.values():
-            with contextlib.suppress(Exception):
-                await engine.stop()
+        # Together too: each waits a moment for its link to close, and a gateway of hundreds
+        # of components must not take that long hundreds of times.
+        await asyncio.gather(
+            *(engine.stop() for engine in self.engines.values()), return_exceptions=True
+        )

@@ -12,12 +12,15 @@ import importlib
 import sys
 from pathlib import Path
 
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Device
 from pyiot.lang.values import Hooks
 
 
-class PythonNotAllowed(RuntimeError):
+class PythonNotAllowed(PyiotError, RuntimeError):
     """A device file names Python hooks and the user did not allow them."""
+
+    what = "Python hooks not allowed"
 
 
 def resolve_hooks(device: Device, allow: bool, search_dir: Path | None = None) -> dict[str, Hooks]:

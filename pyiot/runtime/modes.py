@@ -18,20 +18,24 @@ from typing import Any
 from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.modes import ModeModel
 from pyiot.compiler.tables import MachineTable
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Device, Value
 
 _LOGGER = logging.getLogger(__name__)
 _TRANSITIONS = logging.getLogger("pyiot.transitions")
 
 
-class ModeRefused(Exception):
+class ModeRefused(PyiotError):
     """A set the device refuses in its current mode (`reject set ... unless ...`)."""
+
+    what = "refused in this mode"
 
 
 class ModeTracker:
     """The mode machine's model; `state` is the current mode."""
 
     state: str  # set by the machine
+    trigger: Callable[[str], bool]  # added by the machine (transitions' model API)
 
     def __init__(self, component: str, device: Device, table: MachineTable):
         assert device.modes is not None
@@ -104,7 +108,7 @@ class ModeTracker:
     async def _fire(self, name: str) -> bool:
         if name not in self.machine.get_triggers(self.state):
             return False
-        return self.trigger(name)  # type: ignore[attr-defined]
+        return self.trigger(name)
 
     async def stop(self) -> None:
         stop_timer(self)

@@ -11,12 +11,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyiot.errors import PyiotError
 from pyiot.lang.model import Condition, Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks, coerce, compare, decode, encode
 
 
-class BadReply(ValueError):
+class BadReply(PyiotError, ValueError):
     """A line matched a reply pattern but holds no usable value."""
+
+    what = "unusable device reply"
 
 
 @dataclass
@@ -31,12 +34,20 @@ class Request:
     wire: str | None = None  # a set's value as written into the command, for the framing check
     write_error: str | None = None  # why its command could not be written (the link is lost)
     polled: bool = False  # asked for by a poll timer (its trigger is `poll-X`, not `read-X`)
+    modes_told: bool = False  # a long set's modes moved when it was written (component.py)
+    # A command setting several properties (`command "..." sets level, fade`): its name
+    # (`level-fade`) and every value it carries (the current ones for those not asked).
+    joint: str | None = None
+    together: dict[str, Value] | None = None
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
     def key(self) -> str:
         """What the request is about (a poll is not queued twice for the same key)."""
-        return self.prop.name if self.prop else f"query {self.group.name}"  # type: ignore[union-attr]
+        if self.prop is not None:
+            return self.prop.name
+        assert self.group is not None, "a request reads a property or a group"
+        return f"query {self.group.name}"
 
     @property
     def is_set(self) -> bool:
@@ -77,18 +88,58 @@ class DeviceProtocol:
         prop = self.device.properties.get(prop_name)
         if prop is None:
             raise BadValue(f"unknown property {prop_name!r}")
-        if not prop.writable:
+        if prop.set_format is None:  # not `writable`
             raise BadValue(f"{prop_name} is read-only")
         typed = coerce(prop.type, value)
         wire = encode(prop, typed, self.hooks.get(prop.name))
         try:
-            text = prop.set_format.format(value=wire, **self.args)  # type: ignore[union-attr]
+            text = prop.set_format.format(value=wire, **self.args)
         except (ValueError, TypeError) as err:
             raise BadValue(f"{prop_name}: cannot format {wire!r}: {err}") from None
         # Free text from the shadow is what could carry a terminator: the engine checks it
         # against the framing (maps, enums and numbers are the file's own text).
-        free_text = typed if prop.type.kind == "string" else None
-        return Request("set", text, prop=prop, value=typed, wire=free_text)  # type: ignore[arg-type]
+        free_text = typed if prop.type.kind == "string" and isinstance(typed, str) else None
+        return Request("set", text, prop=prop, value=typed, wire=free_text)
+
+    def joint_request(self, values: dict[str, object], current: dict[str, Value]) -> Request:
+        """The request of the device's command that sets all of `values` at once (`#OUTPUT,1,1,
+        75.00,01:30`); its other properties go with their `current` value. `BadValue` when no
+        command sets them together, a value does not fit, or another has no value yet."""
+        names = set(values)
+        joint = next((j for j in self.device.joint_sets if names <= set(j.props)), None)
+        if joint is None:
+            raise BadValue(f"no command sets {', '.join(sorted(names))} together")
+        typed: dict[str, Value] = {}
+        wires: dict[str, Any] = {}
+        for name in joint.props:
+            prop = self.device.properties[name]
+            if name in values:
+                typed[name] = coerce(prop.type, values[name])
+            elif name in current:
+                typed[name] = current[name]
+            else:
+                raise BadValue(
+                    f"{name} has no value yet to send with {', '.join(sorted(names))}: "
+                    "set them together"
+                )
+            wires[name] = encode(prop, typed[name], self.hooks.get(name))
+        try:
+            text = joint.format.format(**self.args, **wires)
+        except (ValueError, TypeError) as err:
+            raise BadValue(f"{joint.name}: cannot format {wires}: {err}") from None
+        first = next(iter(values))
+        prop = self.device.properties[first]
+        props = self.device.properties
+        texts = [str(v) for n, v in typed.items() if props[n].type.kind == "string"]
+        return Request(
+            "set",
+            text,
+            prop=prop,
+            value=typed[first],
+            wire="".join(texts) or None,
+            joint=joint.name,
+            together=typed,
+        )
 
     def read_request(self, target: Property | GroupQuery) -> Request:
         """The request that reads a property (its own query, or its group's)."""
@@ -178,9 +229,12 @@ class DeviceProtocol:
             if values is not None:
                 return values
         for name, pattern in self.replies.items():
+            prop = self.device.properties[name]
+            if prop.reply_only:
+                continue  # `to the query only`: it names nobody, so it is nobody's report
             found = pattern.search(line)
             if found is not None:
-                return self._decoded(self.device.properties[name], found.group("value"))
+                return self._decoded(prop, found.group("value"))
         return None
 
     def recognises(self, line: str) -> bool:
@@ -198,10 +252,29 @@ class DeviceProtocol:
         thens += [r for g in self.device.groups.values() for r in g.reply_then]
         return any(r.compile(self.args).search(line) for r in thens)
 
+    def then_lines(self, request: Request) -> list[Any]:
+        """The lines that end a query's answer after its reply (`then /^OK$/`), compiled.
+
+        Only queries have them: the file's `then` follows a reply to a query (a set's answer
+        is its reply or acknowledgement alone)."""
+        if request.kind == "group" and request.group is not None:
+            key, thens = f"group {request.group.name}", getattr(request.group, "reply_then", [])
+        elif request.kind == "query" and request.prop is not None:
+            key, thens = request.prop.name, request.prop.reply_then
+        else:
+            return []
+        cache = self.__dict__.setdefault("_thens", {})
+        if key not in cache:
+            cache[key] = [then.compile(self.args) for then in thens]
+        return cache[key]
+
     def expects_answer(self, request: Request) -> bool:
         """Whether anything on the wire can complete this request (else it is write-only)."""
         if not request.is_set:
             return True
+        if request.joint is not None:
+            # Only what answers every command says a joint one was taken (an ack, a prompt).
+            return bool(self.ack or self.device.prompt)
         prop = request.prop
         assert prop is not None
         if prop.set_unanswered:

@@ -10,6 +10,7 @@ shadow, a name selects a named shadow of the same thing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -18,14 +19,18 @@ from typing import Any
 from awscrt import mqtt5, mqtt_request_response
 from awsiot import ServiceStreamOptions, V2ServiceException, iotshadow
 
+from pyiot.errors import PyiotError
 from pyiot.runtime.broker import (
+    AWSCRT_PACKET_COST,
     Broker,
     BrokerAddress,
     Lifecycle,
     TlsEndpoint,
     build_client,
     disable_nagle_towards,
+    uses_awscrt_flow_control,
 )
+from pyiot.runtime.budget import PublishBudget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,15 +38,51 @@ __all__ = [
     "BrokerAddress",
     "ShadowConnection",
     "ShadowError",
+    "ShadowTimeout",
     "TlsEndpoint",
     "disable_nagle_towards",
 ]
 
 REQUEST_TIMEOUT_SECONDS = 10
+# A request's payload besides its state: `{"clientToken":"<uuid4>"}`.
+_TOKEN_PAYLOAD = 55
+# QoS 1 replies a request brings, each acknowledged: `accepted` (or `rejected`), and for an
+# update `documents` (a `delta` too when desired changed: the budget's headroom covers it).
+_REPLY_PACKETS = 2
+
+# What one thing costs in subscriptions on the broker (each topic filter one): its runtime's
+# one stream, `update/+` (delta, documents and the answers to its reports: `watch_updates`),
+# and room for the request-response client's subscriptions of a get (`get/accepted` and
+# `get/rejected`) and of an update an application makes on the same connection (the Home
+# Assistant bridge). The request-response client keeps a request's subscriptions after it is
+# answered and drops the least recently used only when it needs room; with room for every
+# thing's three it seldom churns (SUBSCRIBE/UNSUBSCRIBE, which AWS also rate-limits).
+STREAMS_PER_THING = 1
+REQUEST_SUBSCRIPTIONS_PER_THING = 3
+SUBSCRIPTIONS_PER_THING = STREAMS_PER_THING + REQUEST_SUBSCRIPTIONS_PER_THING
+# An application's connection (no thing count given): wide caps.
+APP_REQUEST_SUBSCRIPTIONS = 16
+APP_STREAMS = 1024
 
 
-class ShadowError(RuntimeError):
-    """The shadow service rejected a request or did not answer it."""
+class ShadowError(PyiotError, RuntimeError):
+    """The shadow service rejected a request (`code`: its status, 400/404/409/413/429/500/503)
+    or the client failed it (`code` None; `client_error`: awscrt's error name, such as
+    AWS_ERROR_MQTT_REQUEST_RESPONSE_PUBLISH_FAILURE when the broker refused the request)."""
+
+    what = "shadow request failed"
+    code: int | None
+
+    def __init__(self, message: str, code: int | None = None, client_error: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.client_error = client_error
+
+
+class ShadowTimeout(ShadowError):
+    """No answer within the time given to the request."""
+
+    what = "shadow request unanswered"
 
 
 DeltaListener = Callable[[dict[str, Any], int], None]
@@ -49,15 +90,35 @@ DocumentListener = Callable[[dict[str, Any]], None]
 
 
 class ShadowConnection:
-    """One MQTT connection serving the shadows of one or more things."""
+    """One MQTT connection serving the shadows of one or more things.
 
-    def __init__(self, broker: Broker, client_id: str | None = None, things: int = 1):
+    `things` is how many things this connection serves (a gateway's pool says): its
+    subscriptions are then capped at exactly what they need (see `subscriptions_for`), so
+    the connection stays within AWS IoT Core's 50. Without it (an application, `pyiot
+    shadow`) the caps are wide. With `aws_limits` (the default, on every broker) the client
+    paces as AWS IoT Core requires: one CONNECT a second at most, and this connection's
+    `budget` in front of every request (on the AWS path awscrt's `AWS_IOT_CORE_DEFAULTS`
+    also validates and throttles: `pyiot.runtime.broker.build_client`).
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        client_id: str | None = None,
+        things: int | None = None,
+        aws_limits: bool = True,
+    ):
         self.broker = broker
-        # Each thing keeps two streams open (update/delta, update/documents); the
-        # request-response client refuses streams beyond its declared capacity, which is a
-        # cap, not an allocation: leave room for a large gateway.
-        self.max_streams = max(1024, 2 * things + 8)
+        if things is None:
+            # An application may watch many things: a cap, not an allocation.
+            self.max_requests, self.max_streams = APP_REQUEST_SUBSCRIPTIONS, APP_STREAMS
+        else:
+            self.max_requests = max(2, REQUEST_SUBSCRIPTIONS_PER_THING * things)
+            self.max_streams = max(1, STREAMS_PER_THING * things)
         self.client_id = client_id or f"pyiot-{uuid.uuid4().hex[:12]}"
+        self.aws_limits = aws_limits
+        #: The per-connection publish budget every request waits on (None: not paced).
+        self.budget: PublishBudget | None = PublishBudget() if aws_limits else None
         self.on_reconnect: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future | None = None
@@ -68,6 +129,11 @@ class ShadowConnection:
         self._client: mqtt5.Client | None = None
         self._shadow: iotshadow.IotShadowClientV2 | None = None
         self._will: dict[str, list[str]] = {}
+
+    @property
+    def connected_times(self) -> int:
+        """How many times this connection has been established (1 + reconnects)."""
+        return self._connections
 
     def declare(self, thing: str, components: list[str]) -> None:
         """Name `thing` and its components in this connection's last will, which reports them
@@ -80,11 +146,13 @@ class ShadowConnection:
         self._loop = asyncio.get_running_loop()
         self._connected = self._loop.create_future()
         lifecycle = Lifecycle(self._on_success, self._on_failure, self._on_disconnect)
-        self._client = build_client(self.broker, self.client_id, lifecycle, self._will)
+        self._client = build_client(
+            self.broker, self.client_id, lifecycle, self._will, aws_limits=self.aws_limits
+        )
         self._shadow = iotshadow.IotShadowClientV2(
             self._client,
             mqtt_request_response.ClientOptions(
-                max_request_response_subscriptions=16,
+                max_request_response_subscriptions=self.max_requests,
                 max_streaming_subscriptions=self.max_streams,
                 operation_timeout_in_seconds=REQUEST_TIMEOUT_SECONDS,
             ),
@@ -164,6 +232,7 @@ class ShadowConnection:
         `timeout` gives up sooner than the client's own request timeout (raises ShadowError).
         """
         client = self._shadow_client()
+        await self._pace(thing, shadow, "get")
         if shadow is None:
             request = client.get_shadow(iotshadow.GetShadowRequest(thing_name=thing))
         else:
@@ -173,7 +242,7 @@ class ShadowConnection:
         try:
             response = await self._await(request, timeout)
         except ShadowError as err:
-            if str(err).startswith("404"):
+            if err.code == 404:
                 return None
             raise
         state = response.state
@@ -191,13 +260,19 @@ class ShadowConnection:
         desired: dict | None = None,
         shadow: str | None = None,
         timeout: float | None = None,
+        *,
+        paced: bool = True,
     ) -> int | None:
         """Update the shadow; `None` values inside the dicts delete those keys.
 
-        Returns the shadow's new version.
+        Returns the shadow's new version. The request first waits for this connection's
+        `budget`; `paced=False` when the caller already took its place there (an outbox that
+        waits before taking its pending changes, with `request_size` as the cost).
         """
         state = iotshadow.ShadowState(desired=desired, reported=reported)
         client = self._shadow_client()
+        if paced:
+            await self._pace(thing, shadow, "update", {"reported": reported, "desired": desired})
         token = uuid.uuid4().hex
         if shadow is None:
             request = client.update_shadow(
@@ -215,6 +290,7 @@ class ShadowConnection:
     async def delete(self, thing: str, shadow: str | None = None) -> bool:
         """Delete the shadow; False when there was none."""
         client = self._shadow_client()
+        await self._pace(thing, shadow, "delete")
         if shadow is None:
             request = client.delete_shadow(iotshadow.DeleteShadowRequest(thing_name=thing))
         else:
@@ -224,7 +300,7 @@ class ShadowConnection:
         try:
             await self._await(request)
         except ShadowError as err:
-            if str(err).startswith("404"):
+            if err.code == 404:
                 return False
             raise
         return True
@@ -330,6 +406,119 @@ class ShadowConnection:
         self._streams.append(stream)
         return subscribed
 
+    # reports: direct QoS 1 publishes (runtime/outbox.py) ------------------------------------
+    def publish_report(
+        self,
+        thing: str,
+        token: str,
+        reported: dict | None,
+        desired: dict | None = None,
+        shadow: str | None = None,
+    ) -> asyncio.Future:
+        """Publish a shadow update as a plain QoS 1 message with `clientToken` `token`.
+
+        Returns a loop future done at the broker's PUBACK; the service's answer comes to the
+        `watch_updates` listener. Cheaper than `update` (no request-response bookkeeping,
+        no awsiotsdk model), and callable in the loop iteration that has the value.
+        """
+        client = self._client
+        if client is None or self._shadow is None:
+            raise ShadowError("not connected")
+        state: dict[str, Any] = {}
+        if reported is not None:
+            state["reported"] = reported
+        if desired is not None:
+            state["desired"] = desired
+        payload = json.dumps({"state": state, "clientToken": token}, separators=(",", ":"))
+        packet = mqtt5.PublishPacket(
+            topic=_shadow_topic(thing, shadow, "update"),
+            payload=payload.encode(),
+            qos=mqtt5.QoS.AT_LEAST_ONCE,
+        )
+        acked = asyncio.wrap_future(client.publish(packet))
+        acked.add_done_callback(_retrieve)
+        return acked
+
+    def watch_updates(
+        self,
+        thing: str,
+        on_delta: DeltaListener,
+        on_document: DocumentListener,
+        on_answer: Callable[[str, int | None, str], None],
+        shadow: str | None = None,
+        on_resubscribed: Callable[[], None] | None = None,
+        tokens: str = "",
+    ) -> asyncio.Future:
+        """Everything a thing's runtime hears of its shadow, on ONE subscription:
+        `$aws/things/T/shadow[/name/N]/update/+`.
+
+        In the loop: `on_delta(state, version)` for `update/delta`, `on_document({"state":
+        {desired, reported}, "version"})` for `update/documents` (as `watch_delta` and
+        `watch_documents` give them), and `on_answer(client_token, code, message)` for
+        `update/accepted` (code None) and `update/rejected` (code "400", "413", "429", ...)
+        carrying a client token that starts with `tokens` (others' answers, e.g. to the
+        application's own updates, are dropped on awscrt's thread and never wake the loop).
+        Returns a future done when subscribed; `on_resubscribed` is called each time it is
+        established again (after a reconnect).
+        """
+        assert self._loop is not None
+        loop = self._loop
+        subscribed = loop.create_future()
+        prefix = _shadow_topic(thing, shadow, "update/")
+
+        def on_publish(event: mqtt_request_response.IncomingPublishEvent) -> None:
+            kind = event.topic[len(prefix) :] if event.topic.startswith(prefix) else ""
+            try:
+                body = json.loads(bytes(event.payload))
+            except ValueError:
+                return
+            if not isinstance(body, dict):
+                return
+            if kind == "delta":
+                delta = _object(body.get("state"))
+                loop.call_soon_threadsafe(on_delta, delta, _int(body.get("version")) or 0)
+            elif kind == "documents":
+                current = _object(body.get("current"))
+                state = _object(current.get("state"))
+                document = {
+                    "state": {
+                        "desired": state.get("desired") or {},
+                        "reported": state.get("reported") or {},
+                    },
+                    "version": _int(current.get("version")),
+                }
+                loop.call_soon_threadsafe(on_document, document)
+            elif kind in ("accepted", "rejected"):
+                token = body.get("clientToken")
+                if not isinstance(token, str) or not token.startswith(tokens):
+                    return
+                if kind == "accepted":
+                    loop.call_soon_threadsafe(on_answer, token, None, "")
+                else:
+                    raw = body.get("code")
+                    code = raw if isinstance(raw, int) and not isinstance(raw, bool) else 500
+                    message = str(body.get("message", ""))
+                    loop.call_soon_threadsafe(on_answer, token, code, message)
+
+        def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
+            kinds = mqtt_request_response.SubscriptionStatusEventType
+            if event.type == kinds.SUBSCRIPTION_ESTABLISHED:
+                if not subscribed.done():
+                    loop.call_soon_threadsafe(_resolve, subscribed, None)
+                elif on_resubscribed is not None:
+                    # After a reconnect: what changed meanwhile is known only to a fresh get.
+                    loop.call_soon_threadsafe(on_resubscribed)
+            elif event.type == kinds.SUBSCRIPTION_HALTED:
+                err = ShadowError(f"subscription for {thing} halted: {event.error}")
+                loop.call_soon_threadsafe(_resolve, subscribed, err)
+
+        operation = self._shadow_client()._rr_client.create_stream(
+            mqtt_request_response.StreamingOperationOptions(prefix + "+", on_status, on_publish)
+        )
+        operation.open()
+        self._streams.append(operation)
+        return subscribed
+
     async def close(self) -> None:
         if self._client is None:
             return
@@ -344,6 +533,28 @@ class ShadowConnection:
         self._shadow = None
         self._client = None
 
+    async def _pace(
+        self, thing: str, shadow: str | None, action: str, state: dict | None = None
+    ) -> None:
+        """Wait for this connection's publish budget."""
+        if self.budget is not None:
+            await self.budget.acquire(self.request_size(thing, shadow, action, state))
+
+    def request_size(
+        self, thing: str, shadow: str | None, action: str, state: dict | None = None
+    ) -> int:
+        """What one request (`action`: get, update, delete) costs in the budget's bytes: its
+        topic and payload (a client token, and `state` for an update)."""
+        name = f"name/{shadow}/" if shadow else ""
+        size = len(f"$aws/things/{thing}/shadow/{name}{action}") + _TOKEN_PAYLOAD
+        if state is not None:
+            size += len(json.dumps({"state": state}, separators=(",", ":"), default=str))
+        if uses_awscrt_flow_control(self.broker):
+            # Counted as awscrt's own limiter will (the request and the PUBACKs of its
+            # replies, each a whole I/O message), so that requests wait here, not in its queue.
+            size = max(size, AWSCRT_PACKET_COST) + _REPLY_PACKETS * AWSCRT_PACKET_COST
+        return size
+
     def _shadow_client(self) -> iotshadow.IotShadowClientV2:
         if self._shadow is None:
             raise ShadowError("not connected")
@@ -357,12 +568,13 @@ class ShadowConnection:
         try:
             return await asyncio.wait_for(asyncio.shield(wrapped), timeout)
         except asyncio.TimeoutError:
-            raise ShadowError(f"no answer within {timeout:g} s") from None
+            raise ShadowTimeout(f"no answer within {timeout:g} s") from None
         except V2ServiceException as err:
             modeled = err.modeled_error
             if modeled is not None and getattr(modeled, "code", None):
-                raise ShadowError(f"{modeled.code} {modeled.message}") from err
-            raise ShadowError(f"{err.message}: {err.inner_error}") from err
+                raise ShadowError(f"{modeled.code} {modeled.message}", int(modeled.code)) from err
+            name = getattr(err.inner_error, "name", None)
+            raise ShadowError(f"{err.message}: {err.inner_error}", client_error=name) from err
 
 
 # Failures of a first connection that retrying cannot cure: TLS refused (a certificate the
@@ -393,3 +605,17 @@ def _resolve(future: asyncio.Future, outcome: BaseException | None) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _shadow_topic(thing: str, shadow: str | None, suffix: str) -> str:
+    """`$aws/things/T/shadow[/name/N]/SUFFIX`."""
+    named = f"/name/{shadow}" if shadow is not None else ""
+    return f"$aws/things/{thing}/shadow{named}/{suffix}"

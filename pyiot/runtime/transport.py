@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import serial
+from serial.urlhandler import protocol_socket as serial_socket
+
+from pyiot.errors import PyiotError
 
 # Bytes queued for a device at most. Commands are a few bytes and go one at a time, so more
 # than this means the device stopped reading: the link is lost, not memory.
@@ -28,8 +31,10 @@ MAX_WRITE_BUFFER = 64 * 1024
 CLOSE_GRACE = 1.0
 
 
-class LinkClosed(ConnectionError):
+class LinkClosed(PyiotError, ConnectionError):
     """The device link went away (port unplugged, peer closed, stopped reading)."""
+
+    what = "device link closed"
 
 
 class Link(Protocol):
@@ -133,9 +138,7 @@ class SerialLink:
         loop = asyncio.get_running_loop()
         kwargs = {_SERIAL_SETTINGS[k]: v for k, v in self.settings.items()}
         # Opening an rfc2217:// port negotiates over the network: keep it off the loop.
-        port = await loop.run_in_executor(
-            None, lambda: serial.serial_for_url(self.url, timeout=0, **kwargs)
-        )
+        port = await loop.run_in_executor(None, lambda: _open_serial(self.url, kwargs))
         self._port = port
         self._queue = asyncio.Queue()
         sock = getattr(port, "_socket", None)
@@ -300,9 +303,15 @@ class SerialLink:
             # Unsent output would make the kernel's close of a tty wait for it (30 s by
             # default with flow control): drop it first. Both calls return at once.
             with contextlib.suppress(Exception):
-                port.reset_output_buffer()
-            with contextlib.suppress(Exception):
-                port.close()
+                # types-pyserial declares it on Serial, not SerialBase; every port class has it.
+                port.reset_output_buffer()  # type: ignore[attr-defined]
+            if isinstance(port, serial_socket.Serial):
+                # pyserial's socket:// close sleeps 0.3 s after closing the socket ("give the
+                # server some time"): a blocking call that would stall every device on the
+                # loop. The socket is shut down before the sleep, so let a thread wait it out.
+                threading.Thread(target=_quietly_close, args=(port,), daemon=True).start()
+                return
+            _quietly_close(port)
             return
         # A descriptor-less port may sit in a blocking call of its own: close it from a
         # daemon thread and wait a moment at most.
@@ -310,6 +319,11 @@ class SerialLink:
         closed = threading.Thread(target=port.close, name=f"close {self.url}", daemon=True)
         closed.start()
         await asyncio.get_running_loop().run_in_executor(None, closed.join, CLOSE_GRACE)
+
+
+def _quietly_close(port: Any) -> None:
+    with contextlib.suppress(Exception):
+        port.close()
 
 
 # `.iot` transport settings -> pyserial keyword arguments.
@@ -357,6 +371,16 @@ def endpoint_refusal(kind: str, address: str) -> str | None:
         f"a file may name a device path, {allowed} or host:port. Run with --allow-python if "
         "you trust this file, or give the port yourself with --device"
     )
+
+
+def _open_serial(url: str, kwargs: dict[str, Any]) -> Any:
+    port = serial.serial_for_url(url, timeout=0, do_not_open=True, **kwargs)
+    if url.startswith("socket://"):
+        # pyserial empties the input on opening: over TCP that is no stale byte but what the
+        # device said on this connection (a PJLink or CoolMasterNet greeting), kept.
+        port.reset_input_buffer = lambda: None  # type: ignore[method-assign]  # this port only
+    port.open()
+    return port
 
 
 def open_link(

@@ -9,13 +9,15 @@ due are applied whenever the device is asked something, or on `tick()`.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import time
 from collections.abc import Callable
 
 from pyiot.compiler.modes import ModeModel
-from pyiot.lang.model import Device, GroupQuery, Property, Regex, Value
+from pyiot.lang.bind import bind
+from pyiot.lang.model import Device, GroupQuery, JointSet, Property, Regex, Value
 from pyiot.lang.values import BadValue, coerce, render_value
 from pyiot.sim.patterns import fit, format_to_regex, render
 from pyiot.sim.wire import decode_set, for_replies, initial_value, reply_texts, set_value_regex
@@ -24,6 +26,14 @@ _LOGGER = logging.getLogger(__name__)
 
 # Bound on mode moves applied at once: `after 0s` or `when` triggers could otherwise cycle.
 _MAX_MODE_STEPS = 100
+
+# Errors a simulated instrument queues before it drops new ones (SCPI instruments keep 20).
+ERROR_QUEUE_SIZE = 20
+
+
+class Deferred(list):
+    """The answer to a set that comes later (`set answered after ...`): nothing now, not even
+    the prompt; the lines come from `due_answers()` once their time is reached."""
 
 
 def _arg_regex(value: Value) -> str:
@@ -53,8 +63,8 @@ class DeviceSimulator:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.name = name
-        self.device = device
         self.args = dict(args or {})
+        self.device = device = bind(device, self.args)  # `0..{inputs}`: this unit's range
         self.on_change: Callable[[str, str, Value], None] | None = None
         self._clock = clock
         self._values = {p.name: initial_value(p) for p in device.properties.values()}
@@ -67,29 +77,59 @@ class DeviceSimulator:
         # (Extron SIS: "1-, 2-, and 3-digit numeric entries", `3*2!` = `003*002!`).
         arg_regex = {k: _arg_regex(v) for k, v in self.args.items()}
         # Queries with a number argument are also recognised with other digit counts (`3%`).
+        queried: list[Property | GroupQuery] = [*device.properties.values()]
+        queried += device.groups.values()
         self._query_patterns = [
-            (format_to_regex(q.query, arg_regex), q)
-            for q in [*device.properties.values(), *device.groups.values()]
+            (format_to_regex(q.query, arg_regex, known=self.args), q)
+            for q in queried
             if q.query and any(isinstance(v, int) for v in self.args.values())
         ]
         # `commands in any case`: commands are recognised whatever their case (BenQ).
         flags = re.IGNORECASE if device.commands_any_case else 0
         self._sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": set_value_regex(p)}, flags))
+            (
+                p,
+                format_to_regex(
+                    p.set_format,
+                    {**arg_regex, "value": set_value_regex(p)},
+                    flags,
+                    known=self.args,
+                ),
+            )
             for p in device.properties.values()
             if p.set_format
+        ]
+        # Commands setting several properties at once (`command "P{power}B{brightness:03d}"
+        # sets power, brightness`): each property's text is a group named after it.
+        props = device.properties
+        self._joint_sets = [
+            (
+                joint,
+                format_to_regex(
+                    joint.format,
+                    {**arg_regex, **{n: set_value_regex(props[n]) for n in joint.props}},
+                    flags,
+                ),
+            )
+            for joint in device.joint_sets
         ]
         if device.commands_any_case:
             self._queries = {k.casefold(): v for k, v in self._queries.items()}
         # A known command with a value the device does not take gets that command's own refusal.
         self._loose_sets = [
-            (p, format_to_regex(p.set_format, {**arg_regex, "value": ".+?"}))
+            (p, format_to_regex(p.set_format, {**arg_regex, "value": "(?s:.+?)"}, known=self.args))
             for p, _ in self._sets
             if p.error is not None and p.set_format
         ]
         self._error_line = (
             render(self._compile(device.error_reply), {}) if device.error_reply else None
         )
+        # SCPI's error queue: what the device could not take, oldest first (bounded, as the
+        # instruments' are).
+        self._errors: collections.deque[str] = collections.deque(maxlen=ERROR_QUEUE_SIZE)
+        # Answers to sets held back (`set answered after`): (due, lines, the mode whose end
+        # they wait for, if any), in order.
+        self._deferred: list[tuple[float, list[str], str | None]] = []
         self._modes: ModeModel | None = None
         if device.modes is not None and device.modes.names:
             source = device.modes.source
@@ -114,7 +154,29 @@ class DeviceSimulator:
     def next_timer(self) -> float | None:
         """Seconds until a mode timer falls due (0 when overdue), None when none is armed."""
         timer = self._modes.timer() if self._modes is not None else None
-        return None if timer is None else max(0.0, timer.due - self._clock())
+        dues = [due for due, _, _ in self._deferred] + ([timer.due] if timer is not None else [])
+        return max(0.0, min(dues) - self._clock()) if dues else None
+
+    @property
+    def answers_pending(self) -> bool:
+        """Whether a set's answer is held back (the server then wakes often to send it)."""
+        return bool(self._deferred)
+
+    def due_answers(self) -> list[list[str]]:
+        """The held-back set answers whose time has come, oldest first (each one reply)."""
+        self.tick()
+        now = self._clock()
+        mode = self._modes.mode if self._modes is not None else None
+        due, kept = [], []
+        for entry in self._deferred:
+            at, lines, until = entry
+            # A mode left before its timer (the lamp reported lit) ends the wait as well.
+            if at <= now or (until is not None and until != mode):
+                due.append(lines)
+            else:
+                kept.append(entry)
+        self._deferred = kept
+        return due
 
     def tick(self) -> None:
         """Apply every mode timer that fell due: a projector done warming up is on."""
@@ -132,6 +194,10 @@ class DeviceSimulator:
     def answer(self, line: str) -> list[str] | None:
         """The device's reply lines to one received line; None when the line is not for it."""
         self.tick()
+        queue = self.device.error_queue
+        if queue is not None and line == queue.query:
+            # `SYST:ERR?` pops the oldest error: `+0,"No error"` when there is none.
+            return [self._errors.popleft() if self._errors else queue.empty]
         target = self._queries.get(line.casefold() if self.device.commands_any_case else line)
         if target is None:
             target = next((q for p, q in self._query_patterns if p.fullmatch(line)), None)
@@ -142,6 +208,10 @@ class DeviceSimulator:
                 prop = self.device.properties[target.name]
                 then = self._then(prop.reply_then, {"value": prop})
                 return [self.report(target.name), *then]
+            for joint, pattern in self._joint_sets:
+                found = pattern.fullmatch(line)
+                if found is not None:
+                    return self._take_joint(joint, found)
             for prop, pattern in self._sets:
                 found = pattern.fullmatch(line)
                 if found is not None and "value" not in pattern.groupindex:
@@ -160,9 +230,25 @@ class DeviceSimulator:
             return self.error()
         return None
 
+    def knows(self, line: str) -> bool:
+        """Whether `line` is a whole command of this device: a query, a set or a button (the
+        port splits commands that have no terminator by this)."""
+        if (line.casefold() if self.device.commands_any_case else line) in self._queries:
+            return True
+        patterns = [p for p, _ in self._query_patterns] + [p for _, p in self._sets]
+        return any(p.fullmatch(line) for p in [*patterns, *(p for _, p in self._loose_sets)])
+
     def error(self, prop: Property | None = None) -> list[str]:
         """The device's error reply (nothing, if the protocol has none); a property's own
-        refusal when it has one (Onkyo `!1MVLN/A` under the command's own code)."""
+        refusal when it has one (Onkyo `!1MVLN/A` under the command's own code). With an
+        error queue (SCPI): nothing, and the error queued, `refused` for a property's value,
+        `unknown` for a command the device cannot parse."""
+        queue = self.device.error_queue
+        if queue is not None:
+            text = queue.refused if prop is not None else queue.unknown
+            if text:
+                self._errors.append(text)
+            return []
         if prop is not None and prop.error is not None:
             return [render(self._compile(prop.error), {})]
         return [self._error_line] if self._error_line is not None else []
@@ -215,11 +301,30 @@ class DeviceSimulator:
             return self.error(prop)
         now = self._clock()
         dest = modes.on_set(prop.name, value) if modes is not None else None
+        after = prop.set_answered
+        if after is not None and not isinstance(after, str):
+            return self._defer(now + after, self._apply_set(prop, value, dest, now, line), None)
+        lines = self._apply_set(prop, value, dest, now, line)
+        timer = modes.timer() if modes is not None else None
+        started = after is not None and modes is not None and modes.mode == after == dest
+        if started and timer is not None:
+            # ESC/VP21: the colon after `PWR ON` once the warm-up is over.
+            return self._defer(timer.due, lines, after)
+        return lines
+
+    def _defer(self, due: float, lines: list[str], until: str | None) -> list[str]:
+        self._deferred.append((due, lines, until))
+        return Deferred()
+
+    def _apply_set(
+        self, prop: Property, value: Value, dest: str | None, now: float, line: str
+    ) -> list[str]:
+        modes = self._modes
         if modes is not None and dest is not None:
             # `PWR ON` from off: power becomes `warming`, the mode it starts, not `on`.
             dest_value = modes.source_value(dest)
             joined = prop.name == modes.source.name and dest_value is not None
-            self._store(prop, dest_value if joined else value)
+            self._store(prop, dest_value if joined and dest_value is not None else value)
             self._enter(dest, now)
             self._settle(now)
         elif modes is not None and prop.name == modes.source.name and modes.moves_by_set():
@@ -230,6 +335,19 @@ class DeviceSimulator:
             self._store(prop, value)
             self._follow(prop, now)
         return self._set_reply(prop, line)
+
+    def _take_joint(self, joint: JointSet, found: re.Match[str]) -> list[str]:
+        """A command setting several properties: each takes its value, or none does."""
+        props = [self.device.properties[name] for name in joint.props]
+        texts = {p.name: self._spelt(p, found.group(p.name)) for p in props}
+        for prop in props:
+            try:
+                decode_set(prop, texts[prop.name])
+            except BadValue as err:
+                _LOGGER.info("%s: refused %s=%r: %s", self.name, prop.name, texts[prop.name], err)
+                return self.error(prop)
+        replies = [self._take_set(prop, texts[prop.name]) for prop in props]
+        return replies[0]
 
     def _then(self, regexes: list[Regex], fields: dict[str, Property]) -> list[str]:
         """The lines that follow a reply (`then /^OK$/`), written with the same values."""

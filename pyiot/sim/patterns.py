@@ -7,15 +7,18 @@ and turns each `set` format string into a regex to recognise commands.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import string
+import sys
+from collections.abc import Mapping
 
-try:  # Python 3.11+ keeps the regex parser here; `sre_parse` is its deprecated alias.
+if sys.version_info >= (3, 11):  # the regex parser; `sre_parse` is its deprecated alias
     from re import _constants as sre_constants
     from re import _parser as sre_parse
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import sre_constants
+    import sre_parse
 
 _CATEGORY_SAMPLES = {
     sre_constants.CATEGORY_DIGIT: "0",
@@ -128,16 +131,25 @@ def _first_of(items) -> str:
     return "a"
 
 
-def format_to_regex(fmt: str, fields: dict[str, str], flags: int = 0) -> re.Pattern[str]:
+def format_to_regex(
+    fmt: str, fields: dict[str, str], flags: int = 0, known: Mapping[str, object] | None = None
+) -> re.Pattern[str]:
     """A regex recognising the text `fmt.format(...)` produces.
 
     `fields` gives, per field name, the regex its text matches (the value field gets a named group).
+    A field of `known` written with a format spec is its value so formatted (a display ID sent
+    as one byte, `{id:c}`).
     """
     parts = []
-    for literal, name, _, _ in string.Formatter().parse(fmt):
+    for literal, name, spec, _ in string.Formatter().parse(fmt):
         parts.append(re.escape(literal))
-        if name is not None:
-            parts.append(f"(?P<{name}>{fields.get(name, '.+?')})")
+        if name is None:
+            continue
+        if spec and known and name in known:
+            with contextlib.suppress(ValueError, TypeError):
+                parts.append(f"(?P<{name}>{re.escape(format(known[name], spec))})")
+                continue
+        parts.append(f"(?P<{name}>{fields.get(name, '.+?')})")
     return re.compile("".join(parts), flags)
 
 

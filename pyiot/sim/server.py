@@ -21,46 +21,14 @@ import re
 import time
 import tty
 from collections.abc import Callable
+from secrets import token_hex
 
+from pyiot.lang.login import digest, secrets_for
 from pyiot.lang.model import IotFile, Value
-from pyiot.runtime.framing import MAX_LINE_BYTES, PacketFramer
+from pyiot.runtime.framing import Framer, PacketFramer, device_framer
 from pyiot.runtime.transport import set_nodelay
-from pyiot.sim.device import DeviceSimulator
-
-
-class _LineSplitter:
-    """Received bytes -> lines, empty ones kept; any of the device's command ends ends a line.
-
-    A bare terminator asks a device for its prompt: an Epson projector answers `\\r` with `:`,
-    the usual way to see that it is listening. Where CR and CR LF both end commands, a LF
-    after a CR is the rest of that end, not an empty line.
-    """
-
-    def __init__(self, terminators: list[str]):
-        seps = {t.encode("utf-8") for t in terminators if t}
-        self._pattern = re.compile(b"|".join(re.escape(s) for s in sorted(seps, key=len)[::-1]))
-        self._longer = {
-            sep: [t[len(sep) :] for t in seps if len(t) > len(sep) and t.startswith(sep)]
-            for sep in seps
-        }
-        self._buffer = b""
-        self._rest: list[bytes] = []
-
-    def feed(self, data: bytes) -> list[str]:
-        buffer = self._buffer + data
-        if self._rest and buffer:
-            rest = next((r for r in self._rest if buffer.startswith(r)), b"")
-            buffer = buffer[len(rest) :]
-            self._rest = []
-        lines = []
-        at = 0
-        for found in self._pattern.finditer(buffer):
-            lines.append(buffer[at : found.start()])
-            at = found.end()
-            self._rest = self._longer[found.group()] if at == len(buffer) else []
-        # A line longer than any command is noise (wrong baud rate): keep only its tail.
-        self._buffer = buffer[at:][-MAX_LINE_BYTES:]
-        return [line[-MAX_LINE_BYTES:].decode("utf-8", errors="replace") for line in lines]
+from pyiot.sim.device import Deferred, DeviceSimulator
+from pyiot.sim.patterns import render
 
 
 class PortSimulator:
@@ -73,8 +41,23 @@ class PortSimulator:
         device = sims[0].device  # components sharing a line share its framing
         self.device = device
         self.terminator = device.reply_ends[0]  # what the device ends its replies with
+        counted = device.line_counted
+        self._counted_pattern = counted.compile_python() if counted is not None else None
+        # Replies with an end of their own (`reply /^AV:.../ end "\r\n"`): a line one of
+        # these patterns matches is ended so (the Blackbird ends only its Status lines CR LF).
+        self._own_ends: list[tuple[re.Pattern[str], str]] = [
+            (regex.compile_python(sim.args), prop.reply_end)
+            for sim in sims
+            for prop in sim.device.properties.values()
+            if prop.reply_end and prop.reply is not None
+            for regex in (prop.reply, *prop.reply_then)
+        ]
         self.prompt = device.prompt
         self.echo = device.echo
+        # A login (PJLink with a password) applies when its secrets are in the environment, as
+        # for pyiot's side of the link; a test may set them here before serving.
+        login = device.login
+        self.secrets = secrets_for(login, sims[0].name) if login is not None else None
         self.url: str | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._client_tasks: set[asyncio.Task] = set()
@@ -101,9 +84,10 @@ class PortSimulator:
 
     def respond(self, line: str) -> bytes:
         """Everything the device sends back for one received line: echo, reply lines, prompt."""
+        earlier = self._due_answers()  # held-back set answers go before this one
         answer = self.answer(line)
         if not self.echo:
-            data = self._encode(answer)
+            data = b"" if isinstance(answer, Deferred) else self._encode(answer)
         else:
             # The echo is the command with its own terminator, then the reply terminator where
             # it differs, then the prompt; the answer follows with its own prompt. Monoprice:
@@ -115,20 +99,39 @@ class PortSimulator:
             if answer:
                 data += self._encode(answer)
         self._arm_timer()
-        return data
+        return earlier + data
+
+    def _due_answers(self) -> bytes:
+        """The set answers held back (`set answered after`) whose time has come, encoded."""
+        return b"".join(
+            self._encode(lines) for sim in self.sims.values() for lines in sim.due_answers()
+        )
 
     def _encode(self, lines: list[str]) -> bytes:
-        if self.device.packet is not None:
+        framer = device_framer(self.device)
+        if isinstance(framer, PacketFramer):
             # A binary protocol: each reply is one frame of its own.
-            end = self.device.packet_reply_end
-            if end is None:
-                end = self.device.packet_end
-            framer = PacketFramer(self.device.packet, end)
             return b"".join(framer.encode(line) for line in lines)
-        text = "".join(line + self.terminator for line in lines)
+        text = "".join(self._counted(line) or line + self._line_end(line) for line in lines)
         if self.prompt is not None:
             text += self.prompt
         return text.encode("utf-8")
+
+    def _counted(self, line: str) -> str | None:
+        """A reply that says its own length, with that length written and no terminator
+        (Rotel `product_type=07,RC-1570`); None for any other line."""
+        found = self._counted_pattern.match(line) if self._counted_pattern else None
+        if found is None:
+            return None
+        size = str(len(line) - found.end()).zfill(len(found.group("size")))
+        return line[: found.start("size")] + size + line[found.end("size") :]
+
+    def _line_end(self, line: str) -> str:
+        """How the device ends this reply line: its reply's own end, else the framing's."""
+        for pattern, end in self._own_ends:
+            if pattern.search(line):
+                return end
+        return self.terminator
 
     def _arm_timer(self) -> None:
         """Wake when a mode timer falls due, so the change is logged then, not when next asked."""
@@ -138,6 +141,10 @@ class PortSimulator:
             self._timer.cancel()
         delays = [d for sim in self.sims.values() if (d := sim.next_timer()) is not None]
         self._timer = None
+        if any(sim.answers_pending for sim in self.sims.values()):
+            # A held-back answer is sent on time even when the device's clock runs faster
+            # than the loop's (a test's scaled clock): look again soon.
+            delays.append(0.05)
         if delays:
             self._timer = self._loop.call_later(max(min(delays), 0.01), self._timer_fired)
 
@@ -145,12 +152,21 @@ class PortSimulator:
         self._timer = None
         for sim in self.sims.values():
             sim.tick()
+        data = self._due_answers()
+        if data:
+            for writer in list(self._writers):
+                writer.write(data)
+            self._write_pty(data)
         self._arm_timer()
 
-    def _splitter(self) -> _LineSplitter | PacketFramer:
-        if self.device.packet is not None:
-            return PacketFramer(self.device.packet)
-        return _LineSplitter(self.device.command_ends)
+    def _splitter(self) -> Framer:
+        """What splits the received bytes into commands: the runtime's own framing, seen from
+        the device's side (`device_framer`)."""
+        return device_framer(self.device, self.knows)
+
+    def knows(self, text: str) -> bool:
+        """Whether `text` is a whole command of some component on this port."""
+        return any(sim.knows(text) for sim in self.sims.values())
 
     # ------------------------------------------------------------------------------ serving
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -164,7 +180,11 @@ class PortSimulator:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         set_nodelay(writer.get_extra_info("socket"))
         self._writers.add(writer)
-        if self.device.greeting is not None:
+        expected = None  # the digest the first command must start with (a login)
+        if self.device.login is not None and self.secrets is not None:
+            greeting, expected = self._login_greeting()
+            writer.write(greeting.encode("latin-1", errors="replace"))
+        elif self.device.greeting is not None:
             # What the device says when a connection opens (PJLink `PJLINK 0`, a prompt).
             writer.write(self.device.greeting.encode("latin-1", errors="replace"))
         task = asyncio.current_task()
@@ -174,6 +194,17 @@ class PortSimulator:
         try:
             while data := await reader.read(4096):
                 for line in lines.feed(data):
+                    if not isinstance(line, str):  # commands hold no prompt
+                        continue
+                    if expected is not None:
+                        if not line.startswith(expected):
+                            # A wrong or missing digest: the device says so and hangs up.
+                            refused = self.device.login.refused  # type: ignore[union-attr]
+                            if refused is not None:
+                                writer.write((refused + self.terminator).encode("latin-1"))
+                            await writer.drain()
+                            return
+                        line, expected = line[len(expected) :], None
                     writer.write(self.respond(line))
         except (ConnectionError, OSError):
             pass
@@ -181,6 +212,20 @@ class PortSimulator:
             self._writers.discard(writer)
             self._client_tasks.discard(task)
             writer.close()
+
+    def _login_greeting(self) -> tuple[str, str]:
+        """A fresh greeting (its random text new for each connection) and the digest it asks."""
+        login = self.device.login
+        assert login is not None and self.secrets is not None
+        pattern = login.greeting.compile_python()
+        groups = {name: token_hex(4) for name in pattern.groupindex}
+        text = render(pattern, groups)
+        found = pattern.fullmatch(text)
+        if found is None:  # the greeting's random is not hex: its first allowed text then
+            text = render(pattern, {})
+            found = pattern.fullmatch(text)
+        taken = {k: v for k, v in (found.groupdict() if found else {}).items() if v is not None}
+        return text + self.terminator, digest(login, taken, self.secrets)
 
     async def serve_pty(self) -> str:
         """Open a pseudo-terminal; return the path of its device end (`/dev/pts/N`)."""
@@ -197,7 +242,8 @@ class PortSimulator:
             except OSError:  # no client has the port open: nothing to read yet
                 return
             for line in lines.feed(data):
-                self._write_pty(self.respond(line))
+                if isinstance(line, str):  # commands hold no prompt
+                    self._write_pty(self.respond(line))
 
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(master, readable)

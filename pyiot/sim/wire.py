@@ -47,7 +47,8 @@ def initial_value(prop: Property) -> Value:
                 return found.group("value")
     if prop.type.kind in ("int", "float"):
         return _near_zero(prop)
-    return {"bool": False, "string": ""}[prop.type.kind]
+    blank: dict[str, Value] = {"bool": False, "string": ""}
+    return blank[prop.type.kind]
 
 
 def _near_zero(prop: Property) -> int | float:
@@ -98,6 +99,8 @@ def reply_texts(prop: Property, value: Value) -> list[str]:
 
 def set_value_regex(prop: Property) -> str:
     """A regex for the `{value}` text of a set command: every wire text the device takes."""
+    if "c" in _value_specs(prop):
+        return "(?s:.)"  # a number sent as one byte (`{value:c}`), whatever byte it is
     texts = [wire for _, wire in prop.set_map]
     if prop.value_map:
         texts += list(prop.value_map)

@@ -89,3 +89,11 @@ def test_benqprojector_drives_the_simulated_projector():
         assert port.sims["projector"].values["source"] == "hdmi"
 
     asyncio.run(scenario())
+
+
+def test_commands_go_out_between_two_crs():
+    """The command table writes "<CR>*pow=on#<CR>": a CR before each command as well."""
+    from pyiot.runtime.framing import framer_for
+
+    framer = framer_for(device_file("benq_projector").devices["BenQProjector"])
+    assert framer.encode("*pow=on#") == b"\r*pow=on#\r"

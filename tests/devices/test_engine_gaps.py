@@ -1,21 +1,25 @@
-"""What the language says and the simulator plays, but the engine does not do yet.
+"""What the language says and the simulator plays, done by the engine.
 
-Each runtime test here is a strict xfail naming the engine (pyiot/runtime/component.py): the
-file and the simulator are right (their own tests pass), the engine must take the model field.
+These were strict xfails naming the engine (pyiot/runtime/component.py) while it ignored the
+model's fields: `send ... on connect`, `greeting`, `set timeout`, a reply's `then` lines, and a
+property's own refusal. Each is now a state or a transition of the compiled machine, and the
+last test checks that every transition a run logs is an edge `pyiot graph` draws.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 
 import pytest
 
 from pyiot.compiler import Program
-from pyiot.lang import load
+from pyiot.lang import load, load_file
 from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
-from tests.devices.conftest import device_file, running
+from tests.devices.conftest import DEVICES, device_file, running
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
@@ -30,11 +34,6 @@ def test_the_files_say_it():
     assert coolmaster.greeting == ">"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: Device.connect_commands (`send \"ECH1\" on connect`) are not sent when the "
-    "link opens (pyiot/runtime/component.py)",
-)
 def test_the_engine_sends_ech1_on_connecting():
     async def scenario() -> None:
         async with running(device_file("anthem_mrx"), "receiver") as (engine, port):
@@ -44,11 +43,6 @@ def test_the_engine_sends_ech1_on_connecting():
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a group query's reply_then lines (`then /^OK$/`) are not taken as the end "
-    "of its answer; the OK after ls2 is counted as an unrecognised line",
-)
 def test_the_engine_takes_the_exit_code_as_part_of_the_status():
     async def scenario() -> None:
         async with running(device_file("coolmasternet"), "bedroom") as (engine, _port):
@@ -94,12 +88,6 @@ async def slow_projector():
         server.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DeviceError,
-    reason="engine: Property.set_timeout (`set timeout 100s`) is not used for sets; the "
-    "property's 300 ms `timeout` fails PWR ON before the colon comes",
-)
 def test_the_engine_waits_the_set_timeout_for_a_set():
     async def scenario() -> None:
         model = load(SLOW, "slow.iot")
@@ -117,3 +105,226 @@ def test_the_engine_waits_the_set_timeout_for_a_set():
                 await engine.stop()
 
     asyncio.run(scenario())
+
+
+def _recording(port) -> list[str]:
+    """The lines the simulated port receives, in order (its `respond` wrapped)."""
+    heard: list[str] = []
+    respond = port.respond
+
+    def recorded(line: str) -> bytes:
+        heard.append(line)
+        return respond(line)
+
+    port.respond = recorded
+    return heard
+
+
+def test_ech1_goes_before_the_first_refresh_and_again_after_a_reconnect():
+    async def scenario() -> None:
+        model = device_file("anthem_mrx")
+        async with running(model, "receiver") as (engine, port):
+            heard = _recording(port)
+            # The first connection's ECH1 went before `running` saw the engine online.
+            receiver = port.sims["receiver"]
+            assert receiver.values["txStatus"] is True
+            receiver.values["txStatus"] = False  # the receiver forgot (a power cycle)
+            for writer in list(port._writers):
+                writer.transport.abort()
+            await eventually(lambda: "ECH1" in heard)
+            assert heard.index("ECH1") == 0, heard  # before the refresh's queries
+            await eventually(lambda: engine.values.get("txStatus") is True)
+            assert receiver.values["txStatus"] is True
+
+    asyncio.run(scenario())
+
+
+@contextlib.asynccontextmanager
+async def scripted(answers: dict[bytes, bytes], greeting: bytes = b"", end: bytes = b"\r"):
+    """A TCP device that says `greeting` on connecting and answers lines from `answers`;
+    yields its port number and the lines it heard."""
+    heard: list[bytes] = []
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while line := await reader.readuntil(end):
+                heard.append(line)
+                writer.write(answers.get(line, b""))
+
+    server = await asyncio.start_server(client, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], heard
+    finally:
+        server.close()
+
+
+GREETED = """
+device Greeted {
+    framing line "\\r"
+    greeting "HELLO 0\\r"
+    timeout 300ms
+    retries 0
+    property power: bool {
+        query "PWR?" reply /^PWR=(?P<value>[01])$/
+        map { "1" = true, "0" = false }
+    }
+}
+thing t { component p: Greeted on tcp "127.0.0.1:1" }
+"""
+
+
+def _engine(text: str, device: str, number: int) -> ComponentEngine:
+    model = load(text, "test.iot")
+    program = Program.from_model(model)
+    return ComponentEngine(
+        EngineConfig("p", model.devices[device], program.machines[device]),
+        open_link("tcp", f"127.0.0.1:{number}"),
+    )
+
+
+def test_lines_before_the_greeting_are_dropped():
+    async def scenario() -> None:
+        noise = b"\x00\x00boot v1.2\rHELLO 0\r"
+        async with scripted({b"PWR?\r": b"PWR=1\r"}, greeting=noise) as (number, heard):
+            engine = _engine(GREETED, "Greeted", number)
+            await engine.start()
+            try:
+                await eventually(lambda: engine.values.get("power") is True)
+                assert engine.status.unrecognised_lines == 0
+                assert engine.status.online
+            finally:
+                await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_no_greeting_is_a_failed_connect():
+    async def scenario() -> None:
+        async with scripted({b"PWR?\r": b"PWR=1\r"}, greeting=b"") as (number, heard):
+            engine = _engine(GREETED, "Greeted", number)
+            await engine.start()
+            try:
+                await eventually(lambda: "no greeting" in (engine.status.last_error or ""))
+                await eventually(lambda: engine.state in ("offline", "connecting"))
+                assert not engine.status.online
+                assert heard == []  # nothing is sent to a device that has not greeted
+            finally:
+                await engine.stop()
+
+    asyncio.run(scenario())
+
+
+REFUSING = """
+device Refusing {
+    framing line "\\r"
+    timeout 300ms
+    retries 0
+    property power: bool {
+        query "PWR?" reply /^PWR(?P<value>\\S+)$/
+        error /^PWRN\\/A$/
+        map { "1" = true, "0" = false }
+    }
+    property volume: int 0..100 {
+        query "MVL?" reply /^MVL(?P<value>\\d+)$/
+        error /^MVLN\\/A$/
+    }
+}
+thing t { component p: Refusing on tcp "127.0.0.1:1" }
+"""
+
+
+def test_another_propertys_refusal_does_not_fail_a_query():
+    async def scenario() -> None:
+        answers = {b"MVL?\r": b"PWRN/A\rMVL20\r", b"PWR?\r": b"PWR1\r"}
+        async with scripted(answers) as (number, _heard):
+            engine = _engine(REFUSING, "Refusing", number)
+            await engine.start()
+            try:
+                assert await engine.read("volume") == 20
+            finally:
+                await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_refusal_in_the_replys_shape_is_an_error_reply_not_a_timeout():
+    async def scenario() -> None:
+        answers = {b"PWR?\r": b"PWRN/A\r", b"MVL?\r": b"MVL20\r"}
+        async with scripted(answers) as (number, _heard):
+            engine = _engine(REFUSING, "Refusing", number)
+            await engine.start()
+            try:
+                with pytest.raises(DeviceError, match="answered 'PWRN/A'") as refused:
+                    await engine.read("power")
+                assert refused.value.refused
+                assert engine.status.bad_replies == 0
+            finally:
+                await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_set_waits_its_set_timeout_and_a_query_its_own():
+    epson = Program.from_model(device_file("epson_escvp21")).machines["EpsonProjector"]
+    timeouts = {s["name"]: s.get("timeout") for s in epson["states"]}
+    assert (timeouts["set-power"], timeouts["query-power"]) == (100.0, 5.0)
+
+
+def test_connect_steps_are_drawn_edges(tmp_path, capsys):
+    """Greeting, connect commands, a greeting that never came and a SCPI set's error check:
+    each logged transition is an edge of the machine `pyiot graph --format json` draws."""
+    from pyiot.cli import main
+    from tests.runtime.test_runtime_machine_trace import Trace
+
+    path = tmp_path / "connect.iot"
+    path.write_text(
+        (DEVICES / "anthem_mrx.iot").read_text(encoding="utf-8")
+        + (DEVICES / "coolmasternet.iot").read_text(encoding="utf-8")
+        + (DEVICES / "keysight_e36300.iot").read_text(encoding="utf-8")
+        + GREETED.replace("thing t {", "thing g {"),
+        encoding="utf-8",
+    )
+    assert main(["graph", str(path), "--format", "json"]) == 0
+    drawn = json.loads(capsys.readouterr().out)
+    model = load_file(path)
+    trace = Trace()
+    logger = logging.getLogger("pyiot.transitions")
+    logger.addHandler(trace)
+    logger.setLevel(logging.INFO)
+
+    async def scenario() -> None:
+        async with running(model, "receiver") as (anthem, _port):
+            await anthem.read("power")
+        async with running(model, "bedroom") as (coolmaster, _port):
+            await coolmaster.read("power")
+        async with running(model, "out1") as (psu, _port):
+            await psu.set("output", True)
+        async with scripted({}, greeting=b"") as (number, _heard):
+            silent = _engine(GREETED, "Greeted", number)
+            await silent.start()
+            try:
+                await eventually(lambda: silent.status.last_error is not None)
+            finally:
+                await silent.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        logger.removeHandler(trace)
+        logger.setLevel(logging.NOTSET)
+    edges = {
+        name: {(e["source"], e["dest"], e["trigger"]) for e in machine["transitions"]}
+        for name, machine in drawn.items()
+    }
+    seen = set()
+    for line in trace.lines:
+        edge = (line["source"], line["dest"], line["trigger"])
+        assert edge in edges[line["component"]], line
+        seen.add((line["component"], edge))
+    assert ("receiver", ("connecting", "connect-send", "connected")) in seen
+    assert ("receiver", ("connect-send", "idle", "sent")) in seen
+    assert ("bedroom", ("connect-greeting", "idle", "greeted")) in seen
+    assert ("p", ("connect-greeting", "offline", "connect_failed")) in seen
+    assert ("out1", ("set-output", "check-errors", "sent")) in seen
+    assert ("out1", ("check-errors", "idle", "reply")) in seen

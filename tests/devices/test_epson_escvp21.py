@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from pyiot.lang import load
+from pyiot.lang import IotError, load
 from pyiot.runtime.component import DeviceError
 from pyiot.sim import simulator_for
 from tests.devices.conftest import DEVICES, device_file, running
@@ -34,12 +34,41 @@ def test_null_command_get_command_and_illegal_command(projector):
 
 
 def test_power_on_warms_up_for_40_seconds(projector, clock):
-    assert projector.respond("PWR ON") == b":"
+    assert projector.respond("PWR ON") == b""  # the colon comes when the lamp is lit
     assert projector.respond("PWR?") == b"PWR=02\r:"  # 02: warm-up
     clock.advance(39.5)
     assert projector.respond("PWR?") == b"PWR=02\r:"
     clock.advance(0.5)
-    assert projector.respond("PWR?") == b"PWR=01\r:"  # 01: projecting
+    # PWR ON's colon, then the answer to PWR?.
+    assert projector.respond("PWR?") == b":PWR=01\r:"  # 01: projecting
+
+
+def test_the_colon_after_pwr_on_comes_when_the_warm_up_ends(projector, clock):
+    """Note 1 of the guide: the colon after PWR ON comes once the lamp is lit; PWR OFF's at once."""
+    assert projector.respond("PWR ON") == b""
+    clock.advance(40)
+    assert projector.respond("") == b"::"  # PWR ON's colon, then the null command's
+    assert projector.respond("PWR OFF") == b":"
+    assert projector.sims["projector"].mode == "cooling"
+
+
+def test_the_simulated_colon_is_sent_on_time_and_the_runtime_waits_for_it():
+    text = (DEVICES / "epson_escvp21.iot").read_text(encoding="utf-8")
+    assert "after 40s" in text
+    quick = load(text.replace("after 40s", "after 1s"), "epson_quick.iot")
+
+    async def scenario() -> None:
+        async with running(quick, "projector") as (engine, port):
+            await eventually(lambda: engine.values.get("power") == "standby")
+            setting = asyncio.create_task(engine.set("power", "on"))
+            # The warm-up shows while the set waits for its colon.
+            await eventually(lambda: engine.values.get("power") == "warming")
+            assert port.sims["projector"].mode == "warming"
+            assert await setting in ("warming", "on")
+            assert port.sims["projector"].mode == "on"
+            await eventually(lambda: engine.values.get("power") == "on")
+
+    asyncio.run(scenario())
 
 
 def test_source_and_mute_refused_until_the_lamp_is_lit(projector, clock):
@@ -48,7 +77,7 @@ def test_source_and_mute_refused_until_the_lamp_is_lit(projector, clock):
     assert projector.respond("SOURCE A0") == b"ERR\r:"  # warming up
     assert projector.respond("MUTE ON") == b"ERR\r:"
     clock.advance(40)
-    assert projector.respond("SOURCE A0") == b":"
+    assert projector.respond("SOURCE A0") == b"::"  # PWR ON's colon, then SOURCE A0's
     assert projector.respond("SOURCE?") == b"SOURCE=A0\r:"
     assert projector.respond("MUTE ON") == b":"
     assert projector.respond("MUTE?") == b"MUTE=ON\r:"
@@ -58,7 +87,7 @@ def test_source_and_mute_refused_until_the_lamp_is_lit(projector, clock):
 def test_power_off_cools_down_to_standby(projector, clock):
     projector.respond("PWR ON")
     clock.advance(40)
-    assert projector.respond("PWR OFF") == b":"
+    assert projector.respond("PWR OFF") == b"::"  # PWR ON's colon, then PWR OFF's
     assert projector.respond("PWR?") == b"PWR=03\r:"  # 03: cooling down
     assert projector.respond("SOURCE 41") == b"ERR\r:"
     clock.advance(20)
@@ -71,7 +100,9 @@ def test_runtime_holds_a_source_change_through_the_warm_up():
         async with running(device_file("epson_escvp21"), "projector") as (engine, port):
             projector = port.sims["projector"]
             await eventually(lambda: engine.values.get("power") == "standby")
-            assert await engine.set("power", "on") == "warming"
+            # The colon comes when the warm-up is over: the set runs on while it lasts.
+            setting = asyncio.create_task(engine.set("power", "on"))
+            await eventually(lambda: engine.values.get("power") == "warming")
             assert projector.values["power"] == "warming"
             # While warming the source change is held by the runtime, not refused.
             held = asyncio.create_task(engine.set("source", "hdmi2"))
@@ -81,6 +112,7 @@ def test_runtime_holds_a_source_change_through_the_warm_up():
             projector.change("power", "on")
             assert await engine.read("power") == "on"
             assert await asyncio.wait_for(held, PATIENCE) == "hdmi2"
+            assert await setting in ("warming", "on")
             assert projector.values["source"] == "hdmi2"
             assert await engine.read("source") == "hdmi2"
 
@@ -114,3 +146,26 @@ def test_hold_written_before_reject_still_refuses_while_off():
                 await asyncio.wait_for(engine.set("source", "video"), 0.5)
 
     asyncio.run(scenario())
+
+
+def test_answered_after_names_a_mode_of_the_file():
+    text = (DEVICES / "epson_escvp21.iot").read_text(encoding="utf-8")
+    with pytest.raises(IotError, match=r"epson\.iot:\d+:\d+: error: 'warmup' is no mode"):
+        load(text.replace("set answered after warming", "set answered after warmup"), "epson.iot")
+
+
+def test_a_set_answered_after_a_time(clock):
+    """`set answered after 2s`: a device without modes answers its set once the time is up."""
+    text = """
+device Slow {
+    framing line "\\r" prompt ":"
+    property level: int 0..9 { query "L?" reply /^L=(?P<value>\\d)$/ set "L {value}"
+                               set answered after 2s }
+}
+thing t { component slow: Slow on serial "/dev/null" }
+"""
+    port = simulator_for(load(text, "slow.iot"), clock=clock)
+    assert port.respond("L 5") == b""
+    assert port.respond("L?") == b"L=5\r:"  # taken at once, answered later
+    clock.advance(2)
+    assert port.respond("L?") == b":L=5\r:"

@@ -67,3 +67,31 @@ def test_runtime_takes_the_bulbs_own_message_unasked():
             await eventually(lambda: engine.values == {"power": True, "brightness": 50})
 
     asyncio.run(scenario())
+
+
+def test_one_command_sets_power_and_brightness(bulb):
+    """The bulb's message as a command: `P1B075` switches it on at 75 %."""
+    assert bulb.respond("P1B075") == b""
+    assert bulb.respond("?") == b"P1B075\n"
+    bulb.respond("P0B101")  # out of range: neither value is taken
+    assert bulb.respond("?") == b"P1B075\n"
+
+
+def test_runtime_sets_both_in_one_command():
+    async def scenario() -> None:
+        async with running(device_file("lightbulb"), "bulb") as (engine, port):
+            heard: list[str] = []
+            respond = port.respond
+            port.respond = lambda line: heard.append(line) or respond(line)
+            assert await engine.set_together({"power": True, "brightness": 75}) == {
+                "power": True,
+                "brightness": 75,
+            }
+            # Nothing answers the bulb's commands: done once written, taken when it arrives.
+            await eventually(lambda: "P1B075" in heard)
+            assert [line for line in heard if line != "?"] == ["P1B075"]  # one command
+            assert port.sims["bulb"].values == {"power": True, "brightness": 75}
+            with pytest.raises(BadValue, match="no command sets"):
+                await engine.set_together({"brightness": 10, "colour": 3})
+
+    asyncio.run(scenario())

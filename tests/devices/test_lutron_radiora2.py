@@ -10,6 +10,7 @@ else, which the simulator cannot say (docs/devices.md, item 15), so no client te
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -41,14 +42,32 @@ def test_a_local_change_is_reported_unasked(repeater):
     assert repeater.sims["hall"].change("level", 90) == ["~OUTPUT,3,1,90.00"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one command carrying several values: #OUTPUT,1,1,75,01:30 sets a level with a fade "
-    "time; a set format has only its own value",
-)
 def test_a_level_with_a_fade_time(repeater):
-    repeater.respond("#OUTPUT,1,1,75,01:30")
+    """Lutron's own example: `#OUTPUT,1,1,75,01:30` (level 75 % over 1 min 30 s)."""
+    assert repeater.respond("#OUTPUT,1,1,75,01:30") == b"GNET> "
     assert repeater.sims["kitchen"].values["level"] == 75.0
+    assert repeater.sims["kitchen"].values["fade"] == "01:30"
+    assert repeater.sims["hall"].values["level"] == 0.0
+
+
+def test_runtime_sends_a_level_with_its_fade_in_one_command():
+    async def scenario() -> None:
+        async with running(device_file(NAME), "kitchen") as (engine, port):
+            heard: list[str] = []
+            respond = port.respond
+            port.respond = lambda line: heard.append(line) or respond(line)
+            assert await engine.set_together({"level": 75, "fade": "01:30"}) == {
+                "level": 75.0,
+                "fade": "01:30",
+            }
+            assert "#OUTPUT,1,1,75.00,01:30" in heard
+            assert port.sims["kitchen"].values["level"] == 75.0
+            # The fade alone goes with the current level (the repeater has no fade command).
+            assert await engine.set("fade", "5") == "5"
+            assert "#OUTPUT,1,1,75.00,5" in heard
+            assert port.sims["kitchen"].values["fade"] == "5"
+
+    asyncio.run(scenario())
 
 
 def test_runtime_sets_a_zone_and_hears_a_keypad_change():
@@ -64,3 +83,21 @@ def test_runtime_sets_a_zone_and_hears_a_keypad_change():
             assert await engine.read("level") == 40.0
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        ("sets level, fade", "sets level, nope", "command sets 'nope', no property of"),
+        ('{fade}" sets', '" sets', "command sets fade but has no {fade}"),
+        ('{fade}" sets', '{fad}" sets', "unknown field '{fad}'"),
+    ],
+)
+def test_a_joint_command_names_its_properties(before, after, message):
+    from pyiot.lang import IotError, load
+    from tests.devices.conftest import DEVICES
+
+    text = (DEVICES / f"{NAME}.iot").read_text(encoding="utf-8")
+    assert before in text
+    with pytest.raises(IotError, match=r"lutron\.iot:\d+:\d+: error: " + re.escape(message)):
+        load(text.replace(before, after), "lutron.iot")

@@ -32,8 +32,8 @@ def matrix():
 
 def test_recorded_exchanges(matrix):
     matrix.sims["out1"].change("input", 2)
-    # Recorded: b'Status1.\r' -> b'AV: 02->01\r\nIR: 02->01\r\n' (the AV line; see the xfail).
-    assert matrix.respond("Status1.").startswith(b"AV: 02->01\r")  # then the IR line
+    # Recorded: b'Status1.\r' -> b'AV: 02->01\r\nIR: 02->01\r\n'.
+    assert matrix.respond("Status1.") == b"AV: 02->01\r\nIR: 02->01\r\n"
     assert matrix.respond("1@.") == b"01 Open.\r"
     assert matrix.respond("1$.") == b"01 Closed.\r"
     assert matrix.respond("PWON.") == b"PWON\r"
@@ -45,20 +45,19 @@ def test_recorded_exchanges(matrix):
 
 
 def test_routing_answers_for_the_output_it_changed(matrix):
-    assert matrix.respond("5B3.") == b"AV: 05->03\r"
+    # The routing's answer is the AV line of the status, ended the same way.
+    assert matrix.respond("5B3.") == b"AV: 05->03\r\n"
     assert matrix.sims["out3"].values["input"] == 5
     assert matrix.sims["out1"].values["input"] == 1
-    assert matrix.respond("Status3.") == b"AV: 05->03\rIR: 05->03\r"
+    assert matrix.respond("Status3.") == b"AV: 05->03\r\nIR: 05->03\r\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replies ended two ways by kind: the matrix ends Status lines with CR LF and the "
-    "others with CR; the simulator ends every reply with CR",
-)
 def test_status_has_the_ir_line_too(matrix):
+    """Replies ended two ways by kind: Status lines end CR LF, the others CR alone."""
     matrix.sims["out1"].change("input", 2)
     assert matrix.respond("Status1.") == b"AV: 02->01\r\nIR: 02->01\r\n"
+    assert matrix.respond("1@.") == b"01 Open.\r"
+    assert matrix.respond("%9962.") == b"PWON \r"
 
 
 def test_runtime_routes_an_output_on_the_shared_line():
@@ -185,3 +184,37 @@ def test_runtime_reads_pyblackbirds_recorded_answers():
             server.close()
 
     asyncio.run(scenario())
+
+
+def test_the_runtime_reads_both_ends_as_line_ends():
+    """A reply's own end joins the framing's: nothing is left over to start the next line."""
+    from pyiot.runtime.framing import framer_for
+
+    framer = framer_for(device_file(NAME).devices["BlackbirdOutput"])
+    data = b"AV: 02->01\r\nIR: 02->01\r\n01 Open.\r"
+    assert [line for i in range(len(data)) for line in framer.feed(data[i : i + 1])] == [
+        "AV: 02->01",
+        "IR: 02->01",
+        "01 Open.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("framing", "end", "message"),
+    [
+        ('framing line "\\r"', '""', "a reply's end must not be empty"),
+        ('framing packet "\\x02{size:1}{payload}"', '"\\r\\n"', "is for lines, not packets"),
+    ],
+)
+def test_a_bad_reply_end_is_a_compile_error(framing, end, message):
+    from pyiot.lang import IotError, load
+
+    source = f"""device D {{
+    {framing}
+    property p: bool {{ query "P?" reply /^P(?P<value>[01])$/ end {end} map {{ "1" = true, "0" = false }} }}
+}}
+"""
+    with pytest.raises(IotError) as caught:
+        load(source, "d.iot")
+    assert message in str(caught.value)
+    assert caught.value.line == 3

@@ -157,3 +157,28 @@ def test_the_driver_against_nad_receivers_fake_amplifier():
             await engine.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_cr_before_and_after_each_command():
+    """"send <CR> before and after each command": pyiot's bytes, and the simulator over TCP
+    taking `\\rMain.Power?\\r` as one command (the empty line before it is no command)."""
+    from pyiot.runtime.framing import framer_for
+
+    framer = framer_for(device_file("nad_amplifier").devices["NadAmplifier"])
+    assert framer.encode("Main.Power=On") == b"\rMain.Power=On\r"
+
+    async def scenario() -> None:
+        port = simulator_for(device_file("nad_amplifier"))
+        url = await port.serve_tcp()
+        host, tcp = url.removeprefix("socket://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(tcp))
+        try:
+            writer.write(b"\rMain.Power=On\r\rMain.Power?\r")
+            answers = [await reader.readuntil(b"\r") for _ in range(2)]
+        finally:
+            writer.close()
+            await port.close()
+        assert answers == [b"Main.Power=On\r", b"Main.Power=On\r"]
+        assert port.unrecognised_lines == 0
+
+    asyncio.run(scenario())

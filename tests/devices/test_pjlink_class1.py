@@ -10,10 +10,14 @@ the file's driver also meets the exchange recorded in pypjlink's own tests (gree
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
 from pyiot.compiler import Program
+from pyiot.lang import IotError, load
+from pyiot.lang.login import digest, secrets_for
+from pyiot.probe import probe
 from pyiot.runtime.component import ComponentEngine, DeviceError, EngineConfig
 from pyiot.runtime.transport import open_link
 from pyiot.sim import simulator_for
@@ -172,3 +176,178 @@ def test_runtime_against_pypjlinks_recorded_projector():
             server.close()
 
     asyncio.run(scenario())
+
+
+PASSWORD = "JBMIAProjectorLink"  # the PJLink specification's own example password
+
+
+def _pypjlink_sessions(port, password_tries: list[str]) -> list[object]:
+    """One pypjlink2 connection per password; each authenticates, then reads the power."""
+    pypjlink = pytest.importorskip("pypjlink")
+    host, number = port.url.removeprefix("socket://").rsplit(":", 1)
+    results: list[object] = []
+    for password in password_tries:
+        with pypjlink.Projector.from_address(host, int(number), timeout=10) as proj:
+            taken = proj.authenticate(password)
+            results.append((taken, proj.get_power() if taken else None))
+    return results
+
+
+def test_pypjlink2_authenticates_with_the_projectors_password():
+    """With a password set (PYIOT_SECRET_PASSWORD, here given to the simulator directly) the
+    projector greets "PJLINK 1 <random>"; pypjlink2's authenticate() sends MD5(random +
+    password) before "%1POWR ?" and gets the power; a wrong password gets "PJLINK ERRA"."""
+    pytest.importorskip("pypjlink")
+
+    async def scenario() -> list[object]:
+        port = simulator_for(device_file(NAME))
+        port.secrets = {"password": PASSWORD}
+        await port.serve_tcp()
+        try:
+            return await asyncio.to_thread(_pypjlink_sessions, port, [PASSWORD, "wrong", PASSWORD])
+        finally:
+            await port.close()
+
+    assert asyncio.run(scenario()) == [(True, "off"), (False, None), (True, "off")]
+
+
+def test_each_connection_gets_a_new_random_and_the_digest_of_the_specification():
+    """The specification's example: random 498e4a67 and password JBMIAProjectorLink give
+    5d8409bc1c3fa39749434aa3a5c38682."""
+    login = device_file(NAME).devices["PJLinkProjector"].login
+    assert login is not None
+    assert digest(login, {"random": "498e4a67"}, {"password": PASSWORD}) == (
+        "5d8409bc1c3fa39749434aa3a5c38682"
+    )
+
+    async def greetings() -> list[bytes]:
+        port = simulator_for(device_file(NAME))
+        port.secrets = {"password": PASSWORD}
+        url = await port.serve_tcp()
+        host, number = url.removeprefix("socket://").rsplit(":", 1)
+        seen = []
+        try:
+            for _ in range(2):
+                reader, writer = await asyncio.open_connection(host, int(number))
+                seen.append(await reader.readuntil(b"\r"))
+                writer.close()
+        finally:
+            await port.close()
+        return seen
+
+    first, second = asyncio.run(greetings())
+    assert re.fullmatch(rb"PJLINK 1 [0-9a-f]{8}\r", first) and first != second
+
+
+def test_the_password_comes_from_the_environment(monkeypatch):
+    """Never from the file: PYIOT_SECRET_PASSWORD, or PYIOT_SECRET_<COMPONENT>_PASSWORD."""
+    login = device_file(NAME).devices["PJLinkProjector"].login
+    assert login is not None
+    assert secrets_for(login, "projector", {}) is None  # no password: greeting "PJLINK 0"
+    assert secrets_for(login, "projector", {"PYIOT_SECRET_PASSWORD": "a"}) == {"password": "a"}
+    both = {"PYIOT_SECRET_PASSWORD": "a", "PYIOT_SECRET_PROJECTOR_PASSWORD": "b"}
+    assert secrets_for(login, "projector", both) == {"password": "b"}
+    monkeypatch.setenv("PYIOT_SECRET_PASSWORD", PASSWORD)
+    assert simulator_for(device_file(NAME)).secrets == {"password": PASSWORD}
+    source = (
+        'device P(password: string) { transport tcp framing line "\\r" '
+        'login md5 "{random}{password}" after /^PJLINK 1 (?P<random>[0-9a-f]{8})$/ }'
+    )
+    with pytest.raises(IotError, match=r"'password' is a parameter, so its value would be in the file"):
+        load(source)
+
+
+def test_runtime_logs_in_with_the_password_from_the_environment(monkeypatch):
+    """pyiot's driver reads the "PJLINK 1 <random>" greeting, starts its first command with the
+    digest, and then reads and sets as without a password."""
+    monkeypatch.setenv("PYIOT_SECRET_PASSWORD", PASSWORD)
+
+    async def scenario() -> None:
+        async with running(device_file(NAME), "projector") as (engine, port):
+            assert port.secrets == {"password": PASSWORD}
+            assert await engine.read("power") == "standby"
+            assert await engine.set("power", "on") == "warming"
+            assert port.sims["projector"].values["power"] == "warming"
+
+    asyncio.run(scenario())
+
+
+def test_runtime_says_when_the_password_is_wrong_or_missing(monkeypatch):
+    async def status_error(simulated: str, ours: str | None) -> str:
+        port = simulator_for(device_file(NAME))
+        port.secrets = {"password": simulated}
+        url = await port.serve_tcp()
+        if ours is None:
+            monkeypatch.delenv("PYIOT_SECRET_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("PYIOT_SECRET_PASSWORD", ours)
+        program = Program.from_model(device_file(NAME))
+        engine = ComponentEngine(
+            EngineConfig.of(program, program.model.things["boardroom"].components["projector"]),
+            open_link("serial", url),
+        )
+        await engine.start()
+        try:
+            await eventually(lambda: "password" in (engine.status.last_error or ""))
+            return engine.status.last_error or ""
+        finally:
+            await engine.stop()
+            await port.close()
+
+    wrong = asyncio.run(status_error(PASSWORD, "guess"))
+    assert "refused the password (PJLINK ERRA); check PYIOT_SECRET_PASSWORD" in wrong
+    missing = asyncio.run(status_error(PASSWORD, None))
+    assert "the device asks for a password: set PYIOT_SECRET_PASSWORD" in missing
+
+
+def test_probe_logs_in_with_the_password(monkeypatch):
+    """`pyiot probe` against a projector with a password: every query matched."""
+    monkeypatch.setenv("PYIOT_SECRET_PASSWORD", PASSWORD)
+
+    async def scenario():
+        port = simulator_for(device_file(NAME))
+        url = await port.serve_tcp()
+        try:
+            return await probe(device_file(NAME), "projector", url)
+        finally:
+            await port.close()
+
+    report = asyncio.run(scenario())
+    assert {o.status for o in report.outcomes} == {"matched"}, report.outcomes
+    assert not report.stray
+
+
+def test_pyiot_run_simulate_with_a_password_comes_online_and_never_prints_it(
+    tmp_path, mosquitto_path
+):
+    """`pyiot run --simulate` with PYIOT_SECRET_PASSWORD: the simulated projector asks for it
+    (`PJLINK 1`), the engine logs in, the projector's shadow says online; the password is in
+    none of pyiot's output."""
+    from tests.e2e.conftest import ROOT, CliProcess
+    from tests.e2e.test_simulate_all import ShadowReader
+    from tests.waiting import PATIENCE, wait_until
+
+    path = ROOT / "devices" / f"{NAME}.iot"
+    run = CliProcess(
+        "run", str(path), "--simulate", "--data", str(tmp_path / "data"), "-v",
+        env={"PYIOT_SECRET_PASSWORD": PASSWORD},
+    )
+    try:
+        broker = run.wait_for(r"(mqtt://[0-9.]+:\d+)", PATIENCE).group(1)
+        run.wait_for(r"^ready", PATIENCE)
+        reader = ShadowReader(broker)
+        try:
+
+            def online() -> bool:
+                states = (reader.get("boardroom").get("pyiot") or {}).get("components") or {}
+                return bool((states.get("projector") or {}).get("online")) and (
+                    reader.get("boardroom").get("power") == "standby"
+                )
+
+            wait_until(online, PATIENCE, "the projector online, its power read")
+        finally:
+            reader.close()
+    finally:
+        run.stop()
+    assert any("projector: the device asks for a password; logging in" in line for line in run.lines)
+    assert not any(PASSWORD in line for line in run.lines)

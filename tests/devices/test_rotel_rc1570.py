@@ -80,3 +80,28 @@ def test_runtime_reads_words_in_the_numbers_place():
             await eventually(lambda: engine.values["volume"] == 1)
 
     asyncio.run(scenario())
+
+
+def test_texts_that_say_their_own_length(rotel):
+    """"must include 2 digit length of text string at beginning followed by "," and text
+    string (no terminating character)": the command list's own examples, byte for byte."""
+    assert rotel.respond("get_product_type") == b"product_type=07,RC-1570"
+    assert rotel.respond("get_product_version") == b"product_version=06,V1.1.8"
+
+
+def test_the_runtime_reads_a_counted_text_then_the_next_reply():
+    """No "!" ends a counted text, and a "!" inside one is text: the count decides."""
+    from pyiot.runtime.framing import framer_for
+
+    framer = framer_for(device_file("rotel_rc1570").devices["RotelRC1570"])
+    data = b"product_type=08,RDD!1580power=on!display_size=20,04!"
+    lines = [line for i in range(len(data)) for line in framer.feed(data[i : i + 1])]
+    assert lines == ["product_type=08,RDD!1580", "power=on", "display_size=20,04"]
+
+    async def scenario() -> None:
+        async with running(device_file("rotel_rc1570"), "preamp") as (engine, port):
+            assert await engine.read("model") == "RC-1570"
+            assert await engine.read("power") is False
+            assert await engine.read("firmware") == "V1.1.8"
+
+    asyncio.run(scenario())

@@ -25,9 +25,9 @@ THINGS = 20
 
 @pytest.fixture
 def unlimited_stack(mosquitto_path: str, tmp_path: Path) -> Iterator[LocalStack]:
-    """A stack without AWS IoT's quotas: 20 things take ~80 subscriptions on one connection
-    while starting, beyond AWS's 50, until the gateway spreads things over connections
-    (issue 16 item 1; then this test should use `own_stack` again)."""
+    """A stack without AWS IoT's quotas: this test puts 20 things on ONE connection on purpose
+    (the runtime's scale, not the pool's), ~60 subscriptions while starting, beyond AWS's 50;
+    `pyiot run` spreads them (tests/runtime/test_pool.py checks that under the quotas)."""
     with LocalStack(port=None, data_dir=tmp_path / "stack", aws_limits=False) as running:
         yield running
 

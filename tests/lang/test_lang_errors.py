@@ -33,6 +33,8 @@ BAD = {
         ["shadow key 'volume' of patio.volume", "collides with kitchen.volume"],
     ),
     "duplicate_statement.iot": (4, 13, ["'timeout' is given twice in device 'Relay'"]),
+    # Duplicates do not stop the checks: tests/lang/test_statements.py asserts the rest.
+    "duplicates_and_more.iot": (8, 17, ["'timeout' is given twice in property 'volume'"]),
     "duplicate_device.iot": (4, 8, ["device 'Relay' is declared twice"]),
     "duplicate_component.iot": (6, 15, ["component 'relay1' is declared twice"]),
     "bad_string_escape.iot": (2, 18, ["bad string", "escape"]),
@@ -126,7 +128,7 @@ def test_wrong_keyword_names_the_token_and_the_choices():
     assert (err.line, err.column) == (2, 5)
     message = err.diagnostics[0].message
     assert "unexpected name 'propery'" in message
-    assert "'property'" in message and "'timeout'" in message
+    assert "'property'" in message and "'poll'" in message
 
 
 def test_unknown_device_in_file_without_devices():

@@ -124,3 +124,19 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     assert default_data_dir() == tmp_path
     assert LocalStack().data_dir == tmp_path
+
+
+def test_a_port_taken_while_mosquitto_binds_is_port_in_use(
+    mosquitto_path, tmp_path: Path, monkeypatch
+) -> None:
+    """Another program takes the port between pyiot's check and mosquitto's bind (the check is
+    skipped here to open that window): mosquitto exits, and the error is PortInUse by class,
+    which the local stack answers by picking another port."""
+    monkeypatch.setattr(mosquitto_module, "_port_is_free", lambda port, host="": True)
+    # Bound, not listening: mosquitto's bind fails, and nothing answers the readiness probe.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        broker = Mosquitto(taken.getsockname()[1], workdir=tmp_path)
+        with pytest.raises(PortInUse, match=r"(?s)exited with status \d+ while starting"):
+            broker.start()
+    assert not broker.running

@@ -270,3 +270,33 @@ def test_stop_during_a_request_returns_promptly():
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_closing_a_socket_link_does_not_sleep_on_the_event_loop(monkeypatch):
+    """pyserial's socket:// close sleeps 0.3 s after closing; on the loop it would stall every
+    other device of the gateway (60 engines took 18 s to stop). It must happen off the loop."""
+    import threading
+
+    from serial.urlhandler import protocol_socket
+
+    sleepers: list[str] = []
+    slept = threading.Event()
+
+    def recording_sleep(seconds: float) -> None:
+        sleepers.append(threading.current_thread().name)
+        slept.set()
+
+    monkeypatch.setattr(protocol_socket.time, "sleep", recording_sleep)
+
+    async def scenario() -> str:
+        server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = open_link("serial", f"socket://127.0.0.1:{port}")
+        await link.open()
+        await link.close()
+        server.close()
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(scenario())
+    assert slept.wait(PATIENCE), "the socket was never closed"
+    assert loop_thread not in sleepers

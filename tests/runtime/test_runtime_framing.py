@@ -128,3 +128,20 @@ def test_any_chunking_gives_the_same_lines(lines, terminator, cuts):
         start = max(start, cut)
     assert got == lines
     assert framer.dropped == 0
+
+
+def test_text_before_each_command_is_sent_and_stripped_on_reading() -> None:
+    framer = LineFramer("\r", before="\r")
+    assert framer.encode("Main.Power?") == b"\rMain.Power?\r"
+    assert framer.feed(b"\rMain.Power=On\r") == ["Main.Power=On"]
+
+
+def test_commands_without_an_end_are_taken_when_whole() -> None:
+    """The device's side of Extron SIS: `1*3!` is whole at its `!`; CR LF ends a line too."""
+    whole = {"1*3!", "3%"}
+    framer = LineFramer("", replies=("\r\n",), keep_empty=True, complete=whole.__contains__)
+    assert framer.feed(b"1*3") == []
+    assert framer.feed(b"!3%\r\n1*3!") == ["1*3!", "3%", "", "1*3!"]
+    assert framer.feed(b"X" * (MAX_LINE_BYTES + 1)) == []  # noise: dropped, counted
+    assert framer.feed(b"\r\n3%") == ["3%"]
+    assert framer.dropped == 1

@@ -34,7 +34,7 @@ DEVICES = Path(__file__).resolve().parents[2] / "devices"
 
 def _quick(text: str) -> str:
     """A device file with test-sized timers: short timeouts, polls and mode timers."""
-    text = re.sub(r"\btimeout \d+m?s\b", "timeout 150ms", text)
+    text = re.sub(r"(?<!set )\btimeout \d+m?s\b", "timeout 150ms", text)  # not `set timeout`
     text = re.sub(r"\bevery \d+m?s\b", "every 100ms", text)
     return re.sub(r"\bafter \d+s\b", "after 300ms", text)
 

@@ -64,6 +64,25 @@ def test_checksum_frames_reject_a_bad_sum() -> None:
     assert framer.dropped >= 1
 
 
+def test_a_head_before_the_size_and_a_checksum_from_byte_one() -> None:
+    """Samsung MDC: 0xAA, command and ID (the head), a length counting only the data, the data,
+    and a checksum of every byte after the 0xAA header."""
+    framer = PacketFramer("\xaa{head:2}{size:1}{payload}{sum8:1:}")
+    assert framer.encode("\x11\xff\x01") == bytes.fromhex("aa 11 ff 01 01 12")
+    assert framer.feed(b"\x00" + bytes.fromhex("aa 11 ff 01 01 12")) == ["\x11\xff\x01"]
+    assert framer.feed(bytes.fromhex("aa 11 ff 01 01 13")) == []  # a bad sum: dropped
+
+
+def test_replies_read_in_their_own_template_with_no_byte_stripped() -> None:
+    framer = PacketFramer(
+        "\xaa{head:2}{size:1}{payload}{sum8:1:}",
+        reads="\xaa\xff{head:1}{size:1}{payload}{sum8:1:}",
+        strip="",
+    )
+    reply = bytes.fromhex("aa ff 01 03 41 12 0d") + bytes([(0xFF + 1 + 3 + 0x41 + 0x12 + 0x0D) % 256])
+    assert framer.feed(reply) == ["\x01A\x12\r"]  # volume 13: its CR byte is data
+
+
 @pytest.mark.parametrize(
     ("template", "message"),
     [
@@ -72,6 +91,10 @@ def test_checksum_frames_reject_a_bad_sum() -> None:
         ("{size:2}ISCP{payload}", "must start with fixed bytes"),
         ("ISCP{size:9x}{payload}", "write the size field"),
         ("ISCP{crc}{payload:4}", "unknown packet field {crc}"),
+        ("ISCP{head}{size:1}{payload}", "write the head field as {head:N}"),
+        ("ISCP{size:1}{payload}{head:2}", "{head:N} goes before the {payload}"),
+        ("ISCP{size:1}{payload}{sum8:x}", "write the checksum as {sum8} or {sum8:K:}"),
+        ("IS{sum8:3:}{size:1}{payload}", "{sum8:3:} starts past the bytes before it"),
     ],
 )
 def test_bad_templates_are_compile_errors(template: str, message: str) -> None:
@@ -119,3 +142,13 @@ def test_engine_talks_eiscp_to_a_receiver() -> None:
             server.close()
 
     asyncio.run(scenario())
+
+
+def test_a_bad_reply_template_is_a_compile_error_at_its_place() -> None:
+    source = RECEIVER.replace(
+        'end "\\r"', 'end "\\r" replies "\\x1a" replies packet "{size:1}{payload}"'
+    )
+    with pytest.raises(IotError) as caught:
+        load(source, "onkyo.iot")
+    assert "reply packet: a packet template must start with fixed bytes" in str(caught.value)
+    assert caught.value.line == 4
