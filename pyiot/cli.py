@@ -853,8 +853,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-aws-limits",
         dest="aws_limits",
         action="store_false",
-        help="let the local shadow service take any request rate (by default it throttles each "
-        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS)",
+        help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
+        "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
+        "SUBSCRIBE, "
+        "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
+        "passes here passes on AWS)",
     )
     p.set_defaults(func=cmd_broker)
 
@@ -900,9 +903,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-aws-limits",
         dest="aws_limits",
         action="store_false",
-        help="let the local shadow service take any request rate (by default it throttles each "
-        "thing to AWS IoT's 20 requests/s with 429, so what passes here passes on AWS), and "
-        "let pyiot's own connections skip AWS's per-connection pacing (never with --endpoint)",
+        help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
+        "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
+        "SUBSCRIBE, topic size and depth, 20 shadow requests/s and 10 in flight per thing; so "
+        "what passes here passes on AWS), and let pyiot's own connections skip AWS's "
+        "per-connection pacing (never with --endpoint)",
     )
     p.add_argument(
         "--allow-python",

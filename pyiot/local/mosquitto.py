@@ -129,6 +129,31 @@ def free_port(preferred: int | None) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, exclude: Iterable[int] = ()) -> list[int]:
+    """`count` different ports free on 127.0.0.1 now, none in `exclude`.
+
+    The probe sockets stay bound until all are picked: ports picked one after another can
+    come back the same (the OS may hand out a just-closed port again), and one broker
+    cannot listen twice on a port.
+    """
+    taken = set(exclude)
+    probes: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(sock)
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port not in taken:
+                taken.add(port)
+                ports.append(port)
+    finally:
+        for sock in probes:
+            sock.close()
+    return ports
+
+
 def exact_port(port: int, host: str = "127.0.0.1") -> int:
     """Return ``port`` if it is free on ``host``, else raise :class:`PortInUse` (one line)."""
     probe_host = "127.0.0.1" if is_wildcard(host) else host
@@ -226,8 +251,12 @@ class Mosquitto(Service):
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
         persistent_client_expiration: str = PERSISTENT_CLIENT_EXPIRATION,
+        file_tag: int | None = None,
     ) -> None:
         self.port = port
+        # Names its files (mosquitto-TAG.conf, .log): the port clients use, when a front
+        # takes that port and mosquitto listens on another.
+        self.file_tag = port if file_tag is None else file_tag
         self.host = host
         if anonymous is None:  # a password file alone means: logins only
             anonymous = password_file is None
@@ -250,16 +279,16 @@ class Mosquitto(Service):
 
     @property
     def config_path(self) -> Path:
-        return self._require_workdir() / f"mosquitto-{self.port}.conf"
+        return self._require_workdir() / f"mosquitto-{self.file_tag}.conf"
 
     @property
     def log_path(self) -> Path:
-        return self._require_workdir() / f"mosquitto-{self.port}.log"
+        return self._require_workdir() / f"mosquitto-{self.file_tag}.log"
 
     @property
     def _output_path(self) -> Path:
         # mosquitto writes to stderr before it opens its log file (bad config, bind errors).
-        return self._require_workdir() / f"mosquitto-{self.port}.out"
+        return self._require_workdir() / f"mosquitto-{self.file_tag}.out"
 
     def _require_workdir(self) -> Path:
         if self._workdir is None:

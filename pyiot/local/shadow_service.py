@@ -2,9 +2,12 @@
 
 An ordinary MQTT client (paho-mqtt 2.x) subscribed to the request topics of classic and named
 shadows (``$aws/things/+/shadow/{get,update,delete}`` and
-``$aws/things/+/shadow/name/+/{get,update,delete}``). Each request is handled on paho's network
-thread, one at a time, so updates to a shadow are serialised; documents are persisted in a
-:class:`~pyiot.local.store.ShadowStore` *before* ``accepted`` is published.
+``$aws/things/+/shadow/name/+/{get,update,delete}``). paho's network thread queues each request
+and one worker thread answers them in order, so updates to a shadow are serialised; documents
+are persisted in a :class:`~pyiot.local.store.ShadowStore` *before* ``accepted`` is published.
+A request is *in flight* from when it is received until it is answered: with ``aws_limits``,
+a thing with 10 requests in flight has the next one answered 429 at once, as AWS IoT's Device
+Shadow service does ("more than 10 in-flight requests").
 
 Replies follow AWS IoT: ``.../accepted`` or ``.../rejected`` (with ``clientToken`` echoed on
 every one, as awsiotsdk's ``IotShadowClientV2`` correlates by it), then for an accepted update
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import queue
 import socket
 import threading
 import time
@@ -67,6 +71,13 @@ _START_TIMEOUT_S = 10.0
 #: AWS IoT Core's Device Shadow quota: "up to 20 requests per second per thing", counted per
 #: thing (all its shadows, every operation), not per API. Above it, 429.
 REQUESTS_PER_SECOND_PER_THING = 20
+#: AWS IoT Core's Device Shadow quota: in-flight (received, not yet answered) requests per
+#: thing; the one beyond is answered 429.
+MAX_IN_FLIGHT_PER_THING = 10
+#: Requests queued for the worker at most; beyond, paho's network thread waits (backpressure
+#: to the broker, as when requests were answered on that thread).
+_MAX_QUEUED = 10_000
+_THROTTLE_LOG_S = 1.0
 #: Things whose request budget is tracked at most; a full bucket carries no information, so
 #: those are forgotten first (a flood of made-up thing names cannot grow the table for ever).
 _MAX_TRACKED_THINGS = 10_000
@@ -133,9 +144,9 @@ class ShadowService(Service):
     """The local Device Shadow service, connected to the broker at ``host:port``.
 
     ``credentials`` log it in when the broker requires passwords. ``aws_limits`` (on by
-    default) throttles each thing to AWS IoT Core's 20 requests a second, answering 429 above
-    it as AWS does; off, a test or benchmark may flood one thing. It may be changed while
-    running.
+    default) throttles each thing to AWS IoT Core's 20 requests a second and 10 requests in
+    flight, answering 429 beyond as AWS does; off, a test or benchmark may flood one thing.
+    It may be changed while running.
     """
 
     def __init__(
@@ -154,6 +165,12 @@ class ShadowService(Service):
         self.port = port
         self.store = store
         self.delta_first = delta_first
+        self._queue: queue.Queue[tuple[str, bytes, str | None] | None] = queue.Queue(_MAX_QUEUED)
+        self._in_flight: dict[str, int] = {}
+        self._in_flight_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._refused_logged = 0.0
+        self._refused_since_log = 0
         self._subscribed = threading.Event()
         self._failure: str | None = None
         self._started = False
@@ -186,6 +203,10 @@ class ShadowService(Service):
             return
         self._subscribed.clear()
         self._failure = None
+        self._worker = threading.Thread(
+            target=self._work, name="pyiot-shadow-service", daemon=True
+        )
+        self._worker.start()
         self._client.connect_async(self.host, self.port, keepalive=_KEEPALIVE_S)
         self._client.loop_start()
         self._started = True
@@ -205,6 +226,10 @@ class ShadowService(Service):
         self._started = False
         self._client.disconnect()
         self._client.loop_stop()
+        if self._worker is not None:
+            self._queue.put(None)  # after every request already received
+            self._worker.join()
+            self._worker = None
         _LOGGER.info("shadow service stopped")
 
     # -- paho callbacks (network thread) -------------------------------------------------
@@ -244,12 +269,72 @@ class ShadowService(Service):
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)  # paho types it bytes | bytearray; bytes costs no copy
         try:
-            if msg.topic.startswith("pyiot/will/"):
-                self.apply_will(payload)
-            else:
-                self.handle(msg.topic, payload)
+            self.receive(msg.topic, payload)
         except Exception:  # never let one request kill paho's network thread
             _LOGGER.exception("shadow request on %s failed", msg.topic)
+
+    def receive(self, topic: str, payload: bytes) -> None:
+        """Take one message from the broker: queue it for the worker, or answer 429 at once
+        when its thing already has the most requests in flight AWS IoT allows."""
+        parsed = parse_topic(topic)
+        thing = parsed[0] if parsed is not None else None
+        if thing is not None:
+            with self._in_flight_lock:
+                busy = self._in_flight.get(thing, 0)
+                if self.aws_limits and busy >= MAX_IN_FLIGHT_PER_THING:
+                    refused = True
+                else:
+                    refused = False
+                    self._in_flight[thing] = busy + 1
+            if refused:
+                self._log_in_flight(thing, busy + 1)
+                err = ShadowError(429, "Too Many Requests")
+                self._publish(
+                    f"{topic}/rejected", err.payload(_now(), lenient_client_token(payload))
+                )
+                return
+        self._queue.put((topic, payload, thing))
+
+    def _log_in_flight(self, thing: str, count: int) -> None:
+        # One line a second at most: a flood of requests must not flood the log too.
+        self._refused_since_log += 1
+        now = time.monotonic()
+        if now - self._refused_logged < _THROTTLE_LOG_S:
+            return
+        _LOGGER.warning(
+            "AWS IoT quota: thing %r: more than %d shadow requests in flight (%d); answered "
+            "429 (%d such answers since the last line)",
+            thing, MAX_IN_FLIGHT_PER_THING, count, self._refused_since_log,
+        )  # fmt: skip
+        self._refused_logged = now
+        self._refused_since_log = 0
+
+    def in_flight(self, thing: str) -> int:
+        """Requests of `thing` received and not yet answered."""
+        with self._in_flight_lock:
+            return self._in_flight.get(thing, 0)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            topic, payload, thing = item
+            try:
+                if not self._started:
+                    pass  # stopping: no connection to answer on
+                elif topic.startswith("pyiot/will/"):
+                    self.apply_will(payload)
+                else:
+                    self.handle(topic, payload)
+            except Exception:  # never let one request end the worker
+                _LOGGER.exception("shadow request on %s failed", topic)
+            finally:
+                if thing is not None:
+                    with self._in_flight_lock:
+                        left = self._in_flight.pop(thing, 1) - 1
+                        if left > 0:
+                            self._in_flight[thing] = left
 
     # -- requests ------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> None:
@@ -385,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-aws-limits",
         action="store_true",
-        help="do not throttle a thing to AWS IoT's 20 requests a second",
+        help="do not throttle a thing to AWS IoT's 20 requests a second and 10 in flight",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

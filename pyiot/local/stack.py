@@ -16,6 +16,7 @@ folder is refused. Everything it writes is private (folders 0700, files 0600).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -41,6 +42,7 @@ from pyiot.local.auth import (
 )
 from pyiot.local.discovery import FolderLock, StackRecord, remove_record, write_record
 from pyiot.local.files import private_dir, write_private
+from pyiot.local.front import QuotaFront
 from pyiot.local.mosquitto import (
     MAX_QUEUED_BYTES,
     MAX_QUEUED_MESSAGES,
@@ -49,6 +51,7 @@ from pyiot.local.mosquitto import (
     PortInUse,  # raised by start(); also imported from here
     exact_port,
     free_port,
+    free_ports,
 )
 from pyiot.local.service import Service
 from pyiot.local.shadow_service import ShadowService
@@ -92,7 +95,10 @@ class LocalStack(Service):
     listener; ``grants`` (user -> thing names, ``*`` for all) say which things' shadows each
     login reaches besides the thing named like it; ``tls`` adds a TLS listener on
     ``tls_port`` that requires client certificates. ``aws_limits`` (on by default) makes the
-    shadow service throttle each thing as AWS IoT does (429 above its request rate).
+    stack refuse what AWS IoT Core refuses: a :class:`~pyiot.local.front.QuotaFront` takes the
+    plain port and enforces the message broker's per-connection quotas before mosquitto
+    (which then listens on an internal loopback port), and the shadow service answers 429
+    above a thing's request rate or in-flight requests.
     ``delta_first`` makes the shadow service publish ``update/delta`` before
     ``update/accepted`` (AWS IoT may do either). The
     ``max_queued_*`` and ``persistent_client_expiration`` limits bound the broker's memory.
@@ -142,6 +148,7 @@ class LocalStack(Service):
         # The plain listener faces the network only when it requires a login.
         self.host = listen if needs_login or is_loopback(listen) else HOST
         self.mosquitto: Mosquitto | None = None
+        self.front: QuotaFront | None = None
         self.store: ShadowStore | None = None
         self.shadow_service: ShadowService | None = None
         self._service_credentials: Credentials | None = None
@@ -154,9 +161,10 @@ class LocalStack(Service):
 
     @property
     def port(self) -> int:
+        """The plain listener's port clients use (the front's when AWS limits are on)."""
         if self.mosquitto is None:
             raise RuntimeError("LocalStack is not started")
-        return self.mosquitto.port
+        return self.front.port if self.front is not None else self.mosquitto.port
 
     @property
     def url(self) -> str:
@@ -217,9 +225,12 @@ class LocalStack(Service):
             self.mosquitto = mosquitto
             try:
                 mosquitto.start()
+                if self.aws_limits:
+                    self._start_front(port, mosquitto.port)
                 break
             except RuntimeError as err:
                 self.mosquitto = None
+                mosquitto.stop()
                 if not isinstance(err, PortInUse) or attempt == _BIND_ATTEMPTS - 1:
                     raise
                 _LOGGER.info("a port was taken while mosquitto started; picking again")
@@ -246,12 +257,29 @@ class LocalStack(Service):
             ),
         )
 
+    def _start_front(self, port: int, broker_port: int) -> None:
+        """The quota front on the user-facing port, forwarding to mosquitto's."""
+        front = QuotaFront(self.host, port, HOST, broker_port)
+        try:
+            front.start()
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise RuntimeError(f"cannot listen on {self.host}:{port}: {err.strerror}") from None
+            if self.requested_port not in (None, 0):  # an explicit port: that one or nothing
+                raise PortInUse(
+                    f"port {port} on {self.host} is in use by another program: pick another "
+                    "with --port, or leave --port out to use any free port"
+                ) from None
+            raise RuntimeError(f"cannot start the quota front: port {port} in use") from err
+        self.front = front
+
     def _configure_broker(
         self, workdir: Path, service: Credentials
     ) -> tuple[Mosquitto, int, Listener]:
         """The broker to start, with its ports picked now: (mosquitto, main port, the shadow
         service's listener)."""
         port = self._choose_port(self.host)
+        service_port, broker_port = free_ports(2, exclude={port})
         # The service's own loopback listener: its login only, and only there may a client
         # publish the service's replies.
         service_passwords = workdir / "service-passwords"
@@ -259,7 +287,7 @@ class LocalStack(Service):
         service_acl = workdir / "service.acl"
         write_private(service_acl, service_acl_text())
         service_listener = Listener(
-            free_port(None),
+            service_port,
             HOST,
             password_file=service_passwords,
             acl_file=service_acl,
@@ -284,14 +312,16 @@ class LocalStack(Service):
                 else free_port(DEFAULT_TLS_PORT)
             )
             extra.append(Listener(tls_port, self.listen, tls=self.tls, acl_file=acl_file))
+        # With the quota front on the plain port, mosquitto's plain listener is internal.
         mosquitto = Mosquitto(
-            port,
-            host=self.host,
+            broker_port if self.aws_limits else port,
+            host=HOST if self.aws_limits else self.host,
             workdir=workdir,
             password_file=password_file,
             anonymous=not self.login_required,
             acl_file=acl_file if self.login_required else open_acl,
             extra_listeners=extra,
+            file_tag=port,
             **self.limits,
         )
         return mosquitto, port, service_listener
@@ -308,6 +338,7 @@ class LocalStack(Service):
         service, self.shadow_service = self.shadow_service, None
         store, self.store = self.store, None
         mosquitto, self.mosquitto = self.mosquitto, None
+        front, self.front = self.front, None
         if self._lock.held:  # first: nobody should find a stack that is going away
             remove_record(self.data_dir, os.getpid())
         try:
@@ -315,6 +346,8 @@ class LocalStack(Service):
                 service.stop()
             if store is not None:
                 store.close()
+            if front is not None:
+                front.stop()
             if mosquitto is not None:
                 mosquitto.stop()
         finally:

@@ -6,6 +6,10 @@ Found by the scale benchmark (bench/scale.py), which therefore measures the comp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from pyiot.compiler import Program
 from pyiot.lang import load
@@ -19,7 +23,17 @@ pytestmark = TIMEOUT
 THINGS = 20
 
 
-def test_twenty_things_on_one_connection(own_stack: LocalStack) -> None:
+@pytest.fixture
+def unlimited_stack(mosquitto_path: str, tmp_path: Path) -> Iterator[LocalStack]:
+    """A stack without AWS IoT's quotas: this test puts 20 things on ONE connection on purpose
+    (the runtime's scale, not the pool's), ~60 subscriptions while starting, beyond AWS's 50;
+    `pyiot run` spreads them (tests/runtime/test_pool.py checks that under the quotas)."""
+    with LocalStack(port=None, data_dir=tmp_path / "stack", aws_limits=False) as running:
+        yield running
+
+
+def test_twenty_things_on_one_connection(unlimited_stack: LocalStack) -> None:
+    own_stack = unlimited_stack
     source = RELAY + "".join(
         f'thing house{n} {{ component relay1: Relay on serial "/dev/null" }}\n'
         for n in range(THINGS)
