@@ -8,7 +8,10 @@ first reports. Printed per N:
 - connections the gateway used (the front's open connections, less the observer's);
 - the most subscriptions any connection held (the front's counter);
 - seconds until every thing has reported after a cold start, and after a broker restart
-  (mosquitto stopped and started on its ports; the gateway reconnects);
+  (mosquitto stopped and started on its ports; the gateway reconnects; then an application
+  sets a new `relayState` on every thing, at 90 a second within AWS's 100 publishes a
+  second, and the clock stops when every thing has reported its new value: a thing whose
+  reported state was already right has nothing to report after a restart);
 - quota violations the front counted (refusals and discarded publishes), by quota, and the
   shadow service's 429 answers.
 
@@ -58,11 +61,15 @@ def fleet_file(folder: Path, count: int) -> Path:
 
 
 class Observer:
-    """Notes the time of each thing's reports (update/accepted with a reported section)."""
+    """Notes the time of each thing's reports (update/accepted with a reported section), and
+    sets desired values the way an application would."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.lock = threading.Lock()
         self.reports: dict[str, list[float]] = {}
+        self.relay: dict[str, tuple[list[str], Any]] = {}  # thing -> (path, last reported)
+        self.wanted: dict[str, Any] = {}  # thing -> the relayState set after the restart
+        self.applied: dict[str, float] = {}  # thing -> when it reported the value set
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-observer")
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
             "$aws/things/+/shadow/update/accepted", qos=1
@@ -77,9 +84,18 @@ class Observer:
             body = json.loads(msg.payload)
         except ValueError:
             return
-        if "reported" in (body.get("state") or {}):
-            with self.lock:
-                self.reports.setdefault(msg.topic.split("/")[2], []).append(time.monotonic())
+        reported = (body.get("state") or {}).get("reported")
+        if reported is None:
+            return
+        thing = msg.topic.split("/")[2]
+        now = time.monotonic()
+        found = _find(reported, "relayState")
+        with self.lock:
+            self.reports.setdefault(thing, []).append(now)
+            if found is not None:
+                self.relay[thing] = found
+                if thing in self.wanted and found[1] == self.wanted[thing]:
+                    self.applied.setdefault(thing, now)
 
     def reported_since(self, since: float) -> int:
         with self.lock:
@@ -95,9 +111,70 @@ class Observer:
             time.sleep(0.05)
         return None
 
+    def wait_relays(self, count: int, timeout: float) -> None:
+        """Until every thing has reported its relay (a first report may carry status only)."""
+        since = time.monotonic()
+        while time.monotonic() - since < timeout:
+            with self.lock:
+                if len(self.relay) >= count:
+                    return
+            time.sleep(0.05)
+
+    def set_every_relay(self, since: float, timeout: float) -> None:
+        """Ask every thing for the other relay state, 90 publishes a second (the front
+        discards beyond AWS's 100 a second on one connection, as AWS IoT Core does)."""
+        with self.lock:
+            targets = dict(self.relay)
+        for n, (thing, (path, current)) in enumerate(sorted(targets.items())):
+            if time.monotonic() - since > timeout:
+                return
+            wanted = not current
+            with self.lock:
+                self.wanted[thing] = wanted
+            desired: Any = wanted
+            for key in reversed(path):
+                desired = {key: desired}
+            payload = json.dumps({"state": {"desired": desired}})
+            topic = f"$aws/things/{thing}/shadow/update"
+            # Published until the broker has it: right after the restart the link may be down.
+            while time.monotonic() - since < timeout:
+                if self.client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS:
+                    break
+                time.sleep(0.05)
+            pause = since + (n + 1) / 90 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+
+    def applied_within(self, count: int, since: float, timeout: float) -> float | None:
+        """Seconds from `since` until `count` things reported the value set; None on timeout."""
+        while time.monotonic() - since < timeout:
+            with self.lock:
+                times = sorted(self.applied.values())
+            if len(times) >= count:
+                return times[count - 1] - since
+            time.sleep(0.05)
+        return None
+
+    def applied_count(self) -> int:
+        with self.lock:
+            return len(self.applied)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _find(state: Any, key: str, path: tuple[str, ...] = ()) -> tuple[list[str], Any] | None:
+    """The path to `key` in a reported state, and its value."""
+    if not isinstance(state, dict):
+        return None
+    if key in state:
+        return [*path, key], state[key]
+    for name, inner in state.items():
+        found = _find(inner, key, (*path, name))
+        if found is not None:
+            return found
+    return None
 
 
 def run(count: int, timeout: float) -> dict[str, Any]:
@@ -121,10 +198,12 @@ def run(count: int, timeout: float) -> dict[str, Any]:
             cold = observer.wait(count, started, timeout)
             cold_reported = observer.reported_since(started)
             stats = stack.front.stats()
+            observer.wait_relays(count, timeout)
             restarted = time.monotonic()
             stack.restart_broker()
-            warm = observer.wait(count, restarted, timeout)
-            warm_reported = observer.reported_since(restarted)
+            observer.set_every_relay(restarted, timeout)
+            warm = observer.applied_within(count, restarted, timeout)
+            warm_reported = observer.applied_count()
             final = stack.front.stats()
             exited = gateway.poll()
             return {

@@ -39,6 +39,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from pyiot.errors import PyiotError
+
 _LOGGER = logging.getLogger(__name__)
 
 #: AWS IoT Core's message broker quotas (not adjustable unless noted).
@@ -70,12 +72,16 @@ _TOPIC_ALIAS = 0x23
 _MAX_ALIASES = 1024
 
 
-class Malformed(ValueError):
+class Malformed(PyiotError, ValueError):
     """A packet that is not MQTT: the client that sent it is closed."""
 
+    what = "malformed MQTT packet"
 
-class QuotaExceeded(Exception):
+
+class QuotaExceeded(PyiotError):
     """A packet AWS IoT Core would answer by disconnecting the client."""
+
+    what = "AWS IoT Core quota exceeded"
 
     def __init__(self, quota: str, value: object) -> None:
         super().__init__(f"{quota}: {value}")
@@ -152,8 +158,10 @@ def check_topic(topic: bytes, what: str = "topic") -> None:
         raise QuotaExceeded(f"{what} with more than {MAX_TOPIC_SLASHES} slashes", slashes)
 
 
-class _Closed(Exception):
+class _Closed(PyiotError):
     """The client was refused and closed already (nothing more to say)."""
+
+    what = "client closed"
 
 
 class _Upstream(asyncio.Protocol):
