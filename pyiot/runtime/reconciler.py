@@ -56,6 +56,9 @@ class Reconciler:
         # report left in the reply's loop iteration; the apply task has nothing to add).
         self._reported_early: dict[Path, int] = {}
         self._applying: dict[Path, asyncio.Task] = {}  # key -> its latest apply task
+        # component -> its apply tasks that call `engine.set` (queued, not yet written): a
+        # later key may not overtake them by being written at once (`submit_set`).
+        self._queued: dict[str, int] = {}
         self.unanswered: set[str] = set()  # components that left a command unanswered
         self._tickets = itertools.count()
         self.tasks: set[asyncio.Task] = set()
@@ -186,19 +189,43 @@ class Reconciler:
         self._inflight[key] = (ticket, value)
         name = f"{self.thing}:{dotted(key)}"
         before = self._applying.get(after) if after is not None else None
-        task = asyncio.create_task(self._apply(key, value, ticket, before), name=name)
+        engine, prop = self.keys[key]
+        submitted = None
+        if before is None and not self._queued.get(engine.name):
+            # An idle component takes the command now, in this loop iteration: no task
+            # hand-over between the delta and the write (None: it queues, as `set`).
+            submitted = engine.submit_set(prop, value)
+        task = asyncio.create_task(self._apply(key, value, ticket, before, submitted), name=name)
         self._applying[key] = task
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        if submitted is None:
+            self._queued[engine.name] = self._queued.get(engine.name, 0) + 1
+            task.add_done_callback(lambda _: self._unqueue(engine.name))
+
+    def _unqueue(self, component: str) -> None:
+        left = self._queued[component] - 1
+        if left:
+            self._queued[component] = left
+        else:
+            del self._queued[component]
 
     async def _apply(
-        self, key: Path, value: Any, ticket: int, before: asyncio.Task | None = None
+        self,
+        key: Path,
+        value: Any,
+        ticket: int,
+        before: asyncio.Task | None = None,
+        submitted: asyncio.Future | None = None,
     ) -> None:
         engine, prop = self.keys[key]
         if before is not None:
             await asyncio.wait({before})
         try:
-            confirmed = await engine.set(prop, value)
+            if submitted is not None:
+                confirmed = await submitted  # written already (`submit_set`)
+            else:
+                confirmed = await engine.set(prop, value)
         except BadValue as err:
             self._reject(key, value, str(err))
             return
