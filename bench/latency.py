@@ -5,7 +5,10 @@ application client (TCP_NODELAY, QoS 1) sets `desired.relayState` and times unti
 `update/documents` shows it reported and the desired key cleared. The two drivers take turns,
 one round trip each, so that both see the same machine.
 
-    python bench/latency.py [--rounds 300]
+    python bench/latency.py [--rounds 300] [--also CHECKOUT]
+
+`--also CHECKOUT` runs a third driver, pyiot from another checkout (e.g. `git archive` of an
+older commit unpacked in /tmp), in the same turns: a before/after comparison under one load.
 """
 
 from __future__ import annotations
@@ -95,6 +98,39 @@ def measure_in_turns(apps: dict[str, App], rounds: int) -> dict[str, list[float]
     return {name: sorted(values) for name, values in times.items()}
 
 
+def also_pyiot(checkout: Path, folder: Path, broker: str) -> list[subprocess.Popen]:
+    """A simulated relay and `pyiot run` from `checkout`, its thing named relayAlso."""
+    source = folder / "relay_also.iot"
+    source.write_text(RELAY.read_text().replace("thing relayOne", "thing relayAlso"))
+    sim, found = start([sys.executable, "-m", "pyiot", "simulate", str(RELAY)], r"(socket://\S+)")
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyiot",
+            "run",
+            str(source),
+            "--broker",
+            broker,
+            "--device",
+            f"relay1={found.group(1)}",
+            "--no-aws-limits",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=checkout,
+        env=env,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("ready"):
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+            return [sim, process]
+    raise SystemExit(f"pyiot from {checkout} exited before ready")
+
+
 def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
@@ -108,6 +144,7 @@ def main() -> None:
         help="no quota front: clients talk to mosquitto directly (the front's cost is the "
         "difference to a run without this)",
     )
+    parser.add_argument("--also", type=Path, help="another checkout's pyiot as a third driver")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as data:
@@ -158,6 +195,9 @@ def main() -> None:
                 "hand-written (baseline)": App(stack.host, stack.port, "relayBaseline"),
                 "pyiot": App(stack.host, stack.port, "relayOne"),
             }
+            if args.also is not None:
+                processes += also_pyiot(args.also.resolve(), Path(data), stack.url)
+                apps[f"pyiot ({args.also.name})"] = App(stack.host, stack.port, "relayAlso")
             results = measure_in_turns(apps, args.rounds)
         finally:
             for process in processes:
@@ -173,6 +213,9 @@ def main() -> None:
         f"pyiot p50 / baseline p50 = {ratio:.2f} (target <= 1.2); "
         f"pyiot p99 = {pct(ours, 0.99):.2f} ms (target <= 5)"
     )
+    for name, values in results.items():
+        if name.startswith("pyiot ("):
+            print(f"{name} p50 / baseline p50 = {pct(values, 0.5) / pct(base, 0.5):.2f}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 # (stage mark, module, class, function): each wrapped to note when it is first called.
 PYIOT_MARKS = [
     ("delta handed to the loop", "pyiot.runtime.thing", "ThingRuntime", "_on_delta"),
-    ("engine.set", "pyiot.runtime.component", "ComponentEngine", "set"),
-    ("command written", "pyiot.runtime.transport", "SerialLink", "write"),
+    # An idle engine's set (since issue 12 part 6; older trees leave this stage out).
+    ("engine.submit_set", "pyiot.runtime.component", "ComponentEngine", "submit_set"),
+    # An idle link takes a command without waiting (`write`, the fallback, is not timed).
+    ("command written", "pyiot.runtime.transport", "SerialLink", "write_nowait"),
     ("reply line routed", "pyiot.runtime.component", "ComponentEngine", "_route"),
     ("shadow update sent", "pyiot.runtime.shadow_client", "ShadowConnection", "publish_report"),
 ]

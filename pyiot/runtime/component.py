@@ -129,6 +129,16 @@ class EngineConfig:
         )
 
 
+@dataclass
+class _Started:
+    """A set begun in its caller's loop iteration (`submit_set`): the worker finishes it."""
+
+    request: Request
+    outcome: asyncio.Future  # the exchange's first outcome (`_outcome` when it began)
+    unwritten: bytes | None  # what `write_nowait` did not take, for the worker to write
+    error: Exception | None  # why the command could not be encoded or written
+
+
 ValueListener = Callable[[str, str, Value], None]
 StatusListener = Callable[[str, ComponentStatus], None]
 
@@ -163,6 +173,8 @@ class ComponentEngine:
         self._work = asyncio.Event()
         self._online = asyncio.Event()
         self._current: Request | None = None
+        self._started: _Started | None = None  # see submit_set
+        self._serving = False  # the worker holds a request (from taking it to its end)
         self._outcome: asyncio.Future | None = None
         # With a prompt, a reply counts once the prompt closes it.
         self._pending: Any = None
@@ -224,6 +236,9 @@ class ComponentEngine:
             if not task.cancelled():
                 task.exception()  # retrieved: a crash was already logged by the loop
         self._tasks = []
+        if self._started is not None:
+            self._started = None
+            self.turns.release()  # its worker is gone: let the port's others on
         if self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None
@@ -252,6 +267,56 @@ class ComponentEngine:
             request = self.protocol.set_request(prop_name, value)
         return await self._run_set(request)
 
+    def submit_set(self, prop_name: str, value: object) -> asyncio.Future | None:
+        """`set`, written now when the engine is idle: the command goes out in the caller's
+        loop iteration (no task hand-over before the write); the future gets what `set`
+        returns or raises. None: the engine cannot take it now (busy, modes to consult, a
+        joint or confirmed property): use `set`, which queues it behind what is there.
+        """
+        prop = self.device.properties.get(prop_name)
+        if (
+            prop is None
+            or self.modes is not None  # its check may wait (a mode to settle)
+            or prop.confirm
+            or (prop.set_format is None and prop.joint)
+            or self._serving
+            or self._started is not None
+            or self._current is not None
+            or self._commands
+            or self.state != T.IDLE
+            or not self._online.is_set()
+            or getattr(self.link, "write_nowait", None) is None
+        ):
+            return None
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        try:
+            request = self.protocol.set_request(prop_name, value)
+            self._check_wire(request)
+        except BadValue as err:
+            done.set_exception(err)
+            return done
+        if not self.protocol.expects_answer(request) or not self.turns.take_now():
+            return None
+        _, trigger = self._prepare(request)
+        outcome = self._outcome
+        assert outcome is not None
+        unwritten, error = None, None
+        # The command first, the machine after (its `transitions` send costs a tenth of a
+        # millisecond): no reply can be routed before this loop iteration ends anyway.
+        try:
+            unwritten = self._send_start()
+        except Exception as err:  # noqa: BLE001 - the worker fails the request with it
+            error = err
+        try:
+            self.trigger(trigger)  # type: ignore[attr-defined]
+        except BaseException:
+            self._current = self._outcome = None
+            self.turns.release()
+            raise
+        self._started = _Started(request, outcome, unwritten, error)
+        self._work.set()  # the worker waits for the reply (and writes what is left)
+        return request.done
+
     async def set_together(self, values: dict[str, object]) -> dict[str, Value | None]:
         """Send the device's one command that sets all of `values` (`command "..." sets level,
         fade`; its other properties go with their current values); return what each is now.
@@ -264,11 +329,7 @@ class ComponentEngine:
 
     async def _run_set(self, request: Request) -> Value:
         prop_name = request.prop.name  # type: ignore[union-attr]
-        if request.wire is not None:
-            # The framing decides what would split a command in two or not reach the wire.
-            problem = self._framer.value_problem(request.wire)
-            if problem is not None:
-                raise BadValue(f"{prop_name}: {problem}; not sent")
+        self._check_wire(request)
         if self.modes is not None:
             try:
                 for name in request.together or [prop_name]:
@@ -295,6 +356,13 @@ class ComponentEngine:
             await self.read(prop_name)
             return self.values.get(prop_name, confirmed)
         return confirmed
+
+    def _check_wire(self, request: Request) -> None:
+        """The framing decides what would split a command in two or not reach the wire."""
+        if request.wire is not None:
+            problem = self._framer.value_problem(request.wire)
+            if problem is not None:
+                raise BadValue(f"{request.prop.name}: {problem}; not sent")  # type: ignore[union-attr]
 
     async def read(self, prop_name: str) -> Value | None:
         """Query a property now (ahead of polls) and return what the device says."""
@@ -426,23 +494,38 @@ class ComponentEngine:
         if self.state == T.CONNECT_SEND:
             self.trigger(T.SENT)  # type: ignore[attr-defined]
 
-    async def _send_current(self) -> None:
-        """Write the current request's command (the machine is in its exchange state)."""
+    def _send_start(self) -> bytes | None:
+        """The first half of `_send_current`, without waiting: write the current request's
+        command if the link takes it now. Returns what is left to write (None: written)."""
         assert self._current is not None
         _LOGGER.debug("%s -> %s", self.name, quote(self._current.text))
         self._pending = None
         self._then_left = []
         self._tries += 1
+        text, self._login_prefix = (self._login_prefix or "") + self._current.text, None
+        data = self._framer.encode(text)
+        nowait = getattr(self.link, "write_nowait", None)
+        if nowait is not None and nowait(data):
+            return None
+        return data
+
+    async def _send_current(self, started: _Started | None = None) -> None:
+        """Write the current request's command (the machine is in its exchange state);
+        `started`: finish what `submit_set` began."""
+        assert self._current is not None
         # A device that stops reading (flow control held, a peer that never reads) must not
         # hold the component, let alone the gateway: the write gets most of the reply timeout
         # (no answer could come in time after it anyway), and ends before the state's own
         # timer fires, so the machine hears of a lost link, not of a timeout.
         limit = WRITE_SHARE * self._timeout
-        text, self._login_prefix = (self._login_prefix or "") + self._current.text, None
         try:
-            data = self._framer.encode(text)
-            nowait = getattr(self.link, "write_nowait", None)
-            if nowait is None or not nowait(data):
+            if started is None:
+                data = self._send_start()
+            else:
+                if started.error is not None:
+                    raise started.error
+                data = started.unwritten
+            if data is not None:
                 await self._write_within(data, limit)
             return
         except asyncio.TimeoutError:
@@ -612,11 +695,20 @@ class ComponentEngine:
 
     async def _worker(self) -> None:
         while True:
+            self._serving = False
             request, priority = await self._next_request()
-            await self._online.wait()
+            started, self._started = self._started, None
+            self._serving = True
             try:
-                async with self.turns.turn(priority):
-                    value = await self._perform(request)
+                if started is not None:
+                    try:  # begun in `submit_set`, which took the port's turn
+                        value = await self._perform(request, started)
+                    finally:
+                        self.turns.release()
+                else:
+                    await self._online.wait()
+                    async with self.turns.turn(priority):
+                        value = await self._perform(request)
             except (DeviceError, LinkClosed) as err:
                 if not request.done.done():
                     refused = isinstance(err, DeviceError) and err.refused
@@ -634,19 +726,23 @@ class ComponentEngine:
 
     async def _next_request(self) -> tuple[Request, int]:
         """The next request and its priority on the port: user commands before polls."""
-        while not (self._commands or self._polls):
+        while not (self._started or self._commands or self._polls):
             self._work.clear()
             await self._work.wait()
+        if self._started is not None:
+            return self._started.request, COMMAND
         if self._commands:
             return self._commands.popleft(), COMMAND
         return self._polls.popleft(), POLL
 
-    async def _perform(self, request: Request) -> Value | None:
-        """Run one exchange through the machine: send, then whatever the machine says next.
+    def _begin(self, request: Request) -> str:
+        """Enter a request's exchange (its trigger); return the exchange's state."""
+        exchange, trigger = self._prepare(request)
+        self.trigger(trigger)  # type: ignore[attr-defined]
+        return exchange
 
-        The machine decides: a reply or an error reply ends it, its timer moves it to retry
-        (while `retries_left`), the retry state's timer to `resend`, the last expiry gives up.
-        """
+    def _prepare(self, request: Request) -> tuple[str, str]:
+        """Make `request` the current one; return its exchange's state and trigger."""
         self._current = request
         prop = request.prop
         self._timeout = (prop.timeout if prop else None) or self.device.timeout
@@ -656,13 +752,25 @@ class ComponentEngine:
             prop.retries if prop and prop.retries is not None else self.device.retries
         )
         self._tries = 0
-        exchange, trigger = self._exchange(request)
         self._outcome = asyncio.get_running_loop().create_future()
+        return self._exchange(request)
+
+    async def _perform(self, request: Request, started: _Started | None = None) -> Value | None:
+        """Run one exchange through the machine: send, then whatever the machine says next
+        (`started`: begun and written by `submit_set`; the rest is the same).
+
+        The machine decides: a reply or an error reply ends it, its timer moves it to retry
+        (while `retries_left`), the retry state's timer to `resend`, the last expiry gives up.
+        """
+        prop = request.prop
         try:
-            self.trigger(trigger)  # type: ignore[attr-defined]
-            if self.state != exchange:
-                # Only a lost link leaves `idle` between the worker's check and here.
-                raise LinkClosed("device link lost")
+            # A started exchange may be over already (answered, or its link lost): its
+            # outcome says so, not the state.
+            if started is None:
+                exchange = self._begin(request)
+                if self.state != exchange:
+                    # Only a lost link leaves `idle` between the worker's check and here.
+                    raise LinkClosed("device link lost")
             if not self.protocol.expects_answer(request):
                 # Write-only: nothing can confirm it, so the write is the whole exchange.
                 await self._send_current()
@@ -675,10 +783,14 @@ class ComponentEngine:
                     self._store(request.together or {request.prop.name: request.value})  # type: ignore[union-attr,dict-item]
                 return request.value
             while True:
-                await self._send_current()
+                await self._send_current(started)
                 if prop is not None and prop.set_timeout and request.is_set:
                     await self._tell_modes(request)
-                outcome = await self._outcome
+                # A started exchange's first outcome: a resend before the worker got here
+                # replaced `_outcome` and resolved this one with _RESEND.
+                pending = started.outcome if started is not None else self._outcome
+                started = None
+                outcome = await pending  # type: ignore[misc]
                 if outcome is _RESEND:
                     continue
                 if outcome is _GAVE_UP:

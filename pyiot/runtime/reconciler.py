@@ -55,10 +55,14 @@ class Reconciler:
         # key -> ticket whose confirmation already went out with the device's value (the
         # report left in the reply's loop iteration; the apply task has nothing to add).
         self._reported_early: dict[Path, int] = {}
-        self._applying: dict[Path, asyncio.Task] = {}  # key -> its latest apply task
+        # key -> its latest apply task (or, written at once, the command's own future)
+        self._applying: dict[Path, asyncio.Future] = {}
+        # component -> its apply tasks that call `engine.set` (queued, not yet written): a
+        # later key may not overtake them by being written at once (`submit_set`).
+        self._queued: dict[str, int] = {}
         self.unanswered: set[str] = set()  # components that left a command unanswered
         self._tickets = itertools.count()
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Future] = set()
         self.applied = 0
 
     # what the shadow says ------------------------------------------------------------------
@@ -184,36 +188,82 @@ class Reconciler:
     def _start_apply(self, key: Path, value: Any, after: Path | None = None) -> None:
         ticket = next(self._tickets)
         self._inflight[key] = (ticket, value)
-        name = f"{self.thing}:{dotted(key)}"
         before = self._applying.get(after) if after is not None else None
-        task = asyncio.create_task(self._apply(key, value, ticket, before), name=name)
-        self._applying[key] = task
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        engine, prop = self.keys[key]
+        applying: asyncio.Future | None = None
+        if before is None and not self._queued.get(engine.name):
+            # An idle component takes the command now, in this loop iteration: no task
+            # hand-over between the delta and the write, nor one after the reply: the
+            # command's future ends the apply (None: it queues, as `set`).
+            applying = engine.submit_set(prop, value)
+            if applying is not None:
+                applying.add_done_callback(lambda done: self._applied(key, value, ticket, done))
+        if applying is None:
+            name = f"{self.thing}:{dotted(key)}"
+            applying = asyncio.create_task(self._apply(key, value, ticket, before), name=name)
+            self._queued[engine.name] = self._queued.get(engine.name, 0) + 1
+            applying.add_done_callback(lambda _: self._unqueue(engine.name))
+        self._applying[key] = applying
+        self.tasks.add(applying)
+        applying.add_done_callback(self.tasks.discard)
+
+    def _unqueue(self, component: str) -> None:
+        left = self._queued[component] - 1
+        if left:
+            self._queued[component] = left
+        else:
+            del self._queued[component]
 
     async def _apply(
-        self, key: Path, value: Any, ticket: int, before: asyncio.Task | None = None
+        self, key: Path, value: Any, ticket: int, before: asyncio.Future | None = None
     ) -> None:
         engine, prop = self.keys[key]
-        if before is not None:
-            await asyncio.wait({before})
         try:
+            if before is not None:
+                await asyncio.wait({before})
             confirmed = await engine.set(prop, value)
-        except BadValue as err:
-            self._reject(key, value, str(err))
+        except (BadValue, DeviceError) as err:
+            self._done(key, value, ticket, None, err)
             return
-        except DeviceError as err:
-            if err.refused:
-                self._reject(key, value, str(err))
-            else:
+        except BaseException:
+            self._end_inflight(key, ticket)
+            raise
+        self._done(key, value, ticket, confirmed, None)
+
+    def _applied(self, key: Path, value: Any, ticket: int, done: asyncio.Future) -> None:
+        """A command written at once (`submit_set`) is answered, refused or lost."""
+        if done.cancelled():
+            self._end_inflight(key, ticket)
+            return
+        error = done.exception()
+        if error is not None and not isinstance(error, (BadValue, DeviceError)):
+            self._end_inflight(key, ticket)
+            raise error  # a crash: the loop's exception handler logs it, as for a task
+        self._done(key, value, ticket, None if error is not None else done.result(), error)
+
+    def _end_inflight(self, key: Path, ticket: int) -> None:
+        if self._inflight.get(key, (None,))[0] == ticket:
+            del self._inflight[key]
+
+    def _done(
+        self, key: Path, value: Any, ticket: int, confirmed: Any, error: BaseException | None
+    ) -> None:
+        """The end of one key's command: what the outbox says of it."""
+        engine, _ = self.keys[key]
+        try:
+            if isinstance(error, BadValue) or isinstance(error, DeviceError) and error.refused:
+                self._reject(key, value, str(error))
+                return
+            if error is not None:
                 # Silent device: desired stays, and is sent again once the device speaks
                 # again (a value read) or comes back online.
                 self.unanswered.add(engine.name)
-                _LOGGER.warning("%s: %s = %r not applied: %s", self.thing, dotted(key), value, err)
-            return
+                _LOGGER.warning(
+                    "%s: %s = %r not applied: %s", self.thing, dotted(key), value, error
+                )
+                return
         finally:
-            if self._inflight.get(key, (None,))[0] == ticket:
-                del self._inflight[key]
+            self._end_inflight(key, ticket)
         self.applied += 1
         self._handled[key] = value
         early = self._reported_early.get(key) == ticket

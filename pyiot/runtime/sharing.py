@@ -37,6 +37,17 @@ class PortTurns:
         finally:
             self._release()
 
+    def take_now(self) -> bool:
+        """Take the port at once if it is free and nobody waits (an idle engine's set is
+        written in its caller's loop iteration); the taker calls `release`."""
+        if self._busy or self._waiting:
+            return False
+        self._busy = True
+        return True
+
+    def release(self) -> None:
+        self._release()
+
     async def _acquire(self, priority: int) -> None:
         if not self._busy and not self._waiting:
             self._busy = True
