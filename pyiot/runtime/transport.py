@@ -167,7 +167,9 @@ class SerialLink:
             data = self._port.read(4096)  # timeout=0: whatever is there now
             if not data:
                 raise LinkClosed(f"{self.url}: no data although readable (port gone?)")
-        except (OSError, serial.SerialException) as err:
+        except Exception as err:  # noqa: BLE001 - pyserial raises many kinds; each ends the link
+            # A level-triggered reader that raised would be called again at once, forever:
+            # whatever the port raises, stop reading and let the link count as lost.
             self._stop_reader()
             self._queue.put_nowait(LinkClosed(f"{self.url}: {err}"))
             return
@@ -413,6 +415,10 @@ def open_link(
             raise ValueError(f"custom transport {address}: {err}") from None
     if kind == "tcp":
         return TcpLink(tcp_address(address))
-    if address.lower().startswith("tcp://"):
+    lowered = address.lower()
+    if lowered.startswith("tcp://") or (lowered.startswith("socket://") and "?" not in address):
+        # A serial device served over TCP (the simulator, a serial server) is read with
+        # asyncio: pyserial's socket:// reads through select(), which cannot watch a
+        # descriptor above 1023, and a gateway of a thousand devices has them.
         return TcpLink(tcp_address(address))
     return SerialLink(address, settings)

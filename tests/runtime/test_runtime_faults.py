@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 
@@ -272,31 +273,37 @@ def test_stop_during_a_request_returns_promptly():
     asyncio.run(scenario())
 
 
-def test_closing_a_socket_link_does_not_sleep_on_the_event_loop(monkeypatch):
-    """pyserial's socket:// close sleeps 0.3 s after closing; on the loop it would stall every
-    other device of the gateway (60 engines took 18 s to stop). It must happen off the loop."""
-    import threading
+def test_a_serial_device_over_tcp_is_read_whatever_its_descriptor_number():
+    """A gateway of a thousand simulated or networked serial devices has descriptors above
+    1023, which pyserial's socket:// cannot watch (select()); such a link still reads."""
+    import resource
 
-    from serial.urlhandler import protocol_socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows {hard} descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    padding: list[int] = []
+    try:
+        while not padding or padding[-1] < 1030:
+            padding.append(os.open(os.devnull, os.O_RDONLY))
 
-    sleepers: list[str] = []
-    slept = threading.Event()
+        async def scenario() -> bytes:
+            async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                writer.write(b"RELAYON\n")
+                await writer.drain()
 
-    def recording_sleep(seconds: float) -> None:
-        sleepers.append(threading.current_thread().name)
-        slept.set()
+            server = await asyncio.start_server(answer, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            link = open_link("serial", f"socket://127.0.0.1:{port}")
+            await link.open()
+            try:
+                return await asyncio.wait_for(link.read(), PATIENCE)
+            finally:
+                await link.close()
+                server.close()
 
-    monkeypatch.setattr(protocol_socket.time, "sleep", recording_sleep)
-
-    async def scenario() -> str:
-        server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        link = open_link("serial", f"socket://127.0.0.1:{port}")
-        await link.open()
-        await link.close()
-        server.close()
-        return threading.current_thread().name
-
-    loop_thread = asyncio.run(scenario())
-    assert slept.wait(PATIENCE), "the socket was never closed"
-    assert loop_thread not in sleepers
+        assert asyncio.run(scenario()) == b"RELAYON\n"
+    finally:
+        for fd in padding:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
