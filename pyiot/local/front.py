@@ -9,7 +9,9 @@ through as bytes. What it enforces, as AWS does (``AWS IoT Core endpoints and qu
 
 * a client id of at most 128 bytes (CONNACK "identifier rejected", then close);
 * at most 8 topic filters in one SUBSCRIBE and at most 50 subscriptions per connection
-  (AWS disconnects the client);
+  (AWS disconnects the client), counted where a SUBSCRIBE names ``$aws/`` topics (beyond
+  them the local stack is a plain broker, as for publishes below: Home Assistant subscribes
+  hundreds of discovery topics in one SUBSCRIBE, and never talks to AWS IoT);
 * topics and topic filters of at most 256 bytes and 7 slashes, not counting the slashes of a
   Basic Ingest prefix ``$aws/rules/NAME/`` (disconnect);
 * a payload of at most 128 KiB (disconnect);
@@ -427,13 +429,19 @@ class _Session(asyncio.Protocol):
 
     def _subscribe(self, data: bytes, at: int, end: int) -> None:
         filters = self._filters(data, at, end, options=True)
+        for topic in filters:
+            check_topic(topic, "topic filter")
+        aws = [topic for topic in filters if topic.startswith(b"$aws/")]
+        if not aws:
+            # Beyond AWS IoT's own topics the local stack is a plain broker, as for publishes:
+            # Home Assistant subscribes hundreds of discovery topics in one SUBSCRIBE.
+            return
         if len(filters) > MAX_FILTERS_PER_SUBSCRIBE:
             raise QuotaExceeded(
                 f"more than {MAX_FILTERS_PER_SUBSCRIBE} topic filters in one SUBSCRIBE",
                 len(filters),
             )
-        for topic in filters:
-            check_topic(topic, "topic filter")
+        filters = aws
         total = len(self.subscriptions | set(filters))
         if total > MAX_SUBSCRIPTIONS_PER_CONNECTION:
             raise QuotaExceeded(
