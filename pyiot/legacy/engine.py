@@ -76,6 +76,11 @@ class LegacyEngine(ComponentEngine):
         self._own_tasks = []
         await super().stop()
 
+    def submit_set(self, prop_name: str, value: object) -> None:
+        """Never written at once: a command of the Python API waits for the component's
+        `ready()` (`set`), which only the queued path asks."""
+        return None
+
     async def set(self, prop_name: str, value: object) -> None:
         """Send the property's command once the device is ready.
 

@@ -55,12 +55,12 @@ def set_nodelay(sock: socket.socket) -> None:
 class TcpLink:
     """A raw TCP connection (`host:port`), as many AV devices offer their serial protocol on."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, url: str | None = None):
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"a tcp address is host:port, got {address!r}")
         self.host, self.port = host.strip("[]"), int(port)
-        self.url = f"tcp://{host}:{port}"  # for log lines
+        self.url = url or f"tcp://{host}:{port}"  # for log lines: as the user wrote it
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -420,5 +420,5 @@ def open_link(
         # A serial device served over TCP (the simulator, a serial server) is read with
         # asyncio: pyserial's socket:// reads through select(), which cannot watch a
         # descriptor above 1023, and a gateway of a thousand devices has them.
-        return TcpLink(tcp_address(address))
+        return TcpLink(tcp_address(address), url=address)
     return SerialLink(address, settings)
