@@ -152,10 +152,7 @@ def main() -> None:
         stack.start()
         # Hundreds of round trips a second to one thing: above AWS's 20 requests a second per
         # thing, which the local shadow service applies by default. Measure pyiot, not the throttle.
-        assert stack.shadow_service is not None
-        stack.shadow_service.aws_limits = False
-        if stack.front is not None:  # the front's parsing stays; its 100 publishes/s too would
-            stack.front.publish_rate = None  # discard this benchmark's hundreds a second
+        stack.lift_rate_limits()  # the front's parsing stays
         print(f"quota front: {'off' if stack.front is None else 'on'}")
         processes = []
         try:

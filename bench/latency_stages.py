@@ -112,10 +112,7 @@ def measure(rounds: int) -> None:
         stack.start()
         # Hundreds of round trips a second to one thing: above AWS's 20 requests a second per
         # thing, which the local shadow service applies by default. Measure pyiot, not the throttle.
-        assert stack.shadow_service is not None
-        stack.shadow_service.aws_limits = False
-        if stack.front is not None:  # and above AWS's 100 publishes a second per connection
-            stack.front.publish_rate = None
+        stack.lift_rate_limits()
         processes = []
         try:
             sim_a, found_a = bench.start(

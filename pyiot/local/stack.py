@@ -326,6 +326,15 @@ class LocalStack(Service):
         )
         return mosquitto, port, service_listener
 
+    def lift_rate_limits(self) -> None:
+        """Take any request and publish rate (AWS's 20 shadow requests a second per thing and
+        100 publishes a second per connection), keeping every other quota: for benchmarks
+        and tests that send hundreds a second on purpose."""
+        if self.shadow_service is not None:
+            self.shadow_service.aws_limits = False
+        if self.front is not None:
+            self.front.publish_rate = None
+
     def restart_broker(self) -> None:
         """Stop mosquitto and start it again on the same ports (clients must reconnect)."""
         if self.mosquitto is None:

@@ -98,10 +98,7 @@ def flood_stack(own_stack: LocalStack) -> LocalStack:
     """`own_stack` without AWS's 20 requests a second per thing and 100 publishes a second
     per connection: for a test whose application floods one thing on purpose (on AWS it
     would be throttled with 429, and publishes beyond 100 a second discarded)."""
-    assert own_stack.shadow_service is not None
-    own_stack.shadow_service.aws_limits = False
-    if own_stack.front is not None:
-        own_stack.front.publish_rate = None
+    own_stack.lift_rate_limits()
     return own_stack
 
 
