@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyiot.lang.login import digest, secrets_for
+from pyiot.lang.login import digest, greeting_groups, secrets_for
 from pyiot.lang.model import Device, GroupQuery, IotFile, Property, Value
 from pyiot.lang.values import BadValue, render_value
 from pyiot.runtime.framing import PROMPT, Framer, framer_for
@@ -252,13 +252,10 @@ class Prober:
         secrets = secrets_for(login, self.component) if login is not None else None
         if login is None or secrets is None:
             return
-        pattern = login.greeting.compile()
-
         async def greeting() -> str:
             while (frame := await self._frames.get()) is not None:
-                found = pattern.fullmatch(str(frame)) if frame is not PROMPT else None
-                if found is not None:
-                    groups = {k: v for k, v in found.groupdict().items() if v is not None}
+                groups = greeting_groups(login, str(frame)) if frame is not PROMPT else None
+                if groups is not None:
                     return digest(login, groups, secrets)
             return ""
 

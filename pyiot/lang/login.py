@@ -56,3 +56,12 @@ def digest(login: Login, greeting: Mapping[str, str], secrets: Mapping[str, str]
     """The hex digest of the format filled with the greeting's groups and the secrets."""
     text = login.format.format(**{**secrets, **greeting})
     return hashlib.new(login.digest, text.encode("utf-8")).hexdigest()
+
+
+def greeting_groups(login: Login, line: str) -> dict[str, str] | None:
+    """The named groups of a greeting that asks for the password (`PJLINK 1 <random>`);
+    None when `line` is not that greeting."""
+    found = login.greeting.compile().fullmatch(line)
+    if found is None:
+        return None
+    return {k: v for k, v in found.groupdict().items() if v is not None}

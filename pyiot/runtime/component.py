@@ -27,7 +27,7 @@ from pyiot.compiler.machine import build_machine, stop_timer
 from pyiot.compiler.tables import OFFLINE, MachineTable
 from pyiot.errors import PyiotError
 from pyiot.lang.bind import bind
-from pyiot.lang.login import digest, secret_names, secrets_for, variable
+from pyiot.lang.login import digest, greeting_groups, secret_names, secrets_for, variable
 from pyiot.lang.model import Device, GroupQuery, Property, Value
 from pyiot.lang.values import BadValue, Hooks
 from pyiot.runtime.framing import PROMPT, Framer, Prompt, framer_for
@@ -630,14 +630,13 @@ class ComponentEngine:
         login = self.device.login
         if login is None or frame is PROMPT:
             return None
-        found = login.greeting.compile().fullmatch(str(frame))
-        if found is None:
+        groups = greeting_groups(login, str(frame))
+        if groups is None:
             return None
         secrets = secrets_for(login, self.name)
         if secrets is None:
             names = ", ".join(variable(n) for n in secret_names(login))
             raise LinkClosed(f"the device asks for a password: set {names}")
-        groups = {k: v for k, v in found.groupdict().items() if v is not None}
         _LOGGER.info("%s: the device asks for a password; logging in", self.name)
         return digest(login, groups, secrets)
 

@@ -23,7 +23,7 @@ import tty
 from collections.abc import Callable
 from secrets import token_hex
 
-from pyiot.lang.login import digest, secrets_for
+from pyiot.lang.login import digest, greeting_groups, secrets_for
 from pyiot.lang.model import IotFile, Value
 from pyiot.runtime.framing import Framer, PacketFramer, device_framer
 from pyiot.runtime.transport import set_nodelay
@@ -220,12 +220,11 @@ class PortSimulator:
         pattern = login.greeting.compile_python()
         groups = {name: token_hex(4) for name in pattern.groupindex}
         text = render(pattern, groups)
-        found = pattern.fullmatch(text)
-        if found is None:  # the greeting's random is not hex: its first allowed text then
+        taken = greeting_groups(login, text)
+        if taken is None:  # the greeting's random is not hex: its first allowed text then
             text = render(pattern, {})
-            found = pattern.fullmatch(text)
-        taken = {k: v for k, v in (found.groupdict() if found else {}).items() if v is not None}
-        return text + self.terminator, digest(login, taken, self.secrets)
+            taken = greeting_groups(login, text)
+        return text + self.terminator, digest(login, taken or {}, self.secrets)
 
     async def serve_pty(self) -> str:
         """Open a pseudo-terminal; return the path of its device end (`/dev/pts/N`)."""
