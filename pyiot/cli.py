@@ -85,6 +85,13 @@ class _StopSignals:
 _STOP = _StopSignals()
 
 
+_NO_AWS_LIMITS_HELP = (
+    "let the local stack take what AWS IoT Core refuses (by default it enforces AWS's quotas: "
+    "50 subscriptions and 100 $aws publishes/s per connection, 8 filters per SUBSCRIBE, topic "
+    "size and depth, 20 shadow requests/s and 10 in flight per thing; so what passes here "
+    "passes on AWS)"
+)
+
 def main(argv: list[str] | None = None) -> int:
     previous = _STOP.install()
     try:
@@ -853,11 +860,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-aws-limits",
         dest="aws_limits",
         action="store_false",
-        help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
-        "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
-        "SUBSCRIBE, "
-        "topic size and depth, 20 shadow requests/s and 10 in flight per thing; so what "
-        "passes here passes on AWS)",
+        help=_NO_AWS_LIMITS_HELP,
     )
     p.set_defaults(func=cmd_broker)
 
@@ -903,10 +906,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-aws-limits",
         dest="aws_limits",
         action="store_false",
-        help="let the local stack take what AWS IoT Core refuses (by default it enforces AWS's "
-        "quotas: 50 subscriptions and 100 $aws publishes/s per connection, 8 filters per "
-        "SUBSCRIBE, topic size and depth, 20 shadow requests/s and 10 in flight per thing; so "
-        "what passes here passes on AWS), and let pyiot's own connections skip AWS's "
+        help=_NO_AWS_LIMITS_HELP + ", and let pyiot's own connections skip AWS's "
         "per-connection pacing (never with --endpoint)",
     )
     p.add_argument(
