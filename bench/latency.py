@@ -84,11 +84,13 @@ def measure(app: App, rounds: int) -> list[float]:
     return measure_in_turns({"": app}, rounds)[""]
 
 
-def measure_in_turns(apps: dict[str, App], rounds: int) -> dict[str, list[float]]:
+def measure_in_turns(
+    apps: dict[str, App], rounds: int, warm_up: bool = True
+) -> dict[str, list[float]]:
     """Round trips of each driver, taken in turns (one of each, then again): on a shared,
     busy machine the load changes by the second, and taking the drivers one after the other
     would compare two different machines."""
-    for i in range(20):  # warm up
+    for i in range(20 if warm_up else 0):
         for app in apps.values():
             app.round_trip(i % 2 == 0)
     times: dict[str, list[float]] = {name: [] for name in apps}
@@ -131,6 +133,28 @@ def also_pyiot(checkout: Path, folder: Path, broker: str) -> list[subprocess.Pop
     raise SystemExit(f"pyiot from {checkout} exited before ready")
 
 
+def serve_stack(folder: str, aws_limits: bool) -> None:
+    """The local stack in this process until stdin closes: started by `main` as a process of
+    its own, as a user runs `pyiot broker`, so that its threads do not share a GIL with the
+    application clients that take the times."""
+    stack = LocalStack(port=None, data_dir=Path(folder), aws_limits=aws_limits)
+    stack.start()
+    # Hundreds of round trips a second to one thing: above AWS's 20 requests a second per
+    # thing, which the local shadow service applies by default. Measure pyiot, not the throttle.
+    stack.lift_rate_limits()  # the front's parsing stays
+    print(f"stack {stack.host} {stack.port} front={'off' if stack.front is None else 'on'}", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        stack.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
@@ -145,15 +169,26 @@ def main() -> None:
         "difference to a run without this)",
     )
     parser.add_argument("--also", type=Path, help="another checkout's pyiot as a third driver")
+    parser.add_argument("--serve-stack", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     python = sys.executable
+    if args.serve_stack:
+        serve_stack(args.serve_stack, aws_limits=not args.no_aws_limits)
+        return
     with tempfile.TemporaryDirectory() as data:
-        stack = LocalStack(port=None, data_dir=Path(data), aws_limits=not args.no_aws_limits)
-        stack.start()
-        # Hundreds of round trips a second to one thing: above AWS's 20 requests a second per
-        # thing, which the local shadow service applies by default. Measure pyiot, not the throttle.
-        stack.lift_rate_limits()  # the front's parsing stays
-        print(f"quota front: {'off' if stack.front is None else 'on'}")
+        stack_args = [python, __file__, "--serve-stack", data]
+        if args.no_aws_limits:
+            stack_args.append("--no-aws-limits")
+        stack_process = subprocess.Popen(
+            stack_args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        assert stack_process.stdout is not None
+        ready = stack_process.stdout.readline().split()
+        if not ready or ready[0] != "stack":
+            raise SystemExit("the local stack did not start")
+        host, port = ready[1], int(ready[2])
+        url = f"mqtt://{host}:{port}"
+        print(f"quota front: {ready[3].split('=')[1]}")
         processes = []
         try:
             sim_a, found = start([python, "-m", "pyiot", "simulate", str(RELAY)], r"(socket://\S+)")
@@ -169,7 +204,7 @@ def main() -> None:
                     "run",
                     str(RELAY),
                     "--broker",
-                    stack.url,
+                    url,
                     "--device",
                     f"relay1={found.group(1)}",
                     # Nor pyiot's own pacing to AWS's 100 publishes a second per connection.
@@ -181,29 +216,45 @@ def main() -> None:
                 [
                     python,
                     str(ROOT / "bench" / "handwritten_relay.py"),
-                    stack.url,
+                    url,
                     found_b.group(1),
                     "relayBaseline",
                 ],
                 r"^ready",
             )
             processes += [pyiot_run, baseline]
+            drivers = {"hand-written (baseline)": baseline, "pyiot": pyiot_run}
             apps = {
-                "hand-written (baseline)": App(stack.host, stack.port, "relayBaseline"),
-                "pyiot": App(stack.host, stack.port, "relayOne"),
+                "hand-written (baseline)": App(host, port, "relayBaseline"),
+                "pyiot": App(host, port, "relayOne"),
             }
             if args.also is not None:
-                processes += also_pyiot(args.also.resolve(), Path(data), stack.url)
-                apps[f"pyiot ({args.also.name})"] = App(stack.host, stack.port, "relayAlso")
-            results = measure_in_turns(apps, args.rounds)
+                also = also_pyiot(args.also.resolve(), Path(data), url)
+                processes += also
+                apps[f"pyiot ({args.also.name})"] = App(host, port, "relayAlso")
+                drivers[f"pyiot ({args.also.name})"] = also[1]
+            for i in range(20):  # warm up
+                for app in apps.values():
+                    app.round_trip(i % 2 == 0)
+            cpu_before = {name: cpu_seconds(process.pid) for name, process in drivers.items()}
+            results = measure_in_turns(apps, args.rounds, warm_up=False)
+            cpu = {
+                name: (cpu_seconds(process.pid) - cpu_before[name]) / args.rounds * 1000
+                for name, process in drivers.items()
+            }
         finally:
             for process in processes:
                 process.terminate()
-            stack.stop()
+            assert stack_process.stdin is not None
+            stack_process.stdin.close()
+            stack_process.wait()
     print(f"desired -> reported, {args.rounds} round trips each, {os.cpu_count()} cores")
-    print(f"{'driver':<26}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(f"{'driver':<26}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU ms/trip':>13}")
     for name, values in results.items():
-        print(f"{name:<26}{pct(values, 0.5):>9.2f}{pct(values, 0.99):>9.2f}{values[-1]:>9.2f}")
+        print(
+            f"{name:<26}{pct(values, 0.5):>9.2f}{pct(values, 0.99):>9.2f}{values[-1]:>9.2f}"
+            f"{cpu[name]:>13.2f}"
+        )
     base, ours = results["hand-written (baseline)"], results["pyiot"]
     ratio = pct(ours, 0.5) / pct(base, 0.5)
     print(

@@ -25,6 +25,7 @@ per connection so that many things stay within a connection's publish rate.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -109,7 +110,7 @@ class Outbox:
         self.token_prefix = uuid.uuid4().hex[:12] + "-"
         self._tokens = itertools.count()
         # The update in flight: (token, reported, desired, the broker's PUBACK).
-        self._inflight: tuple[str, dict, dict, asyncio.Future] | None = None
+        self._inflight: tuple[str, dict, dict, concurrent.futures.Future] | None = None
         self._timer: asyncio.TimerHandle | None = None  # the in-flight update's answer timeout
         self._window: asyncio.TimerHandle | None = None  # a burst gathering
         self._hold: asyncio.TimerHandle | None = None  # a backoff after a failure
@@ -229,22 +230,24 @@ class Outbox:
         token = f"{self.token_prefix}{next(self._tokens)}"
         try:
             acked = self.shadow.publish_report(
-                self.thing, token, reported or None, desired or None, self.shadow_name
+                self.thing,
+                token,
+                reported or None,
+                desired or None,
+                self.shadow_name,
+                on_failure=self._publish_failed,
             )
         except (ShadowError, ConnectionError) as err:
             self._failed(reported, desired, err)
             return
         self.published += 1
         self._inflight = (token, reported, desired, acked)
-        acked.add_done_callback(self._acked)
         self._timer = self._loop.call_later(UPDATE_TIMEOUT, self._unanswered, token)
 
-    def _acked(self, acked: asyncio.Future) -> None:
-        if acked.cancelled() or acked.exception() is None:
-            return
+    def _publish_failed(self, acked: concurrent.futures.Future) -> None:
+        """The publish itself failed (the client stopping, a refused PUBACK)."""
         inflight = self._inflight
         if inflight is not None and inflight[3] is acked:
-            # The publish itself failed (the client stopping, a refused PUBACK).
             self._end_inflight()
             self._failed(inflight[1], inflight[2], acked.exception())  # type: ignore[arg-type]
 

@@ -10,6 +10,8 @@ shadow, a name selects a named shadow of the same thing.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import logging
 import uuid
@@ -414,12 +416,16 @@ class ShadowConnection:
         reported: dict | None,
         desired: dict | None = None,
         shadow: str | None = None,
-    ) -> asyncio.Future:
+        on_failure: Callable[[concurrent.futures.Future], None] | None = None,
+    ) -> concurrent.futures.Future:
         """Publish a shadow update as a plain QoS 1 message with `clientToken` `token`.
 
-        Returns a loop future done at the broker's PUBACK; the service's answer comes to the
-        `watch_updates` listener. Cheaper than `update` (no request-response bookkeeping,
-        no awsiotsdk model), and callable in the loop iteration that has the value.
+        Returns awscrt's own future, done at the broker's PUBACK (`done()` may be asked from
+        any thread). A publish that fails calls `on_failure(future)` in the loop; one that
+        succeeds wakes no one: the service's answer comes to the `watch_updates` listener,
+        and a PUBACK handed to the loop as well would only cost a thread hand-over per report.
+        Cheaper than `update` (no request-response bookkeeping, no awsiotsdk model), and
+        callable in the loop iteration that has the value.
         """
         client = self._client
         if client is None or self._shadow is None:
@@ -435,8 +441,17 @@ class ShadowConnection:
             payload=payload.encode(),
             qos=mqtt5.QoS.AT_LEAST_ONCE,
         )
-        acked = asyncio.wrap_future(client.publish(packet))
-        acked.add_done_callback(_retrieve)
+        acked: concurrent.futures.Future = client.publish(packet)
+        loop = self._loop
+
+        def done(future: concurrent.futures.Future) -> None:  # awscrt's thread (or this one)
+            if future.cancelled() or future.exception() is None:
+                return
+            if on_failure is not None and loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(on_failure, future)
+
+        acked.add_done_callback(done)
         return acked
 
     def watch_updates(
@@ -466,10 +481,15 @@ class ShadowConnection:
         subscribed = loop.create_future()
         prefix = _shadow_topic(thing, shadow, "update/")
 
+        marker = tokens.encode()
+
         def on_publish(event: mqtt_request_response.IncomingPublishEvent) -> None:
             kind = event.topic[len(prefix) :] if event.topic.startswith(prefix) else ""
+            payload = bytes(event.payload)
+            if kind in ("accepted", "rejected") and marker not in payload:
+                return  # the answer to someone else's update: not worth parsing
             try:
-                body = json.loads(bytes(event.payload))
+                body = json.loads(payload)
             except ValueError:
                 return
             if not isinstance(body, dict):
