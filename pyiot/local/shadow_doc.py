@@ -17,7 +17,6 @@ Follows the AWS IoT developer guide pages "Device Shadow service documents",
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -36,6 +35,18 @@ MAX_PAYLOAD_BYTES = 128 * 1024
 _SECTIONS = ("desired", "reported")
 _THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _SHADOW_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,64}")
+
+
+def json_copy(value: Any) -> Any:
+    """A copy of a JSON value (dicts, lists and scalars), deep enough that changing it leaves
+    the original alone. A shadow's sections, metadata and patches are such trees: copying
+    them by kind is several times faster than `copy.deepcopy` (which was half of the time
+    the service took to answer an update)."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value  # str, int, float, bool, None: immutable
 
 
 class ShadowError(PyiotError):
@@ -245,7 +256,7 @@ def compute_delta(desired: JsonObject | None, reported: JsonObject | None) -> Js
     reported = reported or {}
     for key, want in (desired or {}).items():
         if key not in reported:
-            delta[key] = copy.deepcopy(want)
+            delta[key] = json_copy(want)
             continue
         have = reported[key]
         if isinstance(want, dict) and isinstance(have, dict):
@@ -253,7 +264,7 @@ def compute_delta(desired: JsonObject | None, reported: JsonObject | None) -> Js
             if sub:
                 delta[key] = sub
         elif not json_equal(want, have):
-            delta[key] = copy.deepcopy(want)
+            delta[key] = json_copy(want)
     return delta
 
 
@@ -267,7 +278,7 @@ def delta_metadata(delta: JsonObject, desired_meta: JsonObject) -> JsonObject:
         if isinstance(value, dict) and isinstance(meta, dict):
             out[key] = delta_metadata(value, meta)
         elif meta is not None:
-            out[key] = copy.deepcopy(meta)
+            out[key] = json_copy(meta)
     return out
 
 
@@ -293,7 +304,7 @@ def _merge(state: JsonObject, meta: JsonObject, patch: JsonObject, now: int) -> 
                 state[key] = child
                 meta[key] = child_meta
         else:
-            state[key] = copy.deepcopy(value)
+            state[key] = json_copy(value)
             meta[key] = metadata_for(value, now)
 
 
@@ -329,9 +340,9 @@ class ShadowDocument:
         """``{"desired": ..., "reported": ...}`` with absent sections left out."""
         out: JsonObject = {}
         if self.desired is not None:
-            out["desired"] = copy.deepcopy(self.desired)
+            out["desired"] = json_copy(self.desired)
         if self.reported is not None:
-            out["reported"] = copy.deepcopy(self.reported)
+            out["reported"] = json_copy(self.reported)
         return out
 
     def delta(self) -> JsonObject:
@@ -340,7 +351,7 @@ class ShadowDocument:
     def _snapshot(self) -> JsonObject:
         return {
             "state": self.state(),
-            "metadata": copy.deepcopy(self.metadata),
+            "metadata": json_copy(self.metadata),
             "version": self.version,
         }
 
@@ -352,7 +363,7 @@ class ShadowDocument:
             state["delta"] = delta
         body: JsonObject = {
             "state": state,
-            "metadata": copy.deepcopy(self.metadata),
+            "metadata": json_copy(self.metadata),
             "version": self.version,
             "timestamp": self.timestamp if now is None else now,
         }
@@ -393,7 +404,7 @@ class ShadowDocument:
             "desired": self.desired,
             "reported": self.reported,
         }
-        metadata = copy.deepcopy(self.metadata)
+        metadata = json_copy(self.metadata)
         for section in _SECTIONS:
             if patch is not None and section not in patch:
                 continue
@@ -402,7 +413,7 @@ class ShadowDocument:
                 sections[section] = None
                 metadata.pop(section, None)
                 continue
-            current = copy.deepcopy(sections[section]) or {}
+            current = json_copy(sections[section]) or {}
             meta = metadata.get(section) or {}
             _merge(current, meta, value, now)
             sections[section] = current or None
@@ -422,7 +433,7 @@ class ShadowDocument:
             timestamp=now,
         )
         accepted: JsonObject = {
-            "state": copy.deepcopy(patch),
+            "state": json_copy(patch),
             "metadata": {}
             if patch is None
             else {section: metadata_for(value, now) for section, value in patch.items()},
