@@ -2,9 +2,11 @@
 
 An ordinary MQTT client (paho-mqtt 2.x) subscribed to the request topics of classic and named
 shadows (``$aws/things/+/shadow/{get,update,delete}`` and
-``$aws/things/+/shadow/name/+/{get,update,delete}``). paho's network thread queues each request
-and one worker thread answers them in order, so updates to a shadow are serialised; documents
-are persisted in a :class:`~pyiot.local.store.ShadowStore` *before* ``accepted`` is published.
+``$aws/things/+/shadow/name/+/{get,update,delete}``). Requests are answered one at a time, in
+the order received, so updates to a shadow are serialised: on paho's network thread when
+nothing is waiting (the quick path), else queued for one worker thread that answers them in
+order (a slow store then holds the worker, not the connection). Documents are persisted in a
+:class:`~pyiot.local.store.ShadowStore` *before* ``accepted`` is published.
 A request is *in flight* from when it is received until it is answered: with ``aws_limits``,
 a thing with 10 requests in flight has the next one answered 429 at once, as AWS IoT's Device
 Shadow service does ("more than 10 in-flight requests").
@@ -168,6 +170,7 @@ class ShadowService(Service):
         self._queue: queue.Queue[tuple[str, bytes, str | None] | None] = queue.Queue(_MAX_QUEUED)
         self._in_flight: dict[str, int] = {}
         self._in_flight_lock = threading.Lock()
+        self._queued = 0  # requests handed to the worker and not yet answered
         self._worker: threading.Thread | None = None
         self._refused_logged = 0.0
         self._refused_since_log = 0
@@ -293,7 +296,22 @@ class ShadowService(Service):
                     f"{topic}/rejected", err.payload(_now(), lenient_client_token(payload))
                 )
                 return
-        self._queue.put((topic, payload, thing))
+        with self._in_flight_lock:
+            # Nothing queued or being answered, and the store free: answer here, on paho's
+            # network thread, saving two thread hand-overs (to the worker and back for the
+            # publishes), about half of the service's time per request. Otherwise queue it
+            # behind the others, so that requests are still answered in order, and this
+            # thread never waits for the store.
+            inline = self._queued == 0 and self.store.try_hold()
+            if not inline:
+                self._queued += 1
+        if inline:
+            try:
+                self._answer(topic, payload, thing)
+            finally:
+                self.store.release()
+        else:
+            self._queue.put((topic, payload, thing))
 
     def _log_in_flight(self, thing: str, count: int) -> None:
         # One line a second at most: a flood of requests must not flood the log too.
@@ -319,22 +337,29 @@ class ShadowService(Service):
             item = self._queue.get()
             if item is None:
                 return
-            topic, payload, thing = item
             try:
-                if not self._started:
-                    pass  # stopping: no connection to answer on
-                elif topic.startswith("pyiot/will/"):
-                    self.apply_will(payload)
-                else:
-                    self.handle(topic, payload)
-            except Exception:  # never let one request end the worker
-                _LOGGER.exception("shadow request on %s failed", topic)
+                self._answer(*item)
             finally:
-                if thing is not None:
-                    with self._in_flight_lock:
-                        left = self._in_flight.pop(thing, 1) - 1
-                        if left > 0:
-                            self._in_flight[thing] = left
+                with self._in_flight_lock:
+                    self._queued -= 1
+
+    def _answer(self, topic: str, payload: bytes, thing: str | None) -> None:
+        """Answer one received request (or apply a last will); it is then no longer in flight."""
+        try:
+            if not self._started:
+                pass  # stopping: no connection to answer on
+            elif topic.startswith("pyiot/will/"):
+                self.apply_will(payload)
+            else:
+                self.handle(topic, payload)
+        except Exception:  # never let one request end the worker or paho's thread
+            _LOGGER.exception("shadow request on %s failed", topic)
+        finally:
+            if thing is not None:
+                with self._in_flight_lock:
+                    left = self._in_flight.pop(thing, 1) - 1
+                    if left > 0:
+                        self._in_flight[thing] = left
 
     # -- requests ------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> None:

@@ -87,7 +87,8 @@ class ShadowStore:
         private_dir(self.path.parent)
         _prepare_file(self.path)
         # One connection behind a lock: the service's MQTT thread writes, callers may read.
-        self._lock = threading.Lock()
+        # Re-entrant: a thread holding the store (`try_hold`) reads and writes it too.
+        self._lock = threading.RLock()
         # nofollow: SQLite itself refuses a link put there after the check above.
         uri = self.path.as_uri() + "?nofollow=1"
         try:
@@ -147,6 +148,14 @@ class ShadowStore:
                 self._gone,
             )
         raise ShadowError(500, f"shadow store {self.path.name} was {self._gone}; restart pyiot")
+
+    def try_hold(self) -> bool:
+        """Take the store for this thread unless another thread has it (then False, at once).
+        While held, this thread's reads and writes go through; `release()` gives it back."""
+        return self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._lock.release()
 
     def load(self, thing: str, shadow_name: str | None = None) -> ShadowDocument | None:
         """The stored document, or None if the shadow does not exist (never made or deleted)."""
