@@ -244,12 +244,12 @@ class Outbox:
         self._inflight = (token, reported, desired, acked)
         self._timer = self._loop.call_later(UPDATE_TIMEOUT, self._unanswered, token)
 
-    def _publish_failed(self, acked: concurrent.futures.Future) -> None:
+    def _publish_failed(self, acked: concurrent.futures.Future, error: BaseException) -> None:
         """The publish itself failed (the client stopping, a refused PUBACK)."""
         inflight = self._inflight
         if inflight is not None and inflight[3] is acked:
             self._end_inflight()
-            self._failed(inflight[1], inflight[2], acked.exception())  # type: ignore[arg-type]
+            self._failed(inflight[1], inflight[2], error)
 
     def _unanswered(self, token: str) -> None:
         inflight = self._inflight

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 REQUEST_TIMEOUT_SECONDS = 10
+# MQTT 5 PUBACK reason codes from 0x80 on refuse the publish.
+_PUBACK_REFUSED = 0x80
 # A request's payload besides its state: `{"clientToken":"<uuid4>"}`.
 _TOKEN_PAYLOAD = 55
 # QoS 1 replies a request brings, each acknowledged: `accepted` (or `rejected`), and for an
@@ -416,14 +418,16 @@ class ShadowConnection:
         reported: dict | None,
         desired: dict | None = None,
         shadow: str | None = None,
-        on_failure: Callable[[concurrent.futures.Future], None] | None = None,
+        on_failure: Callable[[concurrent.futures.Future, BaseException], None] | None = None,
     ) -> concurrent.futures.Future:
         """Publish a shadow update as a plain QoS 1 message with `clientToken` `token`.
 
         Returns awscrt's own future, done at the broker's PUBACK (`done()` may be asked from
-        any thread). A publish that fails calls `on_failure(future)` in the loop; one that
-        succeeds wakes no one: the service's answer comes to the `watch_updates` listener,
-        and a PUBACK handed to the loop as well would only cost a thread hand-over per report.
+        any thread). A publish that fails (the client stopping, or a PUBACK whose reason code
+        refuses it, such as an ACL's NOT_AUTHORIZED) calls `on_failure(error)` in the loop;
+        one the broker takes wakes no one: the service's answer comes to the `watch_updates`
+        listener, and every PUBACK handed to the loop would cost a thread hand-over per
+        report.
         Cheaper than `update` (no request-response bookkeeping, no awsiotsdk model), and
         callable in the loop iteration that has the value.
         """
@@ -445,11 +449,18 @@ class ShadowConnection:
         loop = self._loop
 
         def done(future: concurrent.futures.Future) -> None:  # awscrt's thread (or this one)
-            if future.cancelled() or future.exception() is None:
+            if future.cancelled():
                 return
+            error = future.exception()
+            if error is None:
+                puback = getattr(future.result(), "puback", None)
+                code = getattr(puback, "reason_code", None)
+                if code is None or code < _PUBACK_REFUSED:
+                    return
+                error = ShadowError(f"the broker refused the report: {code.name}")
             if on_failure is not None and loop is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(on_failure, future)
+                    loop.call_soon_threadsafe(on_failure, acked, error)
 
         acked.add_done_callback(done)
         return acked

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pyiot.local import LocalStack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -193,3 +194,30 @@ def test_service_socket_has_nagle_off(stack: LocalStack) -> None:
     sock = service._client.socket()
     assert sock is not None
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_requests_are_answered_in_order_across_the_quick_and_the_queued_path(
+    unthrottled, probe, thing
+) -> None:
+    """The service answers a request on its MQTT thread when nothing waits, and queues it for
+    its worker otherwise. Requests that arrive while earlier ones are still queued (here: the
+    test held the store, then let go) must not overtake them: every update is accepted in the
+    order it was sent, each version one more than the last."""
+    stack = unthrottled
+    service = stack.shadow_service
+    assert service is not None and stack.store is not None
+    update = topic(thing, "update")
+    probe.subscribe(f"{update}/accepted", f"{update}/rejected")
+    held = [f"held-{n}" for n in range(40)]
+    after = [f"after-{n}" for n in range(6)]
+    with stack.store._lock:  # the first update waits for the store; the rest queue behind it
+        for n, token in enumerate(held):
+            probe.publish(update, {"state": {"reported": {"n": n}}, "clientToken": token})
+        wait_until(lambda: service.in_flight(thing) == len(held), what="all queued")
+    for n, token in enumerate(after, len(held)):
+        probe.publish(update, {"state": {"reported": {"n": n}}, "clientToken": token})
+    answers = [probe.expect(f"{update}/accepted") for _ in held + after]
+    assert [a["clientToken"] for a in answers] == held + after
+    assert [a["version"] for a in answers] == list(range(1, len(held) + len(after) + 1))
+    final = probe.request(topic(thing, "get"), {})
+    assert final["state"]["reported"] == {"n": len(held) + len(after) - 1}

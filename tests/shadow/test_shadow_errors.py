@@ -70,3 +70,42 @@ def test_a_request_the_broker_refuses_is_named_by_its_client_error(mosquitto_pat
     assert refused.code is None
     assert refused.client_error == "AWS_ERROR_MQTT_REQUEST_RESPONSE_PUBLISH_FAILURE"
     assert "refuses shadow requests for door" in str(stack_error)
+
+
+def test_a_report_the_broker_refuses_is_handed_to_the_loop(mosquitto_path, tmp_path):
+    """A report is a plain QoS 1 publish, settled by its PUBACK on awscrt's thread. One the
+    broker refuses (its ACL: `lamp` may not report for `door`) reaches `on_failure` in the
+    loop, naming the reason; one the broker takes calls nothing (its answer comes on
+    `update/accepted`)."""
+    with LocalStack(data_dir=tmp_path / "data", users={"lamp": "pw-lamp"}) as stack:
+        broker = BrokerAddress(stack.host, stack.port, "lamp", "pw-lamp")
+
+        async def scenario() -> tuple[list, object, object]:
+            loop = asyncio.get_running_loop()
+            connection = ShadowConnection(broker)
+            await connection.connect()
+            failures: list = []
+            failed = loop.create_future()
+
+            def on_failure(future, error) -> None:
+                assert asyncio.get_running_loop() is loop  # in the loop, not awscrt's thread
+                failures.append((future, error))
+                failed.set_result(None)
+
+            try:
+                taken = connection.publish_report(
+                    "lamp", "t-1", {"on": True}, on_failure=on_failure
+                )
+                refused = connection.publish_report(
+                    "door", "t-2", {"on": True}, on_failure=on_failure
+                )
+                await asyncio.wait_for(failed, 30)
+                await asyncio.wait_for(asyncio.wrap_future(taken), 30)
+                return failures, refused, taken
+            finally:
+                await connection.close()
+
+        failures, refused, taken = asyncio.run(scenario())
+    assert [future for future, _ in failures] == [refused]
+    assert "NOT_AUTHORIZED" in str(failures[0][1])
+    assert taken.exception() is None  # type: ignore[attr-defined]
