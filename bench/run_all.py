@@ -2,8 +2,8 @@
 
     python bench/run_all.py [--quick]
 
-- latency.py: desired -> device -> reported, pyiot beside a hand-written awscrt + pyserial
-  driver (p50/p99);
+- latency.py: desired -> device -> reported, pyiot beside two hand-written drivers (awscrt +
+  device I/O blocking on awscrt's thread, and on asyncio): p50/p99 and CPU per round trip;
 - utilisation.py: back-to-back polls through a 9600-baud wire, beside the wire's limit and a
   hand-written pyserial loop;
 - scale.py: 100 and 1,000 relays polled at 1 Hz in one process (CPU, RSS, missed polls),
