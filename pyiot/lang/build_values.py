@@ -57,6 +57,12 @@ def token_pos(token: Token, path: str) -> SourcePos:
 
 
 def unquote(token: Token, path: str) -> str:
+    text = str(token)
+    if "\\" not in text:
+        # The grammar's STRING is `"..."` with no raw newline or quote inside: without a
+        # backslash there is nothing to decode. (literal_eval, and the warnings filter it
+        # needs, were most of the time the model took for a large file.)
+        return text[1:-1]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "\q": an unknown escape stays as written
