@@ -12,7 +12,7 @@ hands each delta to an asyncio loop, as a driver of several devices must (as pyi
 
     python bench/latency.py [--rounds 300] [--also CHECKOUT]
 
-`--also CHECKOUT` runs a third driver, pyiot from another checkout (e.g. `git archive` of an
+`--also CHECKOUT` runs one more driver, pyiot from another checkout (e.g. `git archive` of an
 older commit unpacked in /tmp), in the same turns: a before/after comparison under one load.
 """
 
@@ -180,7 +180,7 @@ def main() -> None:
         help="no quota front: clients talk to mosquitto directly (the front's cost is the "
         "difference to a run without this)",
     )
-    parser.add_argument("--also", type=Path, help="another checkout's pyiot as a third driver")
+    parser.add_argument("--also", type=Path, help="another checkout's pyiot as one more driver")
     parser.add_argument("--serve-stack", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     python = sys.executable
