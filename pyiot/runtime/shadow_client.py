@@ -390,19 +390,7 @@ class ShadowConnection:
         assert self._loop is not None
         loop = self._loop
         subscribed = loop.create_future()
-
-        def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
-            kind = mqtt_request_response.SubscriptionStatusEventType
-            if event.type == kind.SUBSCRIPTION_ESTABLISHED:
-                if not subscribed.done():
-                    loop.call_soon_threadsafe(_resolve, subscribed, None)
-                elif on_resubscribed is not None:
-                    # After a reconnect: what changed meanwhile is known only to a fresh get.
-                    loop.call_soon_threadsafe(on_resubscribed)
-            elif event.type == kind.SUBSCRIPTION_HALTED:
-                err = ShadowError(f"subscription for {thing} halted: {event.error}")
-                loop.call_soon_threadsafe(_resolve, subscribed, err)
-
+        on_status = _status_listener(loop, thing, subscribed, on_resubscribed)
         stream = create(
             request, ServiceStreamOptions(on_event, subscription_status_listener=on_status)
         )
@@ -531,18 +519,7 @@ class ShadowConnection:
                     message = str(body.get("message", ""))
                     loop.call_soon_threadsafe(on_answer, token, code, message)
 
-        def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
-            kinds = mqtt_request_response.SubscriptionStatusEventType
-            if event.type == kinds.SUBSCRIPTION_ESTABLISHED:
-                if not subscribed.done():
-                    loop.call_soon_threadsafe(_resolve, subscribed, None)
-                elif on_resubscribed is not None:
-                    # After a reconnect: what changed meanwhile is known only to a fresh get.
-                    loop.call_soon_threadsafe(on_resubscribed)
-            elif event.type == kinds.SUBSCRIPTION_HALTED:
-                err = ShadowError(f"subscription for {thing} halted: {event.error}")
-                loop.call_soon_threadsafe(_resolve, subscribed, err)
-
+        on_status = _status_listener(loop, thing, subscribed, on_resubscribed)
         operation = self._shadow_client()._rr_client.create_stream(
             mqtt_request_response.StreamingOperationOptions(prefix + "+", on_status, on_publish)
         )
@@ -621,6 +598,31 @@ _FATAL = (
 
 def _is_fatal(reason: str) -> bool:
     return any(marker in reason for marker in _FATAL)
+
+
+def _status_listener(
+    loop: asyncio.AbstractEventLoop,
+    thing: str,
+    subscribed: asyncio.Future,
+    on_resubscribed: Callable[[], None] | None,
+) -> Callable[[mqtt_request_response.SubscriptionStatusEvent], None]:
+    """A stream's subscription status, on awscrt's thread, into the loop: the first
+    establishment resolves `subscribed`, each later one (after a reconnect) calls
+    `on_resubscribed`, and a halted subscription fails `subscribed`."""
+    kinds = mqtt_request_response.SubscriptionStatusEventType
+
+    def on_status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
+        if event.type == kinds.SUBSCRIPTION_ESTABLISHED:
+            if not subscribed.done():
+                loop.call_soon_threadsafe(_resolve, subscribed, None)
+            elif on_resubscribed is not None:
+                # After a reconnect: what changed meanwhile is known only to a fresh get.
+                loop.call_soon_threadsafe(on_resubscribed)
+        elif event.type == kinds.SUBSCRIPTION_HALTED:
+            err = ShadowError(f"subscription for {thing} halted: {event.error}")
+            loop.call_soon_threadsafe(_resolve, subscribed, err)
+
+    return on_status
 
 
 def _retrieve(future: asyncio.Future) -> None:
