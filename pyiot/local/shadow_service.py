@@ -77,7 +77,7 @@ REQUESTS_PER_SECOND_PER_THING = 20
 #: thing; the one beyond is answered 429.
 MAX_IN_FLIGHT_PER_THING = 10
 #: Requests queued for the worker at most; beyond, paho's network thread waits (backpressure
-#: to the broker, as when requests were answered on that thread).
+#: to the broker).
 _MAX_QUEUED = 10_000
 _THROTTLE_LOG_S = 1.0
 #: Things whose request budget is tracked at most; a full bucket carries no information, so
@@ -277,8 +277,9 @@ class ShadowService(Service):
             _LOGGER.exception("shadow request on %s failed", msg.topic)
 
     def receive(self, topic: str, payload: bytes) -> None:
-        """Take one message from the broker: queue it for the worker, or answer 429 at once
-        when its thing already has the most requests in flight AWS IoT allows."""
+        """Take one message from the broker: answer it here when nothing waits, else queue it
+        for the worker; or answer 429 at once when its thing already has the most requests in
+        flight AWS IoT allows."""
         parsed = parse_topic(topic)
         thing = parsed[0] if parsed is not None else None
         if thing is not None:
