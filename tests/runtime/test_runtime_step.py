@@ -57,8 +57,7 @@ def test_off_step_desired_value_is_rejected_in_the_shadow_and_never_sent(
     async def scenario() -> tuple[dict, list[float]]:
         rig = Rig(stack, program)
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps["hall"]
             sim = rig.sims["hall.thermostat"].sims["thermostat"]
             seen: list[float] = []

@@ -173,6 +173,12 @@ class Rig:
                 self.apps[name] = App(self._app_connection, name)
                 await self.apps[name].watch()
 
+    async def start(self) -> Gateway:
+        """The usual order: the application first (it sees every report), then the gateway
+        on freshly served simulated devices."""
+        await self.start_app()
+        return await self.start_gateway(await self.serve_devices())
+
     async def start_gateway(self, endpoints: dict[str, str]) -> Gateway:
         connection = ShadowConnection(self.broker)
         await connection.connect()

@@ -66,8 +66,7 @@ def test_set_to_an_idle_component_is_written_before_anything_scheduled_after_the
     async def scenario() -> None:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             engine = await online(rig, name)
             sim = rig.sims[f"{name}.amp1"]
             thing = rig.gateway.things[name]  # type: ignore[union-attr]
@@ -102,8 +101,7 @@ def test_a_busy_component_takes_its_commands_in_order(stack, thing_name):
     async def scenario() -> None:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             await online(rig, name)
             sim = rig.sims[f"{name}.amp1"]
             lines = heard(sim)

@@ -43,8 +43,7 @@ def test_one_report_in_flight_each_answered_by_its_token(stack, thing_name):
     async def scenario() -> None:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
             sim = rig.sims[f"{name}.amp1"]
@@ -83,8 +82,7 @@ def test_a_confirmed_command_is_one_update(stack, thing_name):
     async def scenario() -> list[dict[str, Any]]:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
             await eventually(lambda: not rig.gateway.things[name].outbox.pending, what="quiet")
@@ -140,8 +138,7 @@ def test_a_throttled_report_is_sent_again_with_the_newest_values(stack, thing_na
     async def scenario() -> dict[str, Any]:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
             thing = rig.gateway.things[name]
@@ -204,8 +201,7 @@ def test_every_report_waits_for_the_budget(stack, thing_name):
     async def scenario() -> tuple[CountingBudget, int]:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
             thing = rig.gateway.things[name]

@@ -44,8 +44,7 @@ def test_several_keys_at_once_one_bad_each_way(any_order_stack: LocalStack, thin
     async def scenario() -> dict:
         rig = Rig(any_order_stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: status(s).get("components", {}).get("amp1", {}).get("online"))
             bad = {"volume": 99, "input": 3, "bass": 4, "pyiot": {"x": 1}, "mute": "yes"}
@@ -100,8 +99,7 @@ def test_values_that_do_not_fit_are_rejected(stack: LocalStack, thing_name, valu
     async def scenario() -> dict:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             await rig.apps[name].set(volume=value)
             return await rig.apps[name].until(
                 lambda s: "volume" in status(s).get("rejected", {}) and not desired(s)
@@ -194,8 +192,7 @@ def test_reports_carry_only_changes_and_bursts_go_together(stack, thing_name, ma
     async def scenario() -> list[dict]:
         rig = Rig(stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
             await eventually(lambda: probe_saw(requests, *FIRST_REPORT_KEYS), what="first reports")

@@ -56,8 +56,7 @@ def test_broker_restart_resyncs_both_ways(own_stack: LocalStack, thing_name) -> 
     async def scenario() -> dict:
         rig = Rig(own_stack, amp_program(name))
         try:
-            await rig.start_app()
-            await rig.start_gateway(await rig.serve_devices())
+            await rig.start()
             app = rig.apps[name]
             await app.until(lambda s: reported(s).get("input") == 1)
             port = own_stack.port
