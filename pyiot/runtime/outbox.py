@@ -28,7 +28,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import itertools
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,22 +59,17 @@ TOO_BIG = (400, 413)
 class Budget(Protocol):
     """A publish budget shared by the outboxes of one connection (issue 16).
 
-    Before each publish the outbox calls `try_acquire(nbytes)` (`nbytes`: the update's JSON
-    size): True spends one publish of that size now, and the report goes out in this loop
-    iteration. On False it awaits `acquire(nbytes)`, which returns once that publish may go,
-    then publishes. Nothing is given back: one call, one publish. A budget of None (the
+    Before each publish the outbox calls `try_acquire(nbytes)` (`nbytes`: the update's cost,
+    `ShadowConnection.request_size`, as for every other request): True spends one publish of
+    that size now, and the report goes out in this loop iteration. On False it awaits
+    `acquire(nbytes)`, which returns once that publish may go, then publishes. Nothing is
+    given back: one call, one publish. A budget of None (the
     default) is unlimited and costs nothing.
     """
 
     def try_acquire(self, nbytes: int) -> bool: ...
 
     async def acquire(self, nbytes: int) -> None: ...
-
-
-def _size(reported: dict[str, Any], desired: dict[str, Any]) -> int:
-    """About the bytes of an update with these parts (its envelope and token included)."""
-    state = {"reported": reported or None, "desired": desired or None}
-    return len(json.dumps(state, separators=(",", ":"))) + 64
 
 
 def error_code(err: BaseException) -> int | None:
@@ -202,7 +196,10 @@ class Outbox:
             self._window.cancel()
             self._window = None
         if self.budget is not None:
-            nbytes = _size(self._reported, self._desired)
+            # Sized as the connection sizes every request (on AWS, as awscrt's own limiter
+            # will charge it), so that reports and gets share one account.
+            state = {"reported": self._reported or None, "desired": self._desired or None}
+            nbytes = self.shadow.request_size(self.thing, self.shadow_name, "update", state)
             if not self.budget.try_acquire(nbytes):
                 self._acquiring = self._loop.create_task(
                     self._acquire_then_send(nbytes), name=f"{self.thing}:budget"
