@@ -93,15 +93,23 @@ def measure(app: App, rounds: int) -> list[float]:
     return measure_in_turns({"": app}, rounds)[""]
 
 
-def measure_in_turns(
-    apps: dict[str, App], rounds: int, warm_up: bool = True
-) -> dict[str, list[float]]:
-    """Round trips of each driver, taken in turns (one of each, then again): on a shared,
-    busy machine the load changes by the second, and taking the drivers one after the other
-    would compare two different machines."""
-    for i in range(20 if warm_up else 0):
+def warm_up(apps: dict[str, App], rounds: int = 20) -> None:
+    """Round trips not counted: connections, caches and the first shadow versions settle."""
+    for i in range(rounds):
         for app in apps.values():
             app.round_trip(i % 2 == 0)
+
+
+def measure_in_turns(apps: dict[str, App], rounds: int) -> dict[str, list[float]]:
+    """`take_turns` after a warm-up."""
+    warm_up(apps)
+    return take_turns(apps, rounds)
+
+
+def take_turns(apps: dict[str, App], rounds: int) -> dict[str, list[float]]:
+    """Round trips of each driver, sorted, taken in turns (one of each, then again): on a
+    shared, busy machine the load changes by the second, and taking the drivers one after
+    the other would compare two different machines."""
     times: dict[str, list[float]] = {name: [] for name in apps}
     for i in range(rounds):
         for name, app in apps.items():
@@ -234,11 +242,9 @@ def main() -> None:
                 processes += also
                 apps[f"pyiot ({args.also.name})"] = App(host, port, "relayAlso")
                 drivers[f"pyiot ({args.also.name})"] = also[1]
-            for i in range(20):  # warm up
-                for app in apps.values():
-                    app.round_trip(i % 2 == 0)
+            warm_up(apps)  # then the CPU counters start: they cover the measured trips only
             cpu_before = {name: cpu_seconds(process.pid) for name, process in drivers.items()}
-            results = measure_in_turns(apps, args.rounds, warm_up=False)
+            results = take_turns(apps, args.rounds)
             cpu = {
                 name: (cpu_seconds(process.pid) - cpu_before[name]) / args.rounds * 1000
                 for name, process in drivers.items()
