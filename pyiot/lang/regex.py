@@ -12,6 +12,7 @@ compile there (the few RE2-only spellings, `\\pL` or `\\z`, get Python's message
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from typing import Any
@@ -57,16 +58,75 @@ _BACKREF = re.compile(r"^\\[1-9]")
 _COUNTED = re.compile(r"(?<!\\)(?:\\\\)*\{(\d+)(?:,(\d*))?\}")
 
 
-def compile_re2(source: str, flags: str = "") -> Any:
-    """An RE2 pattern (`search`, `fullmatch`, `groupindex`, ...) for a reply pattern.
+# A line pattern remembers this many lines' matches (then starts again) ...
+MEMO_LINES = 32
+# ... of lines up to this long: a status line, not a dump.
+MEMO_LINE_LENGTH = 160
+
+
+class LinePattern:
+    """An RE2 pattern that remembers what its last few lines matched.
+
+    A device repeats itself: a poll gets the same reply until something changes, and a
+    gateway matches the same few lines against the same patterns thousands of times. RE2's
+    Python wrapper costs ~10 µs a search (it translates offsets between bytes and text in
+    Python) against well under 1 µs to look a line up, so each pattern keeps the matches of
+    up to `MEMO_LINES` short lines, and forgets them all when full: a device that never
+    repeats itself (or a hostile one) costs a search per line, as before, and memory stays
+    bounded. Only `search` is remembered; the rest is RE2's own.
+    """
+
+    __slots__ = ("regexp", "_seen")
+
+    def __init__(self, regexp: Any):
+        self.regexp = regexp
+        self._seen: dict[str, Any] = {}
+
+    def search(self, line: str) -> Any:
+        """RE2's `search(line)`: a match (shared by every search of an equal line), or None."""
+        seen = self._seen
+        found = seen.get(line, seen)
+        if found is not seen:
+            return found
+        found = self.regexp.search(line)
+        if len(line) <= MEMO_LINE_LENGTH:
+            if len(seen) >= MEMO_LINES:
+                seen.clear()
+            seen[line] = found
+        return found
+
+    def match(self, line: str) -> Any:
+        return self.regexp.match(line)
+
+    def fullmatch(self, line: str) -> Any:
+        return self.regexp.fullmatch(line)
+
+    @property
+    def groupindex(self) -> Any:
+        return self.regexp.groupindex
+
+    @property
+    def pattern(self) -> str:
+        return self.regexp.pattern
+
+
+def compile_re2(source: str, flags: str = "") -> LinePattern:
+    """An RE2 pattern (`search`, `fullmatch`, `groupindex`) for a reply pattern.
 
     `flags` are the letters after the closing slash: `i`, `m`, `s`. Raises `PatternError`.
+    The same source and flags give the same pattern object: a thousand relays share one
+    pattern (and what it remembers) instead of compiling a thousand.
     """
+    return _compiled(source, flags)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str, flags: str) -> LinePattern:
     _check_flags(source, flags)
     _check_counts(source)
     prefix = f"(?{flags})" if flags else ""
     try:
-        return re2.compile(prefix + source, _OPTIONS)
+        return LinePattern(re2.compile(prefix + source, _OPTIONS))
     except re2.error as err:
         raise _explain(source, err) from None
 
