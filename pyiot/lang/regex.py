@@ -64,6 +64,23 @@ MEMO_LINES = 32
 MEMO_LINE_LENGTH = 160
 
 
+class LineMatch:
+    """What a line pattern found: the texts of its named groups (None: a group that took no
+    part). Read once from RE2's match: each of RE2's own `group` calls asks the C++ side for
+    the pattern's group names again, and gives up the GIL to do so."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self, groups: dict[str, str | None]):
+        self._groups = groups
+
+    def group(self, name: str) -> str | None:
+        try:
+            return self._groups[name]
+        except KeyError:
+            raise IndexError(f"no group {name!r}") from None
+
+
 class LinePattern:
     """An RE2 pattern that remembers what its last few lines matched.
 
@@ -80,20 +97,22 @@ class LinePattern:
 
     def __init__(self, regexp: Any):
         self.regexp = regexp
-        self._seen: dict[str, Any] = {}
+        self._seen: dict[str, LineMatch | None] = {}
 
-    def search(self, line: str) -> Any:
-        """RE2's `search(line)`: a match (shared by every search of an equal line), or None."""
+    def search(self, line: str) -> LineMatch | None:
+        """RE2's `search(line)`, as a `LineMatch` (shared by every search of an equal line)."""
         seen = self._seen
-        found = seen.get(line, seen)
-        if found is not seen:
-            return found
+        try:
+            return seen[line]
+        except KeyError:
+            pass
         found = self.regexp.search(line)
+        match = None if found is None else LineMatch(found.groupdict())
         if len(line) <= MEMO_LINE_LENGTH:
             if len(seen) >= MEMO_LINES:
                 seen.clear()
-            seen[line] = found
-        return found
+            seen[line] = match
+        return match
 
     def match(self, line: str) -> Any:
         return self.regexp.match(line)

@@ -141,6 +141,12 @@ class Outbox:
         self._desired = merge(self._desired, changes)
         self._pump(urgent)
 
+    def stage_desired(self, changes: dict[str, Any]) -> None:
+        """Merge `changes` (keys -> None) into the pending `desired` without sending, for a
+        caller whose `report` follows in the same breath: one update, and no send window
+        opened only to be closed again."""
+        self._desired = merge(self._desired, changes)
+
     def ready(self) -> None:
         """The shadow has been read: reports may go (before, a device's first values cannot be
         compared with what the shadow shows)."""

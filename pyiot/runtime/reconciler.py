@@ -126,7 +126,8 @@ class Reconciler:
     def confirmed_now(self, key: Path, value: Any) -> bool:
         """A value read from the device: if it is the command in flight for `key` and still
         the wish, clear the wish with it now (one loop iteration from the reply to the
-        report). True if so; the apply task then only does the bookkeeping."""
+        report). True if so: the caller then reports the value at once, which sends the
+        clearing with it; the apply task only does the bookkeeping."""
         pending = self._inflight.get(key)
         if pending is None or not same(pending[1], value) or not same(self.wanted.get(key), value):
             return False
@@ -135,7 +136,7 @@ class Reconciler:
             return False  # the read after the set confirms it, not the set's own reply
         self._reported_early[key] = pending[0]
         self._handled[key] = value
-        self._outbox.clear_desired(nest(key, None), urgent=False)
+        self._outbox.stage_desired(nest(key, None))
         self._clear_rejection(key, urgent=False)
         return True
 

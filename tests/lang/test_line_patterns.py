@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyiot.lang.model import Regex
 from pyiot.lang.regex import MEMO_LINE_LENGTH, MEMO_LINES, compile_re2
 
@@ -43,3 +45,11 @@ def test_components_with_the_same_pattern_share_it_and_others_keep_their_own() -
     assert first.search("Z1ON").group("value") == "ON"
     assert other.search("Z1ON") is None  # zone 2's pattern does not take zone 1's line
     assert other.search("Z2OFF").group("value") == "OFF"
+
+
+def test_a_group_that_took_no_part_is_none_and_an_unknown_group_is_an_index_error() -> None:
+    found = compile_re2(r"^VOL(?P<value>\d+)?$").search("VOL")
+    assert found is not None
+    assert found.group("value") is None
+    with pytest.raises(IndexError):
+        found.group("volume")
