@@ -436,6 +436,10 @@ class ShadowConnection:
         acked: concurrent.futures.Future = client.publish(packet)
         loop = self._loop
 
+        # `done` names the future by its argument, never by closing over `acked`: the future
+        # keeps its callbacks, so a closure over it would make a reference cycle per report
+        # (the future, its lock and condition, the PUBACK), garbage that only the cyclic
+        # collector frees, in a pause of a few hundred µs every few dozen reports.
         def done(future: concurrent.futures.Future) -> None:  # awscrt's thread (or this one)
             if future.cancelled():
                 return
@@ -448,7 +452,7 @@ class ShadowConnection:
                 error = ShadowError(f"the broker refused the report: {code.name}")
             if on_failure is not None and loop is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(on_failure, acked, error)
+                    loop.call_soon_threadsafe(on_failure, future, error)
 
         acked.add_done_callback(done)
         return acked
