@@ -15,6 +15,10 @@ through as bytes. What it enforces, as AWS does (``AWS IoT Core endpoints and qu
 * topics and topic filters of at most 256 bytes and 7 slashes, not counting the slashes of a
   Basic Ingest prefix ``$aws/rules/NAME/`` (disconnect);
 * a payload of at most 128 KiB (disconnect);
+* one CONNECT a second per client id: a CONNECT less than a second after the previous one
+  with the same client id is refused (CONNACK "quota exceeded" in MQTT 5, "server
+  unavailable" in 3.1.1) and closed, as AWS throttles it (``Connect.ClientIDThrottle``): two
+  gateways sharing a client id, or a reconnect loop, show here as they would there;
 * 100 publishes a second per connection to ``$aws/`` topics (shadows, jobs, Basic Ingest:
   what a gateway sends to AWS IoT): publishes beyond are discarded, as AWS documents, and the
   connection stays up (a token bucket of 100, refilled at 100 a second). Publishes to other
@@ -53,6 +57,7 @@ MAX_TOPIC_BYTES = 256
 MAX_TOPIC_SLASHES = 7
 MAX_PAYLOAD_BYTES = 128 * 1024
 PUBLISHES_PER_SECOND = 100
+CONNECT_INTERVAL = 1.0  # seconds between two CONNECTs of one client id
 _BASIC_INGEST = "$aws/rules/"
 #: Largest packet buffered whole: a payload at its quota plus the largest topic and headers;
 #: anything larger breaks a quota anyway, so the client is closed before it is buffered.
@@ -72,6 +77,8 @@ _PROPERTY_SIZES: dict[int, int | str] = {
 _TOPIC_ALIAS = 0x23
 # Topic aliases remembered per connection at most (mosquitto grants 10 by default).
 _MAX_ALIASES = 1024
+# Client ids whose last CONNECT is remembered before the stale ones are forgotten.
+_MAX_REMEMBERED_CONNECTS = 4096
 
 
 class Malformed(PyiotError, ValueError):
@@ -364,6 +371,19 @@ class _Session(asyncio.Protocol):
                 self.client.write(refusal)
             self.close()
             raise _Closed
+        if not self.front.may_connect(client_id):
+            self.front.count("more than one CONNECT a second per client id")
+            _LOGGER.warning(
+                "AWS IoT quota: client %r: more than one CONNECT a second with this client id; "
+                "refusing it",
+                self.client_id,
+            )
+            # CONNACK "quota exceeded" (5: 0x97); 3.1.1 has no such code: "server unavailable".
+            refusal = b"\x20\x03\x00\x97\x00" if self.version == 5 else b"\x20\x02\x00\x03"
+            if self.client is not None:
+                self.client.write(refusal)
+            self.close()
+            raise _Closed
 
     def _publish(self, data: bytes, start: int, at: int, end: int) -> bool:
         """Check one PUBLISH; False when it is to be discarded (over the publish rate)."""
@@ -476,6 +496,10 @@ class QuotaFront:
         self.publish_rate: float | None = PUBLISHES_PER_SECOND
         self.published = 0  # publishes forwarded, all clients
         self.discarded = 0  # publishes discarded over the rate, all clients
+        #: Seconds between two CONNECTs of one client id (None: no limit); may be changed
+        #: while running.
+        self.connect_interval: float | None = CONNECT_INTERVAL
+        self._last_connect: dict[bytes, float] = {}  # client id -> its last CONNECT, recent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -483,6 +507,23 @@ class QuotaFront:
 
     def count(self, quota: str) -> None:
         self.violations[quota] += 1
+
+    def may_connect(self, client_id: bytes) -> bool:
+        """Note a CONNECT of `client_id`; False if its previous one (taken or refused) came
+        less than `connect_interval` ago. An empty client id is the broker's to assign: each
+        is a different client, as on AWS."""
+        interval = self.connect_interval
+        if interval is None or not client_id:
+            return True
+        now = time.monotonic()
+        last = self._last_connect
+        if len(last) >= _MAX_REMEMBERED_CONNECTS:
+            # Forget what no longer counts: bounded by the CONNECTs of one interval.
+            for name in [n for n, at in last.items() if now - at >= interval]:
+                del last[name]
+        previous = last.get(client_id)
+        last[client_id] = now
+        return previous is None or now - previous >= interval
 
     def stats(self) -> dict[str, Any]:
         """Counters for benchmarks and tests: connections open now and ever, the most

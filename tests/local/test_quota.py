@@ -257,6 +257,41 @@ def test_a_client_id_over_128_bytes_is_refused(any_stack, clients, caplog) -> No
             assert code == 0
 
 
+def test_a_second_connect_of_one_client_id_within_a_second_is_refused(
+    any_stack, clients, caplog
+) -> None:
+    """AWS takes one CONNECT a second per client id (two gateways sharing one id, a reconnect
+    loop). The refused CONNECT never reaches the broker: the first client stays up."""
+    stack, limits = any_stack
+    name = f"gateway-{uuid.uuid4().hex[:8]}"
+    first = connect(stack, clients, name)
+    assert first.connected.result(PATIENCE) == 0
+    with caplog.at_level(logging.WARNING, logger="pyiot.local.front"):
+        second = connect(stack, clients, name)
+        code = second.connected.result(PATIENCE)
+    if not limits:
+        assert code == 0  # mosquitto alone takes it (and hands it the first one's session)
+        return
+    assert code.is_failure
+    assert any(
+        "more than one CONNECT a second" in r.getMessage() and name in r.getMessage()
+        for r in caplog.records
+    )
+    first.still_connected()
+    other = connect(stack, clients, f"{name}-other")  # the quota is per client id
+    assert other.connected.result(PATIENCE) == 0
+    assert stack.front is not None
+    previous, stack.front.connect_interval = stack.front.connect_interval, 0.2
+    try:
+        # The quota is a span of time: only time passing lifts it (the refused attempt above
+        # counts as the last CONNECT).
+        time.sleep(0.3)
+        again = connect(stack, clients, name)
+        assert again.connected.result(PATIENCE) == 0
+    finally:
+        stack.front.connect_interval = previous
+
+
 def test_a_publish_burst_above_100_a_second_is_thinned(any_stack, clients, caplog, thing) -> None:
     """AWS discards the publishes of a connection beyond 100 a second and keeps it up."""
     stack, limits = any_stack
