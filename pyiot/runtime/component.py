@@ -288,13 +288,13 @@ class ComponentEngine:
             or getattr(self.link, "write_nowait", None) is None
         ):
             return None
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
         try:
             request = self.protocol.set_request(prop_name, value)
             self._check_wire(request)
         except BadValue as err:
-            done.set_exception(err)
-            return done
+            refused: asyncio.Future = asyncio.get_running_loop().create_future()
+            refused.set_exception(err)
+            return refused
         if not self.protocol.expects_answer(request) or not self.turns.take_now():
             return None
         _, trigger = self._prepare(request)

@@ -8,7 +8,7 @@ compare documents along such paths. No I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 Path = tuple[str, ...]
@@ -36,7 +36,9 @@ def lookup(document: dict[str, Any], path: Path) -> tuple[bool, Any]:
     return True, node
 
 
-def leaves(document: dict[str, Any], keys: set[Path], parents: set[Path]) -> Iterator[tuple]:
+def leaves(
+    document: dict[str, Any], keys: Container[Path], parents: Container[Path]
+) -> Iterator[tuple]:
     """(path, value) of each entry of a desired/delta document that is one request: a known
     key, or anything that is not an object on the way to one (an unknown or misplaced key)."""
     stack: list[tuple[Path, dict[str, Any]]] = [((), document)]

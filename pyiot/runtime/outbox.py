@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pyiot.runtime.documents import merge
@@ -113,6 +113,9 @@ class Outbox:
         self._ready = False
         self._closed = False
         self._together = 0  # inside `together()`: hold sends until its end
+        # One context manager object for every `together()`, not a generator per call: it
+        # is on the path of every delta (the count above makes it nest).
+        self._held = _Together(self)
         self._urgent_held = False
         self._delay = RETRY_MIN
         self._failing = False
@@ -167,18 +170,19 @@ class Outbox:
             self._acquiring.cancel()
 
     # the exchange --------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def together(self) -> Iterator[None]:
+    def together(self) -> contextlib.AbstractContextManager[None]:
         """Changes made inside go out as one update at the end (one delta's keys, a
-        rejection and its cleared wish): nothing is sent in between."""
+        rejection and its cleared wish): nothing is sent in between. Nests."""
+        return self._held
+
+    def _hold_sends(self) -> None:
         self._together += 1
-        try:
-            yield
-        finally:
-            self._together -= 1
-            if not self._together and self._urgent_held:
-                self._urgent_held = False
-                self._pump(urgent=True)
+
+    def _release_sends(self) -> None:
+        self._together -= 1
+        if not self._together and self._urgent_held:
+            self._urgent_held = False
+            self._pump(urgent=True)
 
     def _pump(self, urgent: bool) -> None:
         """Send the pending update if it may go now; else make sure something will send it."""
@@ -415,3 +419,18 @@ class Outbox:
                 waiting[1].set_result((code, message))
             return
         self.on_answer(token, code, message)
+
+
+class _Together:
+    """`Outbox.together()`: holds the outbox's sends from `with` to its end."""
+
+    __slots__ = ("_outbox",)
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def __enter__(self) -> None:
+        self._outbox._hold_sends()
+
+    def __exit__(self, *exc: object) -> None:
+        self._outbox._release_sends()

@@ -79,7 +79,7 @@ class Reconciler:
         """The shadow as read by a get: act on every desired key, not only the delta
         (`reported` may be stale), asking the device, not the document, what is satisfied."""
         self.note_desired(desired)
-        requests = list(leaves(desired, set(self.keys), self._parents))
+        requests = list(leaves(desired, self.keys, self._parents))
         self.wanted.update(requests)
         with self._outbox.together():
             for key, value in requests:
@@ -88,7 +88,7 @@ class Reconciler:
     def on_delta(self, delta: dict[str, Any]) -> None:
         wishes = [
             (key, value)
-            for key, value in leaves(delta, set(self.keys), self._parents)
+            for key, value in leaves(delta, self.keys, self._parents)
             if not (key in self._handled and same(self._handled[key], value))
         ]
         for key, value in wishes:
