@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import queue
+import random
 import re
 import socket
 import subprocess
@@ -109,11 +110,16 @@ def measure_in_turns(apps: dict[str, App], rounds: int) -> dict[str, list[float]
 def take_turns(apps: dict[str, App], rounds: int) -> dict[str, list[float]]:
     """Round trips of each driver, sorted, taken in turns (one of each, then again): on a
     shared, busy machine the load changes by the second, and taking the drivers one after
-    the other would compare two different machines."""
+    the other would compare two different machines. Each turn goes in a new order (seeded,
+    so runs repeat): a driver that always followed the same one would inherit its
+    aftermath."""
     times: dict[str, list[float]] = {name: [] for name in apps}
+    order = list(apps)
+    shuffle = random.Random(12).shuffle
     for i in range(rounds):
-        for name, app in apps.items():
-            times[name].append(app.round_trip(i % 2 == 0))
+        shuffle(order)
+        for name in order:
+            times[name].append(apps[name].round_trip(i % 2 == 0))
     return {name: sorted(values) for name, values in times.items()}
 
 
