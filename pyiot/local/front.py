@@ -43,6 +43,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pyiot.errors import PyiotError
@@ -213,7 +214,7 @@ class _Session(asyncio.Protocol):
         self.subscriptions: set[bytes] = set()
         self.aliases: dict[int, bytes] = {}
         self.tokens = float(PUBLISHES_PER_SECOND)
-        self.refilled = time.monotonic()
+        self.refilled = front.clock()
         self.published = 0
         self.dropped = 0
         self._drop_logged = 0.0
@@ -413,7 +414,7 @@ class _Session(asyncio.Protocol):
             self.published += 1
             self.front.published += 1
             return True
-        now = time.monotonic()
+        now = self.front.clock()
         self.tokens = min(float(rate), self.tokens + (now - self.refilled) * rate)
         self.refilled = now
         if self.tokens >= 1:
@@ -500,6 +501,8 @@ class QuotaFront:
         #: while running.
         self.connect_interval: float | None = CONNECT_INTERVAL
         self._last_connect: dict[bytes, float] = {}  # client id -> its last CONNECT, recent
+        #: What the quotas read the time from (tests move it on instead of waiting).
+        self.clock: Callable[[], float] = time.monotonic
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -515,7 +518,7 @@ class QuotaFront:
         interval = self.connect_interval
         if interval is None or not client_id:
             return True
-        now = time.monotonic()
+        now = self.clock()
         last = self._last_connect
         if len(last) >= _MAX_REMEMBERED_CONNECTS:
             # Forget what no longer counts: bounded by the CONNECTs of one interval.
