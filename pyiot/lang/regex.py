@@ -129,6 +129,7 @@ class LinePattern:
         return self.regexp.pattern
 
 
+@functools.lru_cache(maxsize=4096)
 def compile_re2(source: str, flags: str = "") -> LinePattern:
     """An RE2 pattern (`search`, `fullmatch`, `groupindex`) for a reply pattern.
 
@@ -136,11 +137,6 @@ def compile_re2(source: str, flags: str = "") -> LinePattern:
     The same source and flags give the same pattern object: a thousand relays share one
     pattern (and what it remembers) instead of compiling a thousand.
     """
-    return _compiled(source, flags)
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(source: str, flags: str) -> LinePattern:
     _check_flags(source, flags)
     _check_counts(source)
     prefix = f"(?{flags})" if flags else ""
